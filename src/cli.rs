@@ -1,0 +1,241 @@
+//! Command line: `run`, `validate`, `routes`, `health`, `hash-key`.
+//! The only place that prints to the terminal and maps failures to exit codes.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use sha2::{Digest, Sha256};
+
+use crate::config;
+use crate::logsetup;
+use crate::server::{self, RunOptions};
+
+/// mcp-edge: an edge gateway for MCP servers.
+#[derive(Debug, Parser)]
+#[command(name = "mcp-edge", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Run {
+        /// Configuration file.
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+        /// Run in the background.
+        #[arg(short = 'd', long)]
+        daemon: bool,
+        /// Take the listeners over from the running instance (zero-downtime upgrade).
+        #[arg(short = 'u', long)]
+        upgrade: bool,
+    },
+    /// Check a configuration file; prints every problem with its YAML path.
+    Validate {
+        /// Configuration file.
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
+    /// Print the routing table and the upstream each rule reaches.
+    Routes {
+        /// Configuration file.
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
+    /// Ask a running gateway whether it is ready (exit 0 = healthy).
+    Health {
+        /// Health URL (default: /health on the first listener of --config, or 127.0.0.1:7332).
+        #[arg(long)]
+        url: Option<String>,
+        /// Configuration file to find the listener in.
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 2000)]
+        timeout_ms: u64,
+    },
+    /// Print the `sha256:<hex>` form of an API key for `auth.api_keys[].key_hash`.
+    HashKey {
+        /// The key.
+        key: String,
+    },
+}
+
+/// Parses arguments and runs the command; returns the process exit code.
+pub fn run() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Run {
+            config,
+            daemon,
+            upgrade,
+        } => match config::load_file(&config) {
+            Ok(rt) => {
+                logsetup::init(&rt.log_level, rt.log_format);
+                log::info!(
+                    "mcp-edge {} starting on {:?} with {} worker(s), {} upstream(s)",
+                    env!("CARGO_PKG_VERSION"),
+                    rt.server.listen,
+                    rt.server.threads,
+                    rt.upstreams.len()
+                );
+                let srv = server::build(rt, &config, &RunOptions { daemon, upgrade });
+                srv.run_forever()
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", config.display());
+                2
+            }
+        },
+        Command::Validate { config } => match config::load_file(&config) {
+            Ok(_) => {
+                println!("{}: ok", config.display());
+                0
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", config.display());
+                1
+            }
+        },
+        Command::Routes { config } => match config::load_file(&config) {
+            Ok(rt) => {
+                print!("{}", routes_table(&rt));
+                0
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", config.display());
+                1
+            }
+        },
+        Command::Health {
+            url,
+            config,
+            timeout_ms,
+        } => health(url, config, Duration::from_millis(timeout_ms)),
+        Command::HashKey { key } => {
+            let digest = Sha256::digest(key.as_bytes());
+            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+            println!("sha256:{hex}");
+            0
+        }
+    }
+}
+
+/// The `routes` output.
+pub fn routes_table(rt: &crate::runtime::Runtime) -> String {
+    let mut out = String::new();
+    let fmt = |g: &Option<crate::routing::Glob>, raw: Option<String>| match (g, raw) {
+        (None, _) => "-".to_string(),
+        (Some(_), Some(r)) => r,
+        (Some(_), None) => "?".into(),
+    };
+    out.push_str(&format!("{:<4} {:<24} {:<24} {:<24} {:<16} {}\n", "#", "method", "tool", "resource/prompt", "upstream", "url"));
+    for (i, r) in rt.routes.rules().iter().enumerate() {
+        let res = match (&r.resource, &r.prompt) {
+            (Some(g), _) => format!("resource {}", glob_text(g)),
+            (None, Some(g)) => format!("prompt {}", glob_text(g)),
+            (None, None) => "-".into(),
+        };
+        out.push_str(&format!(
+            "{:<4} {:<24} {:<24} {:<24} {:<16} {}\n",
+            i,
+            fmt(&r.method, r.method.as_ref().map(glob_text)),
+            fmt(&r.tool, r.tool.as_ref().map(glob_text)),
+            res,
+            r.upstream.name,
+            r.upstream.url
+        ));
+    }
+    match rt.routes.default_upstream() {
+        Some(u) => out.push_str(&format!(
+            "GET streams, DELETE and JSON-RPC responses go to: {} ({})\n",
+            u.name, u.url
+        )),
+        None => out.push_str("no catch-all rule: GET streams, DELETE and JSON-RPC responses get 404\n"),
+    }
+    out
+}
+
+fn glob_text(g: &crate::routing::Glob) -> String {
+    use crate::routing::Glob;
+    match g {
+        Glob::Any => "*".into(),
+        Glob::Exact(s) => s.to_string(),
+        Glob::Prefix(p) => format!("{p}*"),
+        Glob::Suffix(s) => format!("*{s}"),
+        Glob::Pieces(p, start, end) => format!(
+            "{}{}{}",
+            if *start { "*" } else { "" },
+            p.join("*"),
+            if *end { "*" } else { "" }
+        ),
+    }
+}
+
+fn health(url: Option<String>, config: Option<PathBuf>, timeout: Duration) -> i32 {
+    let target = match (url, config) {
+        (Some(u), _) => u,
+        (None, Some(c)) => match config::load_file(&c) {
+            Ok(rt) => {
+                let listen = rt.server.listen.first().cloned().unwrap_or_default();
+                let listen = listen.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
+                format!("http://{listen}/health")
+            }
+            Err(e) => {
+                eprintln!("{}: {e}", c.display());
+                return 2;
+            }
+        },
+        (None, None) => "http://127.0.0.1:7332/health".into(),
+    };
+    match http_get(&target, timeout) {
+        Ok((status, body)) => {
+            println!("{status} {}", body.trim());
+            if status == 200 {
+                0
+            } else {
+                1
+            }
+        }
+        Err(e) => {
+            eprintln!("{target}: {e}");
+            1
+        }
+    }
+}
+
+/// Minimal blocking HTTP/1.1 GET for `health` (plain http only).
+fn http_get(url: &str, timeout: Duration) -> Result<(u16, String), String> {
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or("only http:// URLs are supported")?;
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, "/health"),
+    };
+    let addr = authority
+        .to_socket_addrs()
+        .map_err(|e| e.to_string())?
+        .next()
+        .ok_or("cannot resolve")?;
+    let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut buf = Vec::new();
+    s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
+    let text = String::from_utf8_lossy(&buf);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .ok_or("not an HTTP response")?;
+    let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
+    Ok((status, body))
+}

@@ -1,0 +1,555 @@
+//! Raw YAML → [`Runtime`]. Each top-level section and each list entry is
+//! deserialized on its own so that one mistake does not hide the next: the
+//! operator gets every problem, each with its YAML path
+//! (`routing[2].upstream: unknown upstream "mcp-kb"`).
+
+use std::collections::HashSet;
+use std::net::ToSocketAddrs;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+use serde_yaml::Value;
+
+use super::raw;
+use super::ConfigError;
+use crate::hygiene::HeaderPolicy;
+use crate::routing::{Glob, Routes, Rule};
+use crate::runtime::{Limits, LogFormat, Runtime, ServerSettings};
+use crate::upstream::{Upstream, UpstreamAuth};
+
+/// Sections this version understands; anything else at the top level is an error.
+const SECTIONS: &[&str] = &[
+    "server",
+    "upstreams",
+    "routing",
+    "upstream_headers",
+    "logging",
+    "auth",
+];
+
+/// Deepest `max_json_depth` accepted (serde_json's own recursion guard is 128).
+pub const MAX_JSON_DEPTH_LIMIT: u32 = 100;
+
+struct Errors(Vec<String>);
+
+impl Errors {
+    fn push(&mut self, path: impl std::fmt::Display, msg: impl std::fmt::Display) {
+        self.0.push(format!("{path}: {msg}"));
+    }
+}
+
+/// Deserializes `value` as `T`, reporting a failure under `path` plus the inner path.
+fn section<T: DeserializeOwned>(value: &Value, path: &str, errs: &mut Errors) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let full = if inner == "." || inner.is_empty() {
+                path.to_string()
+            } else if inner.starts_with('[') {
+                format!("{path}{inner}")
+            } else {
+                format!("{path}.{inner}")
+            };
+            errs.push(full, e.into_inner());
+            None
+        }
+    }
+}
+
+/// Replaces `${VAR}` placeholders; a missing or empty variable is an error.
+pub fn expand_env(
+    s: &str,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Vec<String>,
+) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(start) = rest.find("${") {
+        out.push_str(&rest[..start]);
+        let after = &rest[start + 2..];
+        match after.find('}') {
+            Some(end) => {
+                let name = &after[..end];
+                let valid = !name.is_empty()
+                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                if !valid {
+                    errs.push(format!("{path}: invalid placeholder \"${{{name}}}\""));
+                } else {
+                    match env(name) {
+                        Some(v) if !v.is_empty() => out.push_str(&v),
+                        _ => errs.push(format!(
+                            "{path}: environment variable {name} is not set or empty"
+                        )),
+                    }
+                }
+                rest = &after[end + 1..];
+            }
+            None => {
+                errs.push(format!("{path}: unterminated \"${{\" placeholder"));
+                rest = "";
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+fn ms(v: u64) -> Duration {
+    Duration::from_millis(v)
+}
+
+/// Compiles configuration text into a runtime snapshot.
+pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runtime, ConfigError> {
+    let mut errs = Errors(Vec::new());
+    let doc: Value = match serde_yaml::from_str(text) {
+        Ok(Value::Null) => return Err(ConfigError(vec!["(root): configuration is empty".into()])),
+        Ok(v) => v,
+        Err(e) => return Err(ConfigError(vec![format!("(yaml): {e}")])),
+    };
+    let Value::Mapping(root) = &doc else {
+        return Err(ConfigError(vec!["(root): expected a mapping of sections".into()]));
+    };
+    for key in root.keys() {
+        match key.as_str() {
+            Some(k) if SECTIONS.contains(&k) => {}
+            Some(k) => errs.push(k, format!("unknown section (known: {})", SECTIONS.join(", "))),
+            None => errs.push("(root)", "section names must be strings"),
+        }
+    }
+    let get = |k: &str| root.get(k);
+
+    let server = match get("server") {
+        Some(v) => section::<raw::Server>(v, "server", &mut errs),
+        None => {
+            errs.push("server", "missing (server.listen is required)");
+            None
+        }
+    };
+    let logging = get("logging")
+        .and_then(|v| section::<raw::Logging>(v, "logging", &mut errs))
+        .unwrap_or_default();
+    let auth = get("auth")
+        .and_then(|v| section::<raw::Auth>(v, "auth", &mut errs))
+        .unwrap_or_default();
+    let headers = get("upstream_headers")
+        .and_then(|v| section::<raw::UpstreamHeaders>(v, "upstream_headers", &mut errs))
+        .unwrap_or_default();
+
+    // upstreams: each entry on its own
+    let mut upstreams: Vec<Arc<Upstream>> = Vec::new();
+    let mut names = HashSet::new();
+    match get("upstreams") {
+        Some(Value::Sequence(list)) => {
+            for (i, item) in list.iter().enumerate() {
+                let path = format!("upstreams[{i}]");
+                let Some(u) = section::<raw::Upstream>(item, &path, &mut errs) else {
+                    continue;
+                };
+                if !names.insert(u.name.clone()) {
+                    errs.push(format!("{path}.name"), format!("duplicate upstream \"{}\"", u.name));
+                }
+                if let Some(up) = compile_upstream(&u, &path, env, &mut errs) {
+                    upstreams.push(Arc::new(up));
+                }
+            }
+            if list.is_empty() {
+                errs.push("upstreams", "at least one upstream is required");
+            }
+        }
+        Some(_) => errs.push("upstreams", "expected a list"),
+        None => errs.push("upstreams", "missing (at least one upstream is required)"),
+    }
+
+    // routing
+    let mut rules = Vec::new();
+    match get("routing") {
+        Some(Value::Sequence(list)) => {
+            for (i, item) in list.iter().enumerate() {
+                let path = format!("routing[{i}]");
+                let Some(r) = section::<raw::Route>(item, &path, &mut errs) else {
+                    continue;
+                };
+                let m = &r.matches;
+                for (field, value) in [
+                    ("method", &m.method),
+                    ("tool", &m.tool),
+                    ("resource", &m.resource),
+                    ("prompt", &m.prompt),
+                ] {
+                    if matches!(value.as_deref(), Some("")) {
+                        errs.push(format!("{path}.match.{field}"), "empty pattern");
+                    }
+                }
+                let target = upstreams.iter().find(|u| *u.name == *r.upstream).cloned();
+                let Some(upstream) = target else {
+                    if !names.contains(&r.upstream) {
+                        errs.push(
+                            format!("{path}.upstream"),
+                            format!("unknown upstream \"{}\"", r.upstream),
+                        );
+                    }
+                    continue;
+                };
+                rules.push(Rule {
+                    method: m.method.as_deref().map(Glob::new),
+                    tool: m.tool.as_deref().map(Glob::new),
+                    resource: m.resource.as_deref().map(Glob::new),
+                    prompt: m.prompt.as_deref().map(Glob::new),
+                    upstream,
+                });
+            }
+            if list.is_empty() {
+                errs.push("routing", "at least one rule is required");
+            }
+        }
+        Some(_) => errs.push("routing", "expected a list"),
+        None => errs.push("routing", "missing (at least one rule is required)"),
+    }
+
+    let mut forward_errs = Vec::new();
+    let header_policy = HeaderPolicy::new(&headers.forward, &mut forward_errs);
+    for e in forward_errs {
+        errs.0.push(format!("upstream_headers.forward{e}"));
+    }
+
+    let level = logging.level.to_ascii_lowercase();
+    if !["error", "warn", "info", "debug", "trace", "off"].contains(&level.as_str()) {
+        errs.push("logging.level", format!("unknown level \"{}\"", logging.level));
+    }
+    let format = match logging.format.as_str() {
+        "json" => LogFormat::Json,
+        "text" => LogFormat::Text,
+        other => {
+            errs.push("logging.format", format!("expected json or text, got \"{other}\""));
+            LogFormat::Json
+        }
+    };
+
+    let server = server.and_then(|s| compile_server(s, &mut errs));
+
+    if !errs.0.is_empty() {
+        return Err(ConfigError(errs.0));
+    }
+    let Some(server) = server else {
+        return Err(ConfigError(vec!["server: invalid".into()]));
+    };
+    Ok(Runtime {
+        server,
+        routes: Routes::new(rules),
+        upstreams,
+        headers: header_policy,
+        anonymous: auth.anonymous,
+        log_level: level,
+        log_format: format,
+    })
+}
+
+fn compile_server(s: raw::Server, errs: &mut Errors) -> Option<ServerSettings> {
+    let listen = match s.listen {
+        raw::OneOrMany::One(a) => vec![a],
+        raw::OneOrMany::Many(v) => v,
+    };
+    if listen.is_empty() {
+        errs.push("server.listen", "at least one address is required");
+    }
+    for (i, a) in listen.iter().enumerate() {
+        if a.to_socket_addrs().map(|mut it| it.next().is_none()).unwrap_or(true) {
+            errs.push(format!("server.listen[{i}]"), format!("\"{a}\" is not a host:port address"));
+        }
+    }
+    if !s.path.starts_with('/') || s.path.contains(['?', '#', ' ']) {
+        errs.push("server.path", format!("\"{}\" must be an absolute path", s.path));
+    }
+    for (i, o) in s.allowed_origins.iter().enumerate() {
+        if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
+            errs.push(
+                format!("server.allowed_origins[{i}]"),
+                format!("\"{o}\" must be a scheme://host[:port] origin or \"*\""),
+            );
+        }
+    }
+    let l = &s.limits;
+    if l.max_body_bytes == 0 || l.max_body_bytes > 64 << 20 {
+        errs.push("server.limits.max_body_bytes", "must be between 1 and 67108864");
+    }
+    if l.max_json_depth == 0 || l.max_json_depth > MAX_JSON_DEPTH_LIMIT {
+        errs.push(
+            "server.limits.max_json_depth",
+            format!("must be between 1 and {MAX_JSON_DEPTH_LIMIT}"),
+        );
+    }
+    if l.max_headers == 0 {
+        errs.push("server.limits.max_headers", "must be at least 1");
+    }
+    if l.max_header_bytes < 1024 {
+        errs.push("server.limits.max_header_bytes", "must be at least 1024");
+    }
+    if l.header_timeout_ms == 0 {
+        errs.push("server.limits.header_timeout_ms", "must be at least 1");
+    }
+    if l.body_timeout_ms == 0 {
+        errs.push("server.limits.body_timeout_ms", "must be at least 1");
+    }
+    let threads = if s.threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        s.threads
+    };
+    Some(ServerSettings {
+        listen,
+        path: s.path,
+        threads,
+        allowed_origins: s.allowed_origins,
+        allowed_hosts: s.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        limits: Limits {
+            max_body_bytes: usize::try_from(l.max_body_bytes).unwrap_or(usize::MAX),
+            max_header_bytes: usize::try_from(l.max_header_bytes).unwrap_or(usize::MAX),
+            max_headers: usize::try_from(l.max_headers).unwrap_or(usize::MAX),
+            header_timeout: ms(l.header_timeout_ms),
+            body_timeout: ms(l.body_timeout_ms),
+            max_json_depth: l.max_json_depth,
+        },
+        grace_period_secs: s.grace_period_secs,
+        pid_file: s.pid_file,
+        upgrade_sock: s.upgrade_sock,
+    })
+}
+
+fn compile_upstream(
+    u: &raw::Upstream,
+    path: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Errors,
+) -> Option<Upstream> {
+    let before = errs.0.len();
+    if u.name.is_empty() || !u.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+        errs.push(format!("{path}.name"), "must be non-empty [A-Za-z0-9._-]");
+    }
+    let parsed = match crate::upstream::parse_url(&u.url) {
+        Ok(p) => Some(p),
+        Err(e) => {
+            errs.push(format!("{path}.url"), e);
+            None
+        }
+    };
+    for (key, v) in [
+        ("timeout_ms", u.timeout_ms),
+        ("connect_timeout_ms", u.connect_timeout_ms),
+        ("sse_idle_timeout_ms", u.sse_idle_timeout_ms),
+    ] {
+        if v == 0 {
+            errs.push(format!("{path}.{key}"), "must be at least 1");
+        }
+    }
+    let auth = u.auth.as_ref().and_then(|a| {
+        let mut env_errs = Vec::new();
+        let value = expand_env(&a.value, &format!("{path}.auth.value"), env, &mut env_errs);
+        errs.0.extend(env_errs);
+        match UpstreamAuth::new(&a.header, &value) {
+            Ok(auth) => Some(auth),
+            Err(e) => {
+                errs.push(format!("{path}.auth"), e);
+                None
+            }
+        }
+    });
+    let tls = u.tls.clone().unwrap_or(raw::UpstreamTls {
+        verify: true,
+        ca_file: None,
+        sni: None,
+    });
+    if let Some(ca) = &tls.ca_file {
+        if std::fs::metadata(ca).is_err() {
+            errs.push(format!("{path}.tls.ca_file"), format!("cannot read \"{ca}\""));
+        }
+    }
+    let parsed = parsed?;
+    let uri: http::Uri = match parsed.path.parse() {
+        Ok(u) => u,
+        Err(_) => {
+            errs.push(format!("{path}.url"), "invalid path");
+            return None;
+        }
+    };
+    if errs.0.len() != before {
+        return None;
+    }
+    Some(Upstream {
+        name: u.name.as_str().into(),
+        url: u.url.clone(),
+        addr: parsed.addr,
+        tls: parsed.tls,
+        sni: tls.sni.unwrap_or(parsed.host.clone()),
+        verify_tls: tls.verify,
+        ca_file: tls.ca_file,
+        host_header: parsed.host_header,
+        path: parsed.path,
+        uri,
+        auth,
+        timeout: ms(u.timeout_ms),
+        connect_timeout: ms(u.connect_timeout_ms),
+        sse_idle_timeout: ms(u.sse_idle_timeout_ms),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+server:
+  listen: 127.0.0.1:7332
+upstreams:
+  - name: a
+    url: http://127.0.0.1:9000/mcp
+routing:
+  - match: {method: "*"}
+    upstream: a
+"#;
+
+    fn errors(text: &str) -> Vec<String> {
+        match compile(text, &|n| (n == "SET").then(|| "v".to_string())) {
+            Ok(_) => Vec::new(),
+            Err(e) => e.0,
+        }
+    }
+
+    fn one_error(text: &str, want: &str) {
+        let e = errors(text);
+        assert!(e.iter().any(|l| l.contains(want)), "wanted {want:?} in {e:#?}");
+    }
+
+    #[test]
+    fn minimal_config_compiles() {
+        assert!(errors(GOOD).is_empty(), "{:?}", errors(GOOD));
+        let rt = match compile(GOOD, &|_| None) {
+            Ok(rt) => rt,
+            Err(e) => panic!("{e}"),
+        };
+        assert_eq!(rt.server.path, "/mcp");
+        assert_eq!(rt.server.limits.max_body_bytes, 1 << 20);
+        assert!(rt.server.threads >= 1);
+        assert!(!rt.anonymous);
+    }
+
+    #[test]
+    fn unknown_upstream_in_route() {
+        let t = GOOD.replace("upstream: a", "upstream: mcp-kb");
+        one_error(&t, "routing[0].upstream: unknown upstream \"mcp-kb\"");
+    }
+
+    #[test]
+    fn unknown_keys_are_reported_with_path() {
+        one_error(&GOOD.replace("listen:", "lisen:"), "server.lisen: unknown field `lisen`");
+        one_error(&format!("{GOOD}\nbogus: 1\n"), "bogus: unknown section");
+        one_error(
+            &GOOD.replace("    url:", "    colour: red\n    url:"),
+            "upstreams[0].colour: unknown field `colour`",
+        );
+        one_error(
+            &GOOD.replace("{method: \"*\"}", "{methd: \"*\"}"),
+            "routing[0].match.methd: unknown field `methd`",
+        );
+    }
+
+    #[test]
+    fn wrong_types_are_reported_with_path() {
+        one_error(
+            &GOOD.replace("listen: 127.0.0.1:7332", "listen: 127.0.0.1:7332\n  limits: {max_body_bytes: lots}"),
+            "server.limits.max_body_bytes",
+        );
+    }
+
+    #[test]
+    fn every_problem_is_listed() {
+        let t = r#"
+server:
+  listen: nowhere
+  path: mcp
+upstreams:
+  - name: a
+    url: ftp://x/mcp
+  - name: a
+    url: http://127.0.0.1:1/mcp
+    timeout_ms: 0
+routing:
+  - match: {method: "*"}
+    upstream: b
+logging: {level: loud, format: xml}
+"#;
+        let e = errors(t);
+        for want in [
+            "server.listen[0]",
+            "server.path",
+            "upstreams[0].url",
+            "upstreams[1].name: duplicate upstream",
+            "upstreams[1].timeout_ms",
+            "routing[0].upstream: unknown upstream \"b\"",
+            "logging.level",
+            "logging.format",
+        ] {
+            assert!(e.iter().any(|l| l.contains(want)), "wanted {want:?} in {e:#?}");
+        }
+    }
+
+    #[test]
+    fn env_placeholders() {
+        let with_auth = |v: &str| {
+            GOOD.replace(
+                "    url: http://127.0.0.1:9000/mcp",
+                &format!("    url: http://127.0.0.1:9000/mcp\n    auth: {{header: Authorization, value: \"{v}\"}}"),
+            )
+        };
+        assert!(errors(&with_auth("Bearer ${SET}")).is_empty());
+        one_error(&with_auth("Bearer ${MISSING_VAR}"), "upstreams[0].auth.value: environment variable MISSING_VAR is not set");
+        one_error(&with_auth("Bearer ${bad-name}"), "invalid placeholder");
+        one_error(&with_auth("Bearer ${SET"), "unterminated");
+        let mut e = Vec::new();
+        assert_eq!(expand_env("a${SET}b${SET}", "p", &|_| Some("x".into()), &mut e), "axbx");
+        assert!(e.is_empty());
+    }
+
+    #[test]
+    fn missing_sections() {
+        let e = errors("logging: {level: info}\n");
+        for want in ["server: missing", "upstreams: missing", "routing: missing"] {
+            assert!(e.iter().any(|l| l.contains(want)), "wanted {want:?} in {e:#?}");
+        }
+        one_error("", "configuration is empty");
+        one_error("- a\n- b\n", "expected a mapping");
+        one_error("server: [", "(yaml)");
+    }
+
+    #[test]
+    fn limits_are_checked() {
+        let t = GOOD.replace(
+            "listen: 127.0.0.1:7332",
+            "listen: 127.0.0.1:7332\n  limits: {max_json_depth: 1000, max_body_bytes: 0}",
+        );
+        one_error(&t, "server.limits.max_json_depth");
+        one_error(&t, "server.limits.max_body_bytes");
+    }
+
+    #[test]
+    fn bad_origin_and_forward_header() {
+        let t = GOOD.replace(
+            "listen: 127.0.0.1:7332",
+            "listen: 127.0.0.1:7332\n  allowed_origins: [app.example.com]",
+        );
+        one_error(&t, "server.allowed_origins[0]");
+        let t = format!("{GOOD}upstream_headers: {{forward: [accept, \"bad header\"]}}\n");
+        one_error(&t, "upstream_headers.forward[1]");
+    }
+
+    #[test]
+    fn bad_upstream_auth_header() {
+        let t = GOOD.replace(
+            "    url: http://127.0.0.1:9000/mcp",
+            "    url: http://127.0.0.1:9000/mcp\n    auth: {header: \"X Bad\", value: v}",
+        );
+        one_error(&t, "upstreams[0].auth");
+    }
+}

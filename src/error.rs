@@ -1,0 +1,198 @@
+//! `GatewayError`: every way the gateway itself answers a request instead of the
+//! upstream. One enum with exhaustive `status()`, `jsonrpc_code()` and `reason()`,
+//! so a new variant cannot be added without choosing its HTTP status and its
+//! JSON-RPC error code (DESIGN.md style rule 7).
+
+use crate::jsonrpc::InvalidReason;
+
+/// JSON-RPC 2.0 "Parse error".
+pub const PARSE_ERROR: i32 = -32700;
+/// JSON-RPC 2.0 "Invalid Request".
+pub const INVALID_REQUEST: i32 = -32600;
+/// JSON-RPC 2.0 "Method not found".
+pub const METHOD_NOT_FOUND: i32 = -32601;
+/// JSON-RPC 2.0 "Invalid params".
+pub const INVALID_PARAMS: i32 = -32602;
+/// JSON-RPC 2.0 "Internal error".
+pub const INTERNAL_ERROR: i32 = -32603;
+/// Implementation-defined server error (JSON-RPC reserves -32000..-32099).
+pub const SERVER_ERROR: i32 = -32000;
+/// MCP 2026-07-28: an `Mcp-Method`/`Mcp-Name` header disagrees with the body.
+pub const HEADER_MISMATCH: i32 = -32020;
+
+/// A request the gateway answers itself, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayError {
+    /// Request path is not the MCP endpoint (or a health path).
+    NotFound,
+    /// HTTP method not allowed on the endpoint; carries the `Allow` header value.
+    MethodNotAllowed(&'static str),
+    /// `Origin` header present and not allowed (MCP transport security rule).
+    OriginNotAllowed,
+    /// `Host` header not in `server.allowed_hosts` (DNS-rebinding defence).
+    HostNotAllowed,
+    /// No credentials were accepted and anonymous access is off.
+    Unauthenticated,
+    /// Too many or too large request headers.
+    HeadersTooLarge,
+    /// Body larger than `limits.max_body_bytes`.
+    BodyTooLarge,
+    /// Body is not `application/json`, or is compressed (cannot be inspected).
+    UnsupportedMediaType,
+    /// Body not read completely within `limits.body_timeout_ms`, or the client
+    /// sent fewer bytes than announced.
+    BodyIncomplete,
+    /// Body is not valid JSON.
+    Parse,
+    /// Body is JSON but not one JSON-RPC request, notification or response.
+    InvalidRequest(InvalidReason),
+    /// A request whose parameters cannot be authorized (e.g. tools/call without a string name).
+    InvalidParams(&'static str),
+    /// MCP 2026-07-28 header/body disagreement (`Mcp-Method`, `Mcp-Name`).
+    HeaderMismatch(&'static str),
+    /// Unsupported `MCP-Protocol-Version` header value.
+    UnsupportedProtocolVersion,
+    /// No routing rule matched the call.
+    NoRoute,
+    /// Upstream refused or reset the connection, or answered garbage.
+    UpstreamUnavailable,
+    /// Upstream did not connect or answer in time.
+    UpstreamTimeout,
+    /// The gateway is shutting down and no longer takes new work.
+    ShuttingDown,
+    /// A bug or resource failure inside the gateway.
+    Internal,
+}
+
+impl GatewayError {
+    /// HTTP status code of the answer.
+    pub fn status(&self) -> u16 {
+        match self {
+            GatewayError::NotFound => 404,
+            GatewayError::MethodNotAllowed(_) => 405,
+            GatewayError::OriginNotAllowed => 403,
+            GatewayError::HostNotAllowed => 403,
+            GatewayError::Unauthenticated => 401,
+            GatewayError::HeadersTooLarge => 431,
+            GatewayError::BodyTooLarge => 413,
+            GatewayError::UnsupportedMediaType => 415,
+            GatewayError::BodyIncomplete => 408,
+            GatewayError::Parse => 400,
+            GatewayError::InvalidRequest(_) => 400,
+            GatewayError::InvalidParams(_) => 400,
+            GatewayError::HeaderMismatch(_) => 400,
+            GatewayError::UnsupportedProtocolVersion => 400,
+            GatewayError::NoRoute => 404,
+            GatewayError::UpstreamUnavailable => 502,
+            GatewayError::UpstreamTimeout => 504,
+            GatewayError::ShuttingDown => 503,
+            GatewayError::Internal => 500,
+        }
+    }
+
+    /// JSON-RPC error code carried in the body.
+    pub fn jsonrpc_code(&self) -> i32 {
+        match self {
+            GatewayError::NotFound => SERVER_ERROR,
+            GatewayError::MethodNotAllowed(_) => SERVER_ERROR,
+            GatewayError::OriginNotAllowed => SERVER_ERROR,
+            GatewayError::HostNotAllowed => SERVER_ERROR,
+            GatewayError::Unauthenticated => SERVER_ERROR,
+            GatewayError::HeadersTooLarge => SERVER_ERROR,
+            GatewayError::BodyTooLarge => SERVER_ERROR,
+            GatewayError::UnsupportedMediaType => SERVER_ERROR,
+            GatewayError::BodyIncomplete => SERVER_ERROR,
+            GatewayError::Parse => PARSE_ERROR,
+            GatewayError::InvalidRequest(_) => INVALID_REQUEST,
+            GatewayError::InvalidParams(_) => INVALID_PARAMS,
+            GatewayError::HeaderMismatch(_) => HEADER_MISMATCH,
+            GatewayError::UnsupportedProtocolVersion => INVALID_REQUEST,
+            GatewayError::NoRoute => METHOD_NOT_FOUND,
+            GatewayError::UpstreamUnavailable => SERVER_ERROR,
+            GatewayError::UpstreamTimeout => SERVER_ERROR,
+            GatewayError::ShuttingDown => SERVER_ERROR,
+            GatewayError::Internal => INTERNAL_ERROR,
+        }
+    }
+
+    /// Human-readable message for the JSON-RPC error and the access log.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            GatewayError::NotFound => "not found",
+            GatewayError::MethodNotAllowed(_) => "method not allowed",
+            GatewayError::OriginNotAllowed => "origin not allowed",
+            GatewayError::HostNotAllowed => "host not allowed",
+            GatewayError::Unauthenticated => "authentication required",
+            GatewayError::HeadersTooLarge => "request headers too large",
+            GatewayError::BodyTooLarge => "request body too large",
+            GatewayError::UnsupportedMediaType => {
+                "request body must be uncompressed application/json"
+            }
+            GatewayError::BodyIncomplete => "request body incomplete",
+            GatewayError::Parse => "parse error: body is not valid JSON",
+            GatewayError::InvalidRequest(r) => r.message(),
+            GatewayError::InvalidParams(m) => m,
+            GatewayError::HeaderMismatch(m) => m,
+            GatewayError::UnsupportedProtocolVersion => "unsupported MCP-Protocol-Version",
+            GatewayError::NoRoute => "method not found",
+            GatewayError::UpstreamUnavailable => "upstream unavailable",
+            GatewayError::UpstreamTimeout => "upstream timed out",
+            GatewayError::ShuttingDown => "gateway shutting down",
+            GatewayError::Internal => "internal gateway error",
+        }
+    }
+
+    /// Short stable label for logs and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            GatewayError::NotFound => "not_found",
+            GatewayError::MethodNotAllowed(_) => "method_not_allowed",
+            GatewayError::OriginNotAllowed => "origin_not_allowed",
+            GatewayError::HostNotAllowed => "host_not_allowed",
+            GatewayError::Unauthenticated => "unauthenticated",
+            GatewayError::HeadersTooLarge => "headers_too_large",
+            GatewayError::BodyTooLarge => "body_too_large",
+            GatewayError::UnsupportedMediaType => "unsupported_media_type",
+            GatewayError::BodyIncomplete => "body_incomplete",
+            GatewayError::Parse => "parse_error",
+            GatewayError::InvalidRequest(_) => "invalid_request",
+            GatewayError::InvalidParams(_) => "invalid_params",
+            GatewayError::HeaderMismatch(_) => "header_mismatch",
+            GatewayError::UnsupportedProtocolVersion => "unsupported_protocol_version",
+            GatewayError::NoRoute => "no_route",
+            GatewayError::UpstreamUnavailable => "upstream_unavailable",
+            GatewayError::UpstreamTimeout => "upstream_timeout",
+            GatewayError::ShuttingDown => "shutting_down",
+            GatewayError::Internal => "internal",
+        }
+    }
+}
+
+impl std::fmt::Display for GatewayError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.reason())
+    }
+}
+
+impl std::error::Error for GatewayError {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_match_the_issue() {
+        assert_eq!(GatewayError::Parse.status(), 400);
+        assert_eq!(GatewayError::Parse.jsonrpc_code(), -32700);
+        assert_eq!(
+            GatewayError::InvalidRequest(InvalidReason::Batch).jsonrpc_code(),
+            -32600
+        );
+        assert_eq!(GatewayError::HeaderMismatch("x").jsonrpc_code(), -32020);
+        assert_eq!(GatewayError::BodyTooLarge.status(), 413);
+        assert_eq!(GatewayError::UpstreamTimeout.status(), 504);
+        assert_eq!(GatewayError::UpstreamUnavailable.status(), 502);
+        assert_eq!(GatewayError::OriginNotAllowed.status(), 403);
+        assert_eq!(GatewayError::MethodNotAllowed("POST").status(), 405);
+    }
+}

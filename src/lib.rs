@@ -1,0 +1,18 @@
+//! mcp-edge: an edge gateway for MCP (Model Context Protocol) servers on
+//! Cloudflare's Pingora. See `docs/ARCHITECTURE.md` for the module map and the
+//! request flow.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod hygiene;
+pub mod jsonrpc;
+pub mod logsetup;
+pub mod mcp;
+pub mod proxy;
+pub mod reload;
+pub mod routing;
+pub mod runtime;
+pub mod server;
+pub mod upstream;

@@ -1,0 +1,81 @@
+//! `RequestCtx`: the one per-request state object. Each field says which hook
+//! sets it; later hooks only read decisions made earlier (decide once).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+
+use crate::error::GatewayError;
+use crate::jsonrpc::Envelope;
+use crate::mcp::Era;
+use crate::runtime::Runtime;
+use crate::upstream::Upstream;
+
+/// Per-request state.
+pub struct RequestCtx {
+    /// `new_ctx`: when the request started.
+    pub started: Instant,
+    /// `early_request_filter`: the config snapshot this request uses throughout.
+    pub runtime: Option<Arc<Runtime>>,
+    /// `early_request_filter`: kept from a sane client `X-Request-ID`, else generated.
+    pub request_id: String,
+    /// `request_filter`: protocol era from `MCP-Protocol-Version`.
+    pub era: Era,
+    /// `request_filter`: the exact body bytes that were inspected; replayed
+    /// upstream unchanged by `request_body_filter`.
+    pub body: Option<Bytes>,
+    /// `request_filter`: the inspected JSON-RPC envelope of `body`.
+    pub envelope: Option<Envelope>,
+    /// `request_filter`: the upstream chosen by routing.
+    pub upstream: Option<Arc<Upstream>>,
+    /// `request_filter`: a GET listen stream (uses the SSE idle timeout).
+    pub listen_stream: bool,
+    /// Any hook: the answer the gateway gave itself, for the access log.
+    pub error: Option<GatewayError>,
+    /// `response_filter`: the response is an SSE stream.
+    pub sse: bool,
+}
+
+impl RequestCtx {
+    /// A fresh context at request start.
+    pub fn new() -> Self {
+        RequestCtx {
+            started: Instant::now(),
+            runtime: None,
+            request_id: String::new(),
+            era: Era::Session,
+            body: None,
+            envelope: None,
+            upstream: None,
+            listen_stream: false,
+            error: None,
+            sse: false,
+        }
+    }
+
+    /// JSON-RPC method of the body, if any.
+    pub fn method(&self) -> Option<&str> {
+        let body = self.body.as_deref()?;
+        self.envelope.as_ref()?.method(body)
+    }
+
+    /// `params.name` / `params.uri` of the body, whichever the method uses.
+    pub fn target(&self) -> Option<&str> {
+        let body = self.body.as_deref()?;
+        let env = self.envelope.as_ref()?;
+        env.name(body).or_else(|| env.uri(body))
+    }
+
+    /// The request id to echo in a gateway-made error.
+    pub fn id_ref(&self) -> Option<crate::jsonrpc::IdRef<'_>> {
+        let body = self.body.as_deref()?;
+        self.envelope.as_ref()?.id_ref(body)
+    }
+}
+
+impl Default for RequestCtx {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,85 @@
+//! `logging`: one access-log line per request, after the response is done
+//! (for SSE streams: when the stream ends).
+
+use pingora::prelude::*;
+use pingora_proxy::Session;
+use serde::Serialize;
+
+use super::response::classify;
+use super::RequestCtx;
+use crate::mcp::Era;
+
+/// Target of access-log records (`RUST_LOG=access=off` silences them).
+pub const ACCESS_TARGET: &str = "access";
+
+#[derive(Serialize)]
+struct AccessLine<'a> {
+    #[serde(rename = "type")]
+    kind: &'static str,
+    request_id: &'a str,
+    client: Option<String>,
+    http_method: &'a str,
+    path: &'a str,
+    status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mcp_method: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    target: Option<&'a str>,
+    era: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    upstream: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    session: Option<&'a str>,
+    sse: bool,
+    bytes_in: usize,
+    bytes_out: usize,
+    duration_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<&'static str>,
+}
+
+/// Writes the access-log line.
+pub fn access_log(session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+    if !log::log_enabled!(target: ACCESS_TARGET, log::Level::Info) {
+        return;
+    }
+    if ctx.error.is_none() {
+        if let Some(e) = e {
+            ctx.error = classify(e);
+        }
+    }
+    let req = session.req_header();
+    let status = session
+        .response_written()
+        .map(|r| r.status.as_u16())
+        .or_else(|| ctx.error.as_ref().map(|e| e.status()))
+        .unwrap_or(0);
+    let line = AccessLine {
+        kind: "access",
+        request_id: &ctx.request_id,
+        client: session.client_addr().map(|a| a.to_string()),
+        http_method: req.method.as_str(),
+        path: req.uri.path(),
+        status,
+        mcp_method: ctx.method(),
+        target: ctx.target(),
+        era: match ctx.era {
+            Era::Session => "session",
+            Era::Stateless => "stateless",
+        },
+        upstream: ctx.upstream.as_ref().map(|u| &*u.name),
+        session: req
+            .headers
+            .get("mcp-session-id")
+            .and_then(|v| v.to_str().ok()),
+        sse: ctx.sse,
+        bytes_in: ctx.body.as_ref().map_or(0, |b| b.len()),
+        bytes_out: session.body_bytes_sent(),
+        duration_ms: (ctx.started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+        error: ctx.error.as_ref().map(|e| e.label()),
+    };
+    match serde_json::to_string(&line) {
+        Ok(s) => log::info!(target: ACCESS_TARGET, "{s}"),
+        Err(err) => log::warn!("access log line not serialisable: {err}"),
+    }
+}

@@ -1,0 +1,124 @@
+//! The Pingora `ProxyHttp` implementation. Hooks stay thin: each delegates to a
+//! function in `request` (admission, body, routing), `peer` (upstream choice and
+//! header rewrite), `response` (response headers, errors) or `finish` (access
+//! log), which call the Pingora-free domain modules.
+
+mod ctx;
+mod finish;
+mod peer;
+mod request;
+mod response;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use pingora::http::{RequestHeader, ResponseHeader};
+use pingora::prelude::*;
+use pingora::upstreams::peer::HttpPeer;
+use pingora_proxy::{FailToProxy, ProxyHttp, Session};
+
+pub use ctx::RequestCtx;
+pub use finish::ACCESS_TARGET;
+
+use crate::runtime::SharedRuntime;
+
+/// The gateway: holds the live configuration snapshot.
+pub struct Gateway {
+    runtime: SharedRuntime,
+}
+
+impl Gateway {
+    /// A gateway serving the given live snapshot.
+    pub fn new(runtime: SharedRuntime) -> Self {
+        Gateway { runtime }
+    }
+}
+
+#[async_trait]
+impl ProxyHttp for Gateway {
+    type CTX = RequestCtx;
+
+    fn new_ctx(&self) -> RequestCtx {
+        RequestCtx::new()
+    }
+
+    async fn early_request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<()> {
+        request::early(&self.runtime, session, ctx);
+        Ok(())
+    }
+
+    async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        request::admit(session, ctx).await
+    }
+
+    async fn request_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        // request_filter consumed the body; replay exactly the inspected bytes
+        // (needs the vendored pingora-proxy patch above 64 KiB).
+        if end_of_stream {
+            if let Some(kept) = &ctx.body {
+                *body = Some(kept.clone());
+            }
+        }
+        Ok(())
+    }
+
+    async fn upstream_peer(&self, _session: &mut Session, ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+        peer::select(ctx)
+    }
+
+    async fn upstream_request_filter(
+        &self,
+        _session: &mut Session,
+        upstream_request: &mut RequestHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        peer::rewrite_request(upstream_request, ctx)
+    }
+
+    async fn response_filter(
+        &self,
+        _session: &mut Session,
+        upstream_response: &mut ResponseHeader,
+        ctx: &mut RequestCtx,
+    ) -> Result<()> {
+        response::filter(upstream_response, ctx)
+    }
+
+    fn fail_to_connect(
+        &self,
+        _session: &mut Session,
+        _peer: &HttpPeer,
+        _ctx: &mut RequestCtx,
+        mut e: Box<Error>,
+    ) -> Box<Error> {
+        // One endpoint per upstream for now: retrying the same address only
+        // multiplies the wait. (Pools retry on another member, issue 6.)
+        e.set_retry(false);
+        e
+    }
+
+    async fn fail_to_proxy(&self, session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+        response::fail(session, e, ctx).await
+    }
+
+    fn suppress_error_log(&self, _session: &Session, _ctx: &RequestCtx, _error: &Error) -> bool {
+        // every failure is in the access log line already
+        true
+    }
+
+    async fn logging(&self, session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
+        finish::access_log(session, e, ctx);
+    }
+}
+
+/// Builds the Pingora proxy application for a live snapshot.
+pub fn gateway(runtime: SharedRuntime) -> Arc<Gateway> {
+    Arc::new(Gateway::new(runtime))
+}

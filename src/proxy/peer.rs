@@ -1,0 +1,47 @@
+//! `upstream_peer` and `upstream_request_filter`: the upstream chosen in
+//! `request_filter` becomes a peer, and the request header is rewritten for it:
+//! upstream path and Host, the header allowlist (client credentials never
+//! pass), exact Content-Length of the inspected body, X-Request-ID, and the
+//! upstream's own credential.
+
+use pingora::http::RequestHeader;
+use pingora::prelude::*;
+use pingora::upstreams::peer::HttpPeer;
+
+use super::RequestCtx;
+
+/// The peer for the routed upstream.
+pub fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
+    match &ctx.upstream {
+        Some(u) => Ok(u.peer(ctx.listen_stream)),
+        // request_filter always routes or answers; reaching here is a bug
+        None => Error::e_explain(InternalError, "no upstream chosen"),
+    }
+}
+
+/// Rewrites the upstream request header.
+pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<()> {
+    let (Some(rt), Some(up)) = (&ctx.runtime, &ctx.upstream) else {
+        return Error::e_explain(InternalError, "request not admitted");
+    };
+    let drop: Vec<http::HeaderName> = req
+        .headers
+        .keys()
+        .filter(|k| !rt.headers.keep(k))
+        .cloned()
+        .collect();
+    for name in &drop {
+        req.remove_header(name);
+    }
+    if let Some(body) = &ctx.body {
+        // the body is replayed whole: announce its exact length (no chunking)
+        req.insert_header("content-length", body.len())?;
+    }
+    req.set_uri(up.uri.clone());
+    req.insert_header("host", up.host_header.as_str())?;
+    req.insert_header("x-request-id", ctx.request_id.as_str())?;
+    if let Some(auth) = &up.auth {
+        req.insert_header(auth.header.clone(), auth.value.clone())?;
+    }
+    Ok(())
+}

@@ -1,0 +1,275 @@
+//! `early_request_filter` and `request_filter`: admission in a fixed order
+//! (DESIGN.md step 2), each step may end the request with a JSON-RPC error:
+//!
+//! 1. health paths, header limits, Host, path, Origin, HTTP method, protocol era;
+//! 2. authenticate (issue 3 adds schemes; today: anonymous or 401);
+//! 3. read the body whole (bounded by `max_body_bytes`), inspect the envelope;
+//! 4. header/body consistency (`Mcp-Method`, `Mcp-Name`);
+//! 5. authorize and rate-limit (issues 3 and 4);
+//! 6. route to an upstream.
+
+use bytes::{Bytes, BytesMut};
+use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST, ORIGIN};
+use http::Method;
+use pingora::prelude::*;
+use pingora_proxy::Session;
+
+use super::response::{respond, respond_json};
+use super::RequestCtx;
+use crate::error::GatewayError;
+use crate::hygiene::{new_request_id, sane_request_id};
+use crate::jsonrpc::{self, InspectError, Kind};
+use crate::mcp::{self, Era};
+use crate::routing::Call;
+use crate::runtime::{Runtime, SharedRuntime};
+
+/// Liveness path, answered by the gateway itself.
+pub const HEALTHZ: &str = "/healthz";
+/// Readiness path, answered by the gateway itself.
+pub const HEALTH: &str = "/health";
+
+/// Takes the config snapshot and the request id.
+pub fn early(shared: &SharedRuntime, session: &mut Session, ctx: &mut RequestCtx) {
+    ctx.runtime = Some(shared.load_full());
+    let given = session.req_header().headers.get("x-request-id");
+    ctx.request_id = match given {
+        Some(v) if sane_request_id(v.as_bytes()) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        _ => new_request_id(),
+    };
+}
+
+/// `request_filter`. `Ok(true)` = the gateway answered; `Ok(false)` = proxy on.
+pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    let Some(rt) = ctx.runtime.clone() else {
+        return respond(session, ctx, GatewayError::Internal, false).await;
+    };
+    let req = session.req_header();
+    let path = req.uri.path();
+
+    // 1. request shape
+    if path == HEALTHZ || path == HEALTH {
+        return health(session, ctx, path == HEALTHZ).await;
+    }
+    if let Err(e) = check_header_limits(&rt, req) {
+        return respond(session, ctx, e, false).await;
+    }
+    let host = req
+        .headers
+        .get(HOST)
+        .map(|h| h.as_bytes())
+        .or_else(|| req.uri.authority().map(|a| a.as_str().as_bytes()))
+        .unwrap_or(b"");
+    if !rt.host_allowed(host) {
+        return respond(session, ctx, GatewayError::HostNotAllowed, false).await;
+    }
+    if path != rt.server.path {
+        return respond(session, ctx, GatewayError::NotFound, false).await;
+    }
+    if let Some(origin) = req.headers.get(ORIGIN) {
+        if !rt.origin_allowed(origin.as_bytes()) {
+            return respond(session, ctx, GatewayError::OriginNotAllowed, false).await;
+        }
+    }
+    let method = req.method.clone();
+    if method != Method::POST && method != Method::GET && method != Method::DELETE {
+        return respond(session, ctx, GatewayError::MethodNotAllowed("GET, POST, DELETE"), false).await;
+    }
+    ctx.era = match mcp::era(req.headers.get("mcp-protocol-version").map(|v| v.as_bytes())) {
+        Ok(era) => era,
+        Err(()) => return respond(session, ctx, GatewayError::UnsupportedProtocolVersion, false).await,
+    };
+    if ctx.era == Era::Stateless && method != Method::POST {
+        // 2026-07-28 has no sessions: no GET stream, no DELETE
+        return respond(session, ctx, GatewayError::MethodNotAllowed("POST"), false).await;
+    }
+
+    // 2. authenticate
+    if !rt.anonymous {
+        return respond(session, ctx, GatewayError::Unauthenticated, false).await;
+    }
+
+    if method != Method::POST {
+        // GET listen stream / DELETE session end: no body, default route
+        ctx.listen_stream = method == Method::GET;
+        return match rt.routes.default_upstream() {
+            Some(u) => {
+                ctx.upstream = Some(u.clone());
+                Ok(false)
+            }
+            None => respond(session, ctx, GatewayError::NoRoute, false).await,
+        };
+    }
+
+    // 3. body
+    if let Err(e) = check_body_headers(session.req_header(), rt.server.limits.max_body_bytes) {
+        return respond(session, ctx, e, false).await;
+    }
+    match read_body(session, &rt).await {
+        Ok(body) => ctx.body = Some(body),
+        Err(e) => return respond(session, ctx, e, false).await,
+    }
+    let body = ctx.body.as_deref().unwrap_or_default();
+    let envelope = match jsonrpc::inspect(body, rt.server.limits.max_json_depth) {
+        Ok(env) => env,
+        Err(InspectError::Parse) => return respond(session, ctx, GatewayError::Parse, true).await,
+        Err(InspectError::Invalid(r)) => {
+            return respond(session, ctx, GatewayError::InvalidRequest(r), true).await
+        }
+    };
+    let (m, name, uri) = (envelope.method(body), envelope.name(body), envelope.uri(body));
+    if let Some(e) = params_problem(m, &envelope) {
+        ctx.envelope = Some(envelope);
+        return respond(session, ctx, e, true).await;
+    }
+
+    // 4. header/body consistency
+    let headers = &session.req_header().headers;
+    let checked = mcp::check_headers(
+        ctx.era,
+        headers.get("mcp-method").map(|v| v.as_bytes()),
+        headers.get("mcp-name").map(|v| v.as_bytes()),
+        m,
+        name,
+        uri,
+    );
+
+    // 6. route
+    let call = if envelope.kind == Kind::Response {
+        Call::default()
+    } else {
+        Call::from_parts(m, name, uri)
+    };
+    let upstream = rt.routes.route(&call).cloned();
+    ctx.envelope = Some(envelope);
+    if let Err(msg) = checked {
+        return respond(session, ctx, GatewayError::HeaderMismatch(msg), true).await;
+    }
+    match upstream {
+        Some(u) => {
+            ctx.upstream = Some(u);
+            Ok(false)
+        }
+        None => respond(session, ctx, GatewayError::NoRoute, true).await,
+    }
+}
+
+async fn health(session: &mut Session, ctx: &mut RequestCtx, live: bool) -> Result<bool> {
+    let method = &session.req_header().method;
+    if method != Method::GET && method != Method::HEAD {
+        return respond(session, ctx, GatewayError::MethodNotAllowed("GET, HEAD"), false).await;
+    }
+    let (status, body): (u16, &'static [u8]) = if live {
+        (200, b"{\"status\":\"ok\"}")
+    } else if session.is_process_shutting_down() {
+        (503, b"{\"status\":\"draining\"}")
+    } else {
+        (200, b"{\"status\":\"ready\"}")
+    };
+    respond_json(session, ctx, status, Bytes::from_static(body), true).await?;
+    Ok(true)
+}
+
+/// Pingora accepts up to 256 headers / 1 MiB; enforce the configured limits.
+fn check_header_limits(rt: &Runtime, req: &RequestHeader) -> std::result::Result<(), GatewayError> {
+    let limits = &rt.server.limits;
+    if req.headers.len() > limits.max_headers {
+        return Err(GatewayError::HeadersTooLarge);
+    }
+    let size: usize = req
+        .headers
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.len() + 4)
+        .sum::<usize>()
+        + req.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if size > limits.max_header_bytes {
+        return Err(GatewayError::HeadersTooLarge);
+    }
+    Ok(())
+}
+
+/// Content-Type, Content-Encoding and Content-Length checks before reading.
+fn check_body_headers(req: &RequestHeader, max: usize) -> std::result::Result<(), GatewayError> {
+    let ctype = req.headers.get(CONTENT_TYPE).map(|v| v.as_bytes()).unwrap_or(b"");
+    let mime = ctype.split(|b| *b == b';').next().unwrap_or(b"");
+    if !mime.trim_ascii().eq_ignore_ascii_case(b"application/json") {
+        return Err(GatewayError::UnsupportedMediaType);
+    }
+    if let Some(enc) = req.headers.get(CONTENT_ENCODING) {
+        // a compressed body cannot be inspected without inflating it: refuse
+        if !enc.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity") {
+            return Err(GatewayError::UnsupportedMediaType);
+        }
+    }
+    if let Some(len) = req.headers.get(CONTENT_LENGTH) {
+        let len = std::str::from_utf8(len.as_bytes())
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok());
+        match len {
+            Some(n) if n > max as u64 => return Err(GatewayError::BodyTooLarge),
+            Some(_) => {}
+            None => return Err(GatewayError::InvalidRequest(jsonrpc::InvalidReason::NotAMessage)),
+        }
+    }
+    Ok(())
+}
+
+/// Reads the whole body, at most `max_body_bytes`; never inspects a prefix.
+async fn read_body(session: &mut Session, rt: &Runtime) -> std::result::Result<Bytes, GatewayError> {
+    let limits = &rt.server.limits;
+    let max = limits.max_body_bytes;
+    if session
+        .req_header()
+        .headers
+        .get(EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"))
+    {
+        session
+            .as_downstream_mut()
+            .write_continue_response()
+            .await
+            .map_err(|_| GatewayError::BodyIncomplete)?;
+    }
+    session.as_downstream_mut().set_read_timeout(Some(limits.body_timeout));
+    let mut first: Option<Bytes> = None;
+    let mut rest: Option<BytesMut> = None;
+    let mut total = 0usize;
+    loop {
+        match session.read_request_body().await {
+            Ok(Some(chunk)) => {
+                total += chunk.len();
+                if total > max {
+                    return Err(GatewayError::BodyTooLarge);
+                }
+                match (&first, &mut rest) {
+                    (None, _) => first = Some(chunk),
+                    (Some(f), None) => {
+                        let mut buf = BytesMut::with_capacity((f.len() + chunk.len()).max(16 * 1024).min(max));
+                        buf.extend_from_slice(f);
+                        buf.extend_from_slice(&chunk);
+                        rest = Some(buf);
+                    }
+                    (Some(_), Some(buf)) => buf.extend_from_slice(&chunk),
+                }
+            }
+            Ok(None) => break,
+            Err(_) => return Err(GatewayError::BodyIncomplete),
+        }
+    }
+    Ok(match rest {
+        Some(buf) => buf.freeze(),
+        None => first.unwrap_or_default(),
+    })
+}
+
+/// Methods whose authorization needs a name or URI must carry it as a string.
+fn params_problem(method: Option<&str>, env: &jsonrpc::Envelope) -> Option<GatewayError> {
+    match method? {
+        "tools/call" | "prompts/get" if env.name.is_none() => {
+            Some(GatewayError::InvalidParams("invalid params: \"name\" must be a string"))
+        }
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" if env.uri.is_none() => {
+            Some(GatewayError::InvalidParams("invalid params: \"uri\" must be a string"))
+        }
+        _ => None,
+    }
+}

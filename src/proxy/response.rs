@@ -1,0 +1,129 @@
+//! Responses: headers on the way back (`response_filter`), answers the gateway
+//! writes itself (JSON-RPC error objects with the right HTTP status), and the
+//! mapping of proxy failures to 502/504 (`fail_to_proxy`).
+
+use bytes::Bytes;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora::ErrorSource;
+use pingora_proxy::{FailToProxy, Session};
+
+use super::RequestCtx;
+use crate::error::GatewayError;
+use crate::jsonrpc;
+
+/// Writes a gateway-made JSON-RPC error and ends the request (`Ok(true)` for
+/// `request_filter`). `body_consumed` says whether the request body was read
+/// whole; if not, the connection is closed rather than reused.
+pub async fn respond(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    err: GatewayError,
+    body_consumed: bool,
+) -> Result<bool> {
+    let body = jsonrpc::error_body(ctx.id_ref(), err.jsonrpc_code(), err.reason());
+    let status = err.status();
+    let allow = match &err {
+        GatewayError::MethodNotAllowed(allow) => Some(*allow),
+        _ => None,
+    };
+    let unauthenticated = err == GatewayError::Unauthenticated;
+    ctx.error = Some(err);
+    let mut resp = json_header(status, body.len(), ctx)?;
+    if let Some(allow) = allow {
+        resp.insert_header("allow", allow)?;
+    }
+    if unauthenticated {
+        resp.insert_header("www-authenticate", "Bearer")?;
+    }
+    if !body_consumed {
+        session.set_keepalive(None);
+    }
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(true)
+}
+
+/// Writes a JSON answer (health endpoints).
+pub async fn respond_json(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    status: u16,
+    body: Bytes,
+    keepalive: bool,
+) -> Result<()> {
+    let resp = json_header(status, body.len(), ctx)?;
+    if !keepalive {
+        session.set_keepalive(None);
+    }
+    let head_only = session.req_header().method == http::Method::HEAD;
+    session.write_response_header(Box::new(resp), head_only).await?;
+    if !head_only {
+        session.write_response_body(Some(body), true).await?;
+    }
+    Ok(())
+}
+
+fn json_header(status: u16, len: usize, ctx: &RequestCtx) -> Result<ResponseHeader> {
+    let mut resp = ResponseHeader::build(status, Some(4))?;
+    resp.insert_header("content-type", "application/json")?;
+    resp.insert_header("content-length", len)?;
+    resp.insert_header("cache-control", "no-store")?;
+    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    Ok(resp)
+}
+
+/// `response_filter`: echo the request id, note SSE.
+pub fn filter(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+    ctx.sse = resp
+        .headers
+        .get("content-type")
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    Ok(())
+}
+
+/// Maps a proxy failure to the gateway's answer.
+pub fn classify(e: &Error) -> Option<GatewayError> {
+    use pingora::ErrorType::*;
+    match e.etype() {
+        ConnectTimedout => Some(GatewayError::UpstreamTimeout),
+        ReadTimedout | WriteTimedout if e.esource() == &ErrorSource::Upstream => {
+            Some(GatewayError::UpstreamTimeout)
+        }
+        _ => match e.esource() {
+            ErrorSource::Upstream => Some(GatewayError::UpstreamUnavailable),
+            // the client went away: nobody to answer
+            ErrorSource::Downstream => None,
+            ErrorSource::Internal | ErrorSource::Unset => Some(GatewayError::Internal),
+        },
+    }
+}
+
+/// `fail_to_proxy`: a JSON-RPC error with 502/504 unless a response already started.
+pub async fn fail(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> FailToProxy {
+    let Some(err) = classify(e) else {
+        return FailToProxy {
+            error_code: 0,
+            can_reuse_downstream: false,
+        };
+    };
+    let code = err.status();
+    if ctx.error.is_none() {
+        ctx.error = Some(err.clone());
+    }
+    if session.response_written().is_none() {
+        let body = jsonrpc::error_body(ctx.id_ref(), err.jsonrpc_code(), err.reason());
+        if let Ok(resp) = json_header(code, body.len(), ctx) {
+            session.set_keepalive(None);
+            let written = session.write_response_header(Box::new(resp), false).await;
+            if written.is_ok() {
+                let _ = session.write_response_body(Some(body), true).await;
+            }
+        }
+    }
+    FailToProxy {
+        error_code: code,
+        can_reuse_downstream: false,
+    }
+}

@@ -1,0 +1,60 @@
+//! SIGHUP handling. Pingora installs no SIGHUP handler, so the signal would kill
+//! the process; this background service catches it and reloads the
+//! configuration file: a valid file is compiled and swapped in whole, an
+//! invalid one is logged with every error and the last good snapshot stays.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use pingora::server::ShutdownWatch;
+use pingora::services::background::BackgroundService;
+
+use crate::config;
+use crate::runtime::SharedRuntime;
+
+/// Reloads the configuration on SIGHUP.
+pub struct Reloader {
+    /// The file to re-read.
+    pub path: PathBuf,
+    /// The live snapshot to swap.
+    pub runtime: SharedRuntime,
+}
+
+impl Reloader {
+    /// Re-reads the file and swaps the snapshot if it is valid.
+    pub fn reload(&self) -> Result<(), config::ConfigError> {
+        let new = config::load_file(&self.path)?;
+        let old = self.runtime.load();
+        if new.server.listen != old.server.listen || new.server.threads != old.server.threads {
+            log::warn!(
+                "reload: server.listen/threads changed; they take effect on restart or upgrade (-u)"
+            );
+        }
+        self.runtime.store(Arc::new(new));
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl BackgroundService for Reloader {
+    async fn start(&self, mut shutdown: ShutdownWatch) {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hup = match signal(SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("cannot install the SIGHUP handler: {e}");
+                return;
+            }
+        };
+        loop {
+            tokio::select! {
+                _ = hup.recv() => match self.reload() {
+                    Ok(()) => log::info!("reload: configuration {} applied", self.path.display()),
+                    Err(e) => log::error!("reload: kept the previous configuration; {e}"),
+                },
+                _ = shutdown.changed() => return,
+            }
+        }
+    }
+}

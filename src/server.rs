@@ -1,0 +1,100 @@
+//! Process bootstrap: turns a compiled [`Runtime`] into a Pingora `Server` with
+//! the proxy service, its listeners, worker threads, graceful-shutdown and
+//! upgrade settings, and the SIGHUP reloader. Pingora then owns the process:
+//! SIGTERM drains, SIGQUIT hands the listeners to a new binary started with `-u`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use pingora::apps::HttpServerOptions;
+use pingora::server::configuration::{Opt, ServerConf};
+use pingora::server::Server;
+use pingora::services::background::background_service;
+
+use crate::proxy::Gateway;
+use crate::reload::Reloader;
+use crate::runtime::Runtime;
+
+/// How `run` was asked to start.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Detach into the background (`-d`).
+    pub daemon: bool,
+    /// Take the listeners over from a running instance (`-u`).
+    pub upgrade: bool,
+}
+
+/// A file-name-safe tag for the first listener, used for default pid/upgrade paths
+/// so that two gateways on one host do not share them.
+fn listener_tag(rt: &Runtime) -> String {
+    rt.server
+        .listen
+        .first()
+        .map(|a| a.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect())
+        .unwrap_or_else(|| "default".into())
+}
+
+/// Pingora's server configuration derived from ours.
+pub fn server_conf(rt: &Runtime, opts: &RunOptions) -> ServerConf {
+    let tag = listener_tag(rt);
+    ServerConf {
+        threads: rt.server.threads,
+        daemon: opts.daemon,
+        pid_file: rt
+            .server
+            .pid_file
+            .clone()
+            .unwrap_or_else(|| format!("/tmp/mcp-edge-{tag}.pid")),
+        upgrade_sock: rt
+            .server
+            .upgrade_sock
+            .clone()
+            .unwrap_or_else(|| format!("/tmp/mcp-edge-{tag}.sock")),
+        grace_period_seconds: Some(rt.server.grace_period_secs),
+        graceful_shutdown_timeout_seconds: Some(5),
+        // retries are decided by the gateway (fail_to_connect), not by a global count
+        max_retries: 1,
+        ..ServerConf::default()
+    }
+}
+
+/// Builds the Pingora server for a compiled configuration.
+pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> Server {
+    let conf = server_conf(&rt, opts);
+    let opt = Opt {
+        upgrade: opts.upgrade,
+        daemon: opts.daemon,
+        nocapture: false,
+        test: false,
+        conf: None,
+    };
+    let listen = rt.server.listen.clone();
+    let shared = Arc::new(ArcSwap::from_pointee(rt));
+    let mut server = Server::new_with_opt_and_conf(opt, conf);
+    server.bootstrap();
+
+    let mut svc = pingora_proxy::http_proxy_service_with_name(
+        &server.configuration,
+        Gateway::new(shared.clone()),
+        "mcp-edge",
+    );
+    for addr in &listen {
+        svc.add_tcp(addr);
+    }
+    if let Some(app) = svc.app_logic_mut() {
+        let mut options = HttpServerOptions::default();
+        // HTTP/2 with prior knowledge on plaintext listeners (h2c); HTTP/1.1 otherwise
+        options.h2c = true;
+        app.server_options = Some(options);
+    }
+    server.add_service(svc);
+    server.add_service(background_service(
+        "config reload",
+        Reloader {
+            path: PathBuf::from(config_path),
+            runtime: shared,
+        },
+    ));
+    server
+}
