@@ -15,10 +15,11 @@ pub const METHOD_NOT_FOUND: i32 = -32601;
 pub const INVALID_PARAMS: i32 = -32602;
 /// JSON-RPC 2.0 "Internal error".
 pub const INTERNAL_ERROR: i32 = -32603;
-/// Implementation-defined server error (JSON-RPC reserves -32000..-32099).
-pub const SERVER_ERROR: i32 = -32000;
-/// MCP 2026-07-28: an `Mcp-Method`/`Mcp-Name` header disagrees with the body.
+/// MCP 2026-07-28 `HeaderMismatch`: an `MCP-Protocol-Version`, `Mcp-Method` or
+/// `Mcp-Name` header is missing, malformed, or disagrees with the body.
 pub const HEADER_MISMATCH: i32 = -32020;
+/// MCP 2026-07-28 `UnsupportedProtocolVersion`.
+pub const UNSUPPORTED_PROTOCOL_VERSION: i32 = -32022;
 
 /// A request the gateway answers itself, with the reason.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,25 +93,28 @@ impl GatewayError {
 
     /// JSON-RPC error code carried in the body.
     pub fn jsonrpc_code(&self) -> i32 {
+        // MCP 2026-07-28 retires the implementation-defined -32000..-32019 range,
+        // so transport-level refusals use the standard codes: the client's
+        // fault is -32600, the gateway's or upstream's is -32603.
         match self {
-            GatewayError::NotFound => SERVER_ERROR,
-            GatewayError::MethodNotAllowed(_) => SERVER_ERROR,
-            GatewayError::OriginNotAllowed => SERVER_ERROR,
-            GatewayError::HostNotAllowed => SERVER_ERROR,
-            GatewayError::Unauthenticated => SERVER_ERROR,
-            GatewayError::HeadersTooLarge => SERVER_ERROR,
-            GatewayError::BodyTooLarge => SERVER_ERROR,
-            GatewayError::UnsupportedMediaType => SERVER_ERROR,
-            GatewayError::BodyIncomplete => SERVER_ERROR,
+            GatewayError::NotFound => INVALID_REQUEST,
+            GatewayError::MethodNotAllowed(_) => INVALID_REQUEST,
+            GatewayError::OriginNotAllowed => INVALID_REQUEST,
+            GatewayError::HostNotAllowed => INVALID_REQUEST,
+            GatewayError::Unauthenticated => INVALID_REQUEST,
+            GatewayError::HeadersTooLarge => INVALID_REQUEST,
+            GatewayError::BodyTooLarge => INVALID_REQUEST,
+            GatewayError::UnsupportedMediaType => INVALID_REQUEST,
+            GatewayError::BodyIncomplete => INVALID_REQUEST,
             GatewayError::Parse => PARSE_ERROR,
             GatewayError::InvalidRequest(_) => INVALID_REQUEST,
             GatewayError::InvalidParams(_) => INVALID_PARAMS,
             GatewayError::HeaderMismatch(_) => HEADER_MISMATCH,
-            GatewayError::UnsupportedProtocolVersion => INVALID_REQUEST,
+            GatewayError::UnsupportedProtocolVersion => UNSUPPORTED_PROTOCOL_VERSION,
             GatewayError::NoRoute => METHOD_NOT_FOUND,
-            GatewayError::UpstreamUnavailable => SERVER_ERROR,
-            GatewayError::UpstreamTimeout => SERVER_ERROR,
-            GatewayError::ShuttingDown => SERVER_ERROR,
+            GatewayError::UpstreamUnavailable => INTERNAL_ERROR,
+            GatewayError::UpstreamTimeout => INTERNAL_ERROR,
+            GatewayError::ShuttingDown => INTERNAL_ERROR,
             GatewayError::Internal => INTERNAL_ERROR,
         }
     }

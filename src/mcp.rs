@@ -1,5 +1,11 @@
 //! MCP protocol rules the gateway enforces: protocol eras and versions, and the
-//! 2026-07-28 rule that the `Mcp-Method` / `Mcp-Name` headers agree with the body.
+//! 2026-07-28 rule that the `MCP-Protocol-Version`, `Mcp-Method` and `Mcp-Name`
+//! headers agree with the body (spec: 2026-07-28/basic/transports/streamable-http,
+//! "Request Metadata" and "Server Validation").
+
+use std::borrow::Cow;
+
+use base64::Engine;
 
 /// Which MCP transport model a request uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,8 +62,41 @@ pub fn name_for_header<'a>(
 ) -> Option<Option<&'a str>> {
     match method {
         "tools/call" | "prompts/get" => Some(name),
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => Some(uri),
+        "resources/read" => Some(uri),
         _ => None,
+    }
+}
+
+/// Decodes an MCP header value: plain visible ASCII as is, or the spec's
+/// `=?base64?<base64 of UTF-8>?=` form (used for non-ASCII and edge cases).
+/// Control characters, non-ASCII bytes and broken base64 are errors.
+pub fn decode_header_value(raw: &[u8]) -> Result<Cow<'_, [u8]>, ()> {
+    if let Some(inner) = raw
+        .strip_prefix(b"=?base64?")
+        .and_then(|r| r.strip_suffix(b"?="))
+    {
+        return base64::engine::general_purpose::STANDARD
+            .decode(inner)
+            .map(Cow::Owned)
+            .map_err(|_| ());
+    }
+    if raw.iter().all(|b| (0x20..0x7f).contains(b)) {
+        Ok(Cow::Borrowed(raw))
+    } else {
+        Err(())
+    }
+}
+
+/// The 2026-07-28 version rule: a body that declares its protocol version in
+/// `params._meta` must carry the same value in `MCP-Protocol-Version` (a
+/// client cannot dodge header validation by leaving the header out).
+pub fn check_version(header: Option<&[u8]>, meta: Option<&str>) -> Result<(), &'static str> {
+    match (header, meta) {
+        (None, Some(_)) => Err("MCP-Protocol-Version header is required"),
+        (Some(h), Some(m)) if h != m.as_bytes() => {
+            Err("MCP-Protocol-Version header does not match params._meta")
+        }
+        _ => Ok(()),
     }
 }
 
@@ -80,15 +119,21 @@ pub fn check_headers(
         }
         return Ok(());
     };
-    match header_method {
-        Some(h) if h != method.as_bytes() => {
+    match header_method.map(decode_header_value) {
+        Some(Err(())) => return Err("Mcp-Method header has invalid characters"),
+        Some(Ok(h)) if *h != *method.as_bytes() => {
             return Err("Mcp-Method header does not match the body's method")
         }
         None if era == Era::Stateless => return Err("Mcp-Method header is required"),
         _ => {}
     }
+    let header_name = match header_name.map(decode_header_value) {
+        Some(Err(())) => return Err("Mcp-Name header has invalid characters"),
+        Some(Ok(v)) => Some(v),
+        None => None,
+    };
     match (name_for_header(method, name, uri), header_name) {
-        (Some(Some(expected)), Some(h)) if h != expected.as_bytes() => {
+        (Some(Some(expected)), Some(h)) if *h != *expected.as_bytes() => {
             Err("Mcp-Name header does not match the body")
         }
         (Some(Some(_)), None) if era == Era::Stateless => Err("Mcp-Name header is required"),
@@ -126,6 +171,28 @@ mod tests {
         assert!(ok(Some(b"tools/list"), Some(b"x"), "tools/list", None).is_err());
         assert!(check_headers(s, Some(b"resources/read"), Some(b"file:///a"), Some("resources/read"), None, Some("file:///a")).is_ok());
         assert!(check_headers(s, Some(b"resources/read"), Some(b"file:///b"), Some("resources/read"), None, Some("file:///a")).is_err());
+    }
+
+    #[test]
+    fn base64_values() {
+        assert_eq!(decode_header_value(b"echo").as_deref(), Ok(&b"echo"[..]));
+        // "héllo" in the spec's base64 form
+        assert_eq!(decode_header_value(b"=?base64?aMOpbGxv?=").as_deref(), Ok("héllo".as_bytes()));
+        assert!(decode_header_value(b"=?base64?!!!?=").is_err());
+        assert!(decode_header_value("héllo".as_bytes()).is_err());
+        assert!(decode_header_value(&[b'a', 1, b'b']).is_err());
+        let s = Era::Stateless;
+        assert!(check_headers(s, Some(b"tools/call"), Some(b"=?base64?aMOpbGxv?="), Some("tools/call"), Some("héllo"), None).is_ok());
+        assert!(check_headers(s, Some(b"tools/call"), Some(b"=?base64?aMOpbGxv?="), Some("tools/call"), Some("hello"), None).is_err());
+    }
+
+    #[test]
+    fn meta_version_must_match_header() {
+        assert!(check_version(None, None).is_ok());
+        assert!(check_version(Some(b"2025-06-18"), None).is_ok());
+        assert!(check_version(Some(b"2026-07-28"), Some("2026-07-28")).is_ok());
+        assert!(check_version(None, Some("2026-07-28")).is_err());
+        assert!(check_version(Some(b"2025-11-25"), Some("2026-07-28")).is_err());
     }
 
     #[test]

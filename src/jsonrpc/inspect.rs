@@ -124,6 +124,8 @@ pub struct Envelope {
     pub name_not_string: bool,
     /// `params.uri` is present but not a string.
     pub uri_not_string: bool,
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]` (MCP 2026-07-28).
+    pub meta_version: Option<Text>,
 }
 
 impl Envelope {
@@ -134,6 +136,10 @@ impl Envelope {
     /// `params.name`, given the body.
     pub fn name<'a>(&'a self, body: &'a [u8]) -> Option<&'a str> {
         self.name.as_ref().map(|t| t.as_str(body))
+    }
+    /// `params._meta["io.modelcontextprotocol/protocolVersion"]`, given the body.
+    pub fn meta_version<'a>(&'a self, body: &'a [u8]) -> Option<&'a str> {
+        self.meta_version.as_ref().map(|t| t.as_str(body))
     }
     /// `params.uri`, given the body.
     pub fn uri<'a>(&'a self, body: &'a [u8]) -> Option<&'a str> {
@@ -214,6 +220,7 @@ struct Parsed {
     has_error: bool,
     name: Option<Option<Text>>,
     uri: Option<Option<Text>>,
+    meta_version: Option<Text>,
 }
 
 impl Parsed {
@@ -251,6 +258,7 @@ impl Parsed {
             uri_not_string: matches!(self.uri, Some(None)),
             name: self.name.flatten(),
             uri: self.uri.flatten(),
+            meta_version: self.meta_version,
         })
     }
 }
@@ -300,9 +308,10 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
                 K_METHOD => p.method = Some(map.next_value_seed(StrSeed { st, depth: 1 })?),
                 K_ID => p.id = Some(map.next_value_seed(IdSeed { st })?),
                 K_PARAMS => {
-                    let (name, uri) = map.next_value_seed(ParamsSeed { st })?;
+                    let (name, uri, meta) = map.next_value_seed(ParamsSeed { st })?;
                     p.name = name;
                     p.uri = uri;
+                    p.meta_version = meta;
                 }
                 K_RESULT => {
                     p.has_result = true;
@@ -351,9 +360,11 @@ const K_RESULT: u8 = 4;
 const K_ERROR: u8 = 5;
 const K_NAME: u8 = 0;
 const K_URI: u8 = 1;
+const K_META: u8 = 2;
 const OTHER: u8 = u8::MAX;
 const TOP_KEYS: &[&str] = &["jsonrpc", "method", "id", "params", "result", "error"];
-const PARAM_KEYS: &[&str] = &["name", "uri"];
+const PARAM_KEYS: &[&str] = &["name", "uri", "_meta"];
+const META_KEYS: &[&str] = &["io.modelcontextprotocol/protocolVersion"];
 
 /// Maps an object key to its index in a key list (or `OTHER`) without allocating.
 struct KeySeed(&'static [&'static str]);
@@ -480,8 +491,9 @@ impl<'de> Visitor<'de> for IdSeed<'_, '_> {
     }
 }
 
-/// `(params.name, params.uri)`: outer `None` = absent, `Some(None)` = not a string.
-type NameUri = (Option<Option<Text>>, Option<Option<Text>>);
+/// `(params.name, params.uri, params._meta protocol version)`: outer `None` =
+/// absent, `Some(None)` = not a string.
+type NameUri = (Option<Option<Text>>, Option<Option<Text>>, Option<Text>);
 
 /// The `params` member: picks `name` and `uri`, skips (and validates) the rest.
 struct ParamsSeed<'s, 'b> {
@@ -505,11 +517,18 @@ impl<'de> Visitor<'de> for ParamsSeed<'_, '_> {
         if st.max_depth < 2 {
             return Err(st.too_deep());
         }
-        let (mut name, mut uri) = (None, None);
+        let (mut name, mut uri, mut meta) = (None, None, None);
         while let Some(key) = map.next_key_seed(KeySeed(PARAM_KEYS))? {
             let slot = match key {
                 K_NAME => &mut name,
                 K_URI => &mut uri,
+                K_META => {
+                    if meta.is_some() {
+                        st.mark(InvalidReason::DuplicateKey);
+                    }
+                    meta = Some(map.next_value_seed(MetaSeed { st })?);
+                    continue;
+                }
                 _ => {
                     map.next_value_seed(Skip { st, depth: 2 })?;
                     continue;
@@ -522,29 +541,88 @@ impl<'de> Visitor<'de> for ParamsSeed<'_, '_> {
             }
             *slot = Some(map.next_value_seed(StrSeed { st, depth: 2 })?);
         }
-        Ok((name, uri))
+        Ok((name, uri, meta.flatten()))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<NameUri, A::Error> {
         Skip { st: self.st, depth: 1 }.visit_seq(seq)?;
-        Ok((None, None))
+        Ok((None, None, None))
     }
     fn visit_bool<E>(self, _: bool) -> Result<NameUri, E> {
-        Ok((None, None))
+        Ok((None, None, None))
     }
     fn visit_i64<E>(self, _: i64) -> Result<NameUri, E> {
-        Ok((None, None))
+        Ok((None, None, None))
     }
     fn visit_u64<E>(self, _: u64) -> Result<NameUri, E> {
-        Ok((None, None))
+        Ok((None, None, None))
     }
     fn visit_f64<E>(self, _: f64) -> Result<NameUri, E> {
-        Ok((None, None))
+        Ok((None, None, None))
     }
     fn visit_str<E>(self, _: &str) -> Result<NameUri, E> {
-        Ok((None, None))
+        Ok((None, None, None))
     }
     fn visit_unit<E>(self) -> Result<NameUri, E> {
-        Ok((None, None))
+        Ok((None, None, None))
+    }
+}
+
+/// `params._meta`: picks the protocol version (MCP 2026-07-28), skips the rest.
+struct MetaSeed<'s, 'b> {
+    st: &'s State<'b>,
+}
+
+impl<'de> DeserializeSeed<'de> for MetaSeed<'_, '_> {
+    type Value = Option<Text>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Text>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for MetaSeed<'_, '_> {
+    type Value = Option<Text>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("_meta")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Text>, A::Error> {
+        let st = self.st;
+        if st.max_depth < 3 {
+            return Err(st.too_deep());
+        }
+        let mut version = None;
+        while let Some(key) = map.next_key_seed(KeySeed(META_KEYS))? {
+            if key == 0 {
+                if version.is_some() {
+                    st.mark(InvalidReason::DuplicateKey);
+                }
+                version = Some(map.next_value_seed(StrSeed { st, depth: 3 })?);
+            } else {
+                map.next_value_seed(Skip { st, depth: 3 })?;
+            }
+        }
+        Ok(version.flatten())
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<Text>, A::Error> {
+        Skip { st: self.st, depth: 2 }.visit_seq(seq)?;
+        Ok(None)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Option<Text>, E> {
+        Ok(None)
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<Option<Text>, E> {
+        Ok(None)
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<Option<Text>, E> {
+        Ok(None)
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<Option<Text>, E> {
+        Ok(None)
+    }
+    fn visit_str<E>(self, _: &str) -> Result<Option<Text>, E> {
+        Ok(None)
+    }
+    fn visit_unit<E>(self) -> Result<Option<Text>, E> {
+        Ok(None)
     }
 }
 
@@ -707,6 +785,14 @@ mod tests {
         // far deeper than serde_json's own recursion limit: still a clean answer
         assert_eq!(inspect(deep(100_000).as_bytes(), 64), Err(InspectError::Invalid(InvalidReason::TooDeep)));
         assert_eq!(inspect(br#"{"jsonrpc":"2.0","id":1,"method":"x"}"#, 0), Err(InspectError::Invalid(InvalidReason::TooDeep)));
+    }
+
+    #[test]
+    fn meta_protocol_version() {
+        let b = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"x":{"y":1},"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+        assert_eq!(ok(b).meta_version(b.as_bytes()), Some("2026-07-28"));
+        let dup = r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28","io.modelcontextprotocol/protocolVersion":"2025-06-18"}}}"#;
+        assert_eq!(err(dup), InspectError::Invalid(InvalidReason::DuplicateKey));
     }
 
     #[test]

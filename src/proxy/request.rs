@@ -124,14 +124,20 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
 
     // 4. header/body consistency
     let headers = &session.req_header().headers;
-    let checked = mcp::check_headers(
-        ctx.era,
-        headers.get("mcp-method").map(|v| v.as_bytes()),
-        headers.get("mcp-name").map(|v| v.as_bytes()),
-        m,
-        name,
-        uri,
-    );
+    let checked = mcp::check_version(
+        headers.get("mcp-protocol-version").map(|v| v.as_bytes()),
+        envelope.meta_version(body),
+    )
+    .and_then(|()| {
+        mcp::check_headers(
+            ctx.era,
+            headers.get("mcp-method").map(|v| v.as_bytes()),
+            headers.get("mcp-name").map(|v| v.as_bytes()),
+            m,
+            name,
+            uri,
+        )
+    });
 
     // 6. route
     let call = if envelope.kind == Kind::Response {
