@@ -1,0 +1,73 @@
+//! SSE passes through event by event, unbuffered and untouched (`id:`,
+//! `retry:` lines kept), for POST responses and GET listen streams.
+
+mod common;
+
+use common::*;
+use std::time::Duration;
+
+const CALL: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow","arguments":{}}}"#;
+
+fn check_timing(events: &[(Duration, String)], n: usize, gap: Duration) {
+    assert_eq!(events.len(), n, "{events:?}");
+    for (i, (at, ev)) in events.iter().enumerate() {
+        assert!(ev.contains(&format!("id: ev-{i}\n")), "{ev}");
+        assert!(ev.contains("retry: 1500\n"), "{ev}");
+        assert!(ev.contains("\"progress\":"), "{ev}");
+        if i > 0 {
+            let delta = *at - events[i - 1].0;
+            // each event arrives when it is sent, not batched with the next
+            assert!(
+                delta > gap / 2 && delta < gap * 2,
+                "event {i} arrived {delta:?} after the previous one (sent {gap:?} apart)"
+            );
+        }
+    }
+}
+
+#[test]
+fn post_response_stream_is_not_buffered() {
+    let gap = Duration::from_millis(300);
+    let up = Upstream::start(Mode::Sse { n: 5, gap });
+    let g = Gateway::start(&simple_config(&up.url(), ""));
+    let (resp, events) = sse_events(
+        g.port,
+        "POST",
+        &[("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")],
+        CALL,
+    );
+    assert_eq!(resp.status, 200);
+    assert!(resp.header("content-type").is_some_and(|c| c.starts_with("text/event-stream")));
+    assert!(resp.header("content-encoding").is_none());
+    check_timing(&events, 5, gap);
+    let lines = g.wait_access_lines(1);
+    assert_eq!(lines.last().map(|l| l["sse"].clone()), Some(serde_json::json!(true)));
+}
+
+#[test]
+fn get_listen_stream_forwards_session_and_last_event_id() {
+    let gap = Duration::from_millis(250);
+    let up = Upstream::start(Mode::Sse { n: 4, gap });
+    let g = Gateway::start(&simple_config(&up.url(), ""));
+    let (resp, events) = sse_events(
+        g.port,
+        "GET",
+        &[
+            ("Accept", "text/event-stream"),
+            ("Mcp-Session-Id", "sess-7"),
+            ("Last-Event-ID", "ev-3"),
+            ("MCP-Protocol-Version", "2025-11-25"),
+            ("Authorization", "Bearer client"),
+        ],
+        b"",
+    );
+    assert_eq!(resp.status, 200);
+    check_timing(&events, 4, gap);
+    let seen = up.seen.lock().expect("seen");
+    let h = seen.last().expect("upstream saw the GET");
+    let get = |k: &str| h.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("mcp-session-id"), Some("sess-7"));
+    assert_eq!(get("last-event-id"), Some("ev-3"));
+    assert_eq!(get("mcp-protocol-version"), Some("2025-11-25"));
+    assert_eq!(get("authorization"), None);
+}
