@@ -1,0 +1,165 @@
+#!/usr/bin/env python3
+"""Load benchmark (`make bench`): wrk on loopback with a ~300-byte tools/call
+against (a) a direct fast upstream (nginx `return 200`), (b) nginx as a plain
+reverse proxy in front of it, (c) mcp-edge in front of it, in one run.
+
+Prints requests/s, p50/p99 latency and the proxy's CPU time per request
+(utime+stime of the whole process from /proc, all threads), with ratios to (b).
+Every run is bounded: fixed duration per scenario, processes killed at the end.
+
+Usage: benches/load.py --gateway target/release/mcp-edge [--duration 10] [--connections 1,32]
+"""
+import argparse, json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
+
+BODY = ('{"jsonrpc":"2.0","id":1723,"method":"tools/call","params":{"name":"search.documents",'
+        '"arguments":{"query":"quarterly revenue by region","limit":20,"filters":{"year":2026,'
+        '"tags":["finance","emea","apac"],"include_archived":false}},"_meta":{"progressToken":"tok-5d1b"}}}')
+CLK = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
+
+
+def wait_port(port, timeout=15):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close(); return
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit(f"port {port} did not open")
+
+
+def cpu_seconds(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def nginx(tmp, name, body):
+    os.makedirs(f"{tmp}/{name}/logs", exist_ok=True)
+    conf = f"""
+worker_processes 1; master_process off; daemon off; pid {tmp}/{name}/nginx.pid;
+error_log {tmp}/{name}/logs/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+  access_log {tmp}/{name}/logs/access.log;
+  client_body_temp_path {tmp}/{name}/body; proxy_temp_path {tmp}/{name}/proxy;
+  fastcgi_temp_path {tmp}/{name}/fcgi; uwsgi_temp_path {tmp}/{name}/uwsgi; scgi_temp_path {tmp}/{name}/scgi;
+  keepalive_requests 1000000;
+  {body}
+}}"""
+    path = f"{tmp}/{name}/nginx.conf"
+    open(path, "w").write(conf)
+    return subprocess.Popen(["nginx", "-c", path, "-p", f"{tmp}/{name}"], stderr=subprocess.DEVNULL)
+
+
+def wrk(url, conns, duration, tmp):
+    lua = f"{tmp}/post.lua"
+    open(lua, "w").write('wrk.method = "POST"\nwrk.body = [[%s]]\n'
+                         'wrk.headers["Content-Type"] = "application/json"\n'
+                         'wrk.headers["Accept"] = "application/json, text/event-stream"\n' % BODY)
+    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "-s", lua, url],
+                         capture_output=True, text=True, timeout=duration + 30).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errors = re.search(r"Socket errors: (.*)", out)
+
+    def pct(p):
+        m = re.search(rf"\s{p}%\s+([\d.]+)(us|ms|s)", out)
+        v, unit = float(m.group(1)), m.group(2)
+        return v / 1000 if unit == "us" else v if unit == "ms" else v * 1000
+    return {"rps": rps, "requests": total, "p50_ms": pct(50), "p99_ms": pct(99),
+            "non2xx": int(non2xx.group(1)) if non2xx else 0, "socket_errors": errors.group(1) if errors else ""}
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--gateway", required=True)
+    ap.add_argument("--duration", type=int, default=10)
+    ap.add_argument("--connections", default="1,32")
+    ap.add_argument("--json", help="also write results here")
+    a = ap.parse_args()
+    for tool in ("nginx", "wrk"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} not found (apt-get install nginx-light wrk)")
+    tmp = tempfile.mkdtemp(prefix="mcp-edge-bench-")
+    up, px, gw = free_port(), free_port(), free_port()
+    procs = []
+    try:
+        reply = '{"jsonrpc":"2.0","id":1723,"result":{"content":[{"type":"text","text":"ok"}]}}'
+        procs.append(nginx(tmp, "upstream", f"""server {{ listen 127.0.0.1:{up}; location / {{
+            default_type application/json; return 200 '{reply}'; }} }}"""))
+        procs.append(nginx(tmp, "proxy", f"""upstream up {{ server 127.0.0.1:{up}; keepalive 64; }}
+            server {{ listen 127.0.0.1:{px}; location / {{ proxy_pass http://up;
+            proxy_http_version 1.1; proxy_set_header Connection ""; }} }}"""))
+        conf = f"""server:
+  listen: 127.0.0.1:{gw}
+  path: /mcp
+  threads: 1
+  pid_file: {tmp}/gw.pid
+  upgrade_sock: {tmp}/gw.sock
+auth: {{anonymous: true}}
+upstreams:
+  - name: up
+    url: http://127.0.0.1:{up}/mcp
+routing:
+  - match: {{method: "*"}}
+    upstream: up
+logging: {{level: info, format: json}}
+"""
+        open(f"{tmp}/gw.yaml", "w").write(conf)
+        gwlog = open(f"{tmp}/gw.log", "w")
+        procs.append(subprocess.Popen([a.gateway, "run", "-c", f"{tmp}/gw.yaml"], stderr=gwlog))
+        for p in (up, px, gw):
+            wait_port(p)
+        pids = {"direct": None, "nginx-proxy": procs[1].pid, "mcp-edge": procs[2].pid}
+        urls = {"direct": f"http://127.0.0.1:{up}/mcp", "nginx-proxy": f"http://127.0.0.1:{px}/mcp",
+                "mcp-edge": f"http://127.0.0.1:{gw}/mcp"}
+        # warm up keep-alive pools
+        for u in urls.values():
+            wrk(u, 4, 1, tmp)
+        results = []
+        for conns in [int(c) for c in a.connections.split(",")]:
+            for name, url in urls.items():
+                pid = pids[name]
+                c0 = cpu_seconds(pid) if pid else None
+                r = wrk(url, conns, a.duration, tmp)
+                if pid:
+                    r["cpu_us_per_req"] = (cpu_seconds(pid) - c0) * 1e6 / max(r["requests"], 1)
+                r.update(target=name, connections=conns)
+                results.append(r)
+        print_table(results)
+        if a.json:
+            json.dump(results, open(a.json, "w"), indent=2)
+    finally:
+        for p in procs:
+            p.send_signal(signal.SIGKILL)
+            p.wait()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def print_table(results):
+    print(f"\nwrk -t1, ~{len(BODY)}-byte tools/call POST, loopback; ratios are to nginx-proxy in the same run")
+    hdr = f"{'conns':>5} {'target':<12} {'req/s':>10} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10} {'rps x':>6} {'p50 x':>6} {'p99 x':>6} {'CPU x':>6} {'errors':>6}"
+    print(hdr); print("-" * len(hdr))
+    for conns in sorted({r["connections"] for r in results}):
+        rows = [r for r in results if r["connections"] == conns]
+        base = next(r for r in rows if r["target"] == "nginx-proxy")
+        direct = next(r for r in rows if r["target"] == "direct")
+        for r in rows:
+            cpu = r.get("cpu_us_per_req")
+            cpux = f"{cpu / base['cpu_us_per_req']:.2f}" if cpu else "-"
+            print(f"{conns:>5} {r['target']:<12} {r['rps']:>10.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} "
+                  f"{(f'{cpu:.1f}' if cpu else '-'):>10} {r['rps']/base['rps']:>6.2f} {r['p50_ms']/base['p50_ms']:>6.2f} "
+                  f"{r['p99_ms']/base['p99_ms']:>6.2f} {cpux:>6} {r['non2xx']:>6}")
+        gw = next(r for r in rows if r["target"] == "mcp-edge")
+        px = base
+        print(f"      added p50 vs direct: mcp-edge {gw['p50_ms']-direct['p50_ms']:.3f} ms, "
+              f"nginx-proxy {px['p50_ms']-direct['p50_ms']:.3f} ms")
+
+
+if __name__ == "__main__":
+    main()
