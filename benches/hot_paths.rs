@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the per-request hot paths that have no I/O:
 //! JSON-RPC envelope inspection, route matching, header checks, error bodies.
+#![allow(missing_docs)]
 
 use std::hint::black_box;
 use std::sync::Arc;
@@ -54,10 +55,22 @@ fn routes() -> Routes {
 fn bench_route(c: &mut Criterion) {
     let r = routes();
     c.bench_function("route/9_rules_last_match", |b| {
-        b.iter(|| r.route(black_box(&Call::from_parts(Some("tools/call"), Some("search.documents"), None))))
+        b.iter(|| {
+            r.route(black_box(&Call::from_parts(
+                Some("tools/call"),
+                Some("search.documents"),
+                None,
+            )))
+        })
     });
     c.bench_function("route/9_rules_first_match", |b| {
-        b.iter(|| r.route(black_box(&Call::from_parts(Some("tools/call"), Some("team0.add"), None))))
+        b.iter(|| {
+            r.route(black_box(&Call::from_parts(
+                Some("tools/call"),
+                Some("team0.add"),
+                None,
+            )))
+        })
     });
 }
 

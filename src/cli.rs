@@ -134,7 +134,10 @@ pub fn routes_table(rt: &crate::runtime::Runtime) -> String {
         (Some(_), Some(r)) => r,
         (Some(_), None) => "?".into(),
     };
-    out.push_str(&format!("{:<4} {:<24} {:<24} {:<24} {:<16} {}\n", "#", "method", "tool", "resource/prompt", "upstream", "url"));
+    out.push_str(&format!(
+        "{:<4} {:<24} {:<24} {:<24} {:<16} {}\n",
+        "#", "method", "tool", "resource/prompt", "upstream", "url"
+    ));
     for (i, r) in rt.routes.rules().iter().enumerate() {
         let res = match (&r.resource, &r.prompt) {
             (Some(g), _) => format!("resource {}", glob_text(g)),
@@ -156,7 +159,9 @@ pub fn routes_table(rt: &crate::runtime::Runtime) -> String {
             "GET streams, DELETE and JSON-RPC responses go to: {} ({})\n",
             u.name, u.url
         )),
-        None => out.push_str("no catch-all rule: GET streams, DELETE and JSON-RPC responses get 404\n"),
+        None => {
+            out.push_str("no catch-all rule: GET streams, DELETE and JSON-RPC responses get 404\n")
+        }
     }
     out
 }
@@ -183,7 +188,9 @@ fn health(url: Option<String>, config: Option<PathBuf>, timeout: Duration) -> i3
         (None, Some(c)) => match config::load_file(&c) {
             Ok(rt) => {
                 let listen = rt.server.listen.first().cloned().unwrap_or_default();
-                let listen = listen.replace("0.0.0.0", "127.0.0.1").replace("[::]", "[::1]");
+                let listen = listen
+                    .replace("0.0.0.0", "127.0.0.1")
+                    .replace("[::]", "[::1]");
                 format!("http://{listen}/health")
             }
             Err(e) => {
@@ -224,10 +231,15 @@ fn http_get(url: &str, timeout: Duration) -> Result<(u16, String), String> {
         .next()
         .ok_or("cannot resolve")?;
     let mut s = TcpStream::connect_timeout(&addr, timeout).map_err(|e| e.to_string())?;
-    s.set_read_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    s.set_write_timeout(Some(timeout)).map_err(|e| e.to_string())?;
-    write!(s, "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n")
+    s.set_read_timeout(Some(timeout))
         .map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(timeout))
+        .map_err(|e| e.to_string())?;
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n\r\n"
+    )
+    .map_err(|e| e.to_string())?;
     let mut buf = Vec::new();
     s.read_to_end(&mut buf).map_err(|e| e.to_string())?;
     let text = String::from_utf8_lossy(&buf);

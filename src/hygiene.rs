@@ -40,8 +40,8 @@ impl HeaderPolicy {
         for (i, n) in names.iter().enumerate() {
             match HeaderName::from_bytes(n.trim().as_bytes()) {
                 Ok(h) => {
-                    let never = NEVER_FORWARDED.contains(&h.as_str())
-                        || h.as_str().starts_with("proxy-");
+                    let never =
+                        NEVER_FORWARDED.contains(&h.as_str()) || h.as_str().starts_with("proxy-");
                     if !never && !forward.contains(&h) {
                         forward.push(h);
                     }
@@ -74,8 +74,7 @@ impl HeaderPolicy {
 pub fn sane_request_id(v: &[u8]) -> bool {
     !v.is_empty()
         && v.len() <= 128
-        && v
-            .iter()
+        && v.iter()
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b))
 }
 
@@ -90,15 +89,33 @@ mod tests {
 
     fn policy(names: &[&str]) -> HeaderPolicy {
         let mut errs = Vec::new();
-        let p = HeaderPolicy::new(&names.iter().map(|s| s.to_string()).collect::<Vec<_>>(), &mut errs);
+        let p = HeaderPolicy::new(
+            &names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            &mut errs,
+        );
         assert!(errs.is_empty(), "{errs:?}");
         p
     }
 
     #[test]
     fn credentials_never_pass_even_if_listed() {
-        let p = policy(&["Authorization", "cookie", "X-API-Key", "api-key", "proxy-foo", "connection", "accept"]);
-        for h in ["authorization", "cookie", "x-api-key", "api-key", "proxy-foo", "connection"] {
+        let p = policy(&[
+            "Authorization",
+            "cookie",
+            "X-API-Key",
+            "api-key",
+            "proxy-foo",
+            "connection",
+            "accept",
+        ]);
+        for h in [
+            "authorization",
+            "cookie",
+            "x-api-key",
+            "api-key",
+            "proxy-foo",
+            "connection",
+        ] {
             assert!(!p.keep(&HeaderName::from_static(h)), "{h}");
         }
         assert!(p.keep(&HeaderName::from_static("accept")));

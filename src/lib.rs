@@ -3,6 +3,7 @@
 //! request flow.
 #![forbid(unsafe_code)]
 
+pub mod accesslog;
 pub mod cli;
 pub mod config;
 pub mod error;

@@ -20,6 +20,14 @@ pub enum Era {
 /// First revision of the stateless era.
 pub const STATELESS_SINCE: &str = "2026-07-28";
 
+/// `MCP-Protocol-Version` is not a `YYYY-MM-DD` revision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidVersion;
+
+/// An MCP header value with control or non-ASCII bytes, or broken base64.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidHeaderValue;
+
 /// Protocol revisions this gateway knows.
 pub const KNOWN_VERSIONS: &[&str] = &[
     "2024-11-05",
@@ -34,7 +42,7 @@ pub const KNOWN_VERSIONS: &[&str] = &[
 /// revision is an error; an unknown date at or after 2026-07-28 is treated as
 /// stateless, an unknown earlier one as session era (the upstream decides
 /// whether it supports it).
-pub fn era(version: Option<&[u8]>) -> Result<Era, ()> {
+pub fn era(version: Option<&[u8]>) -> Result<Era, InvalidVersion> {
     let Some(v) = version else {
         return Ok(Era::Session);
     };
@@ -44,7 +52,7 @@ pub fn era(version: Option<&[u8]>) -> Result<Era, ()> {
             _ => b.is_ascii_digit(),
         });
     if !ok {
-        return Err(());
+        return Err(InvalidVersion);
     }
     Ok(if v >= STATELESS_SINCE.as_bytes() {
         Era::Stateless
@@ -70,7 +78,7 @@ pub fn name_for_header<'a>(
 /// Decodes an MCP header value: plain visible ASCII as is, or the spec's
 /// `=?base64?<base64 of UTF-8>?=` form (used for non-ASCII and edge cases).
 /// Control characters, non-ASCII bytes and broken base64 are errors.
-pub fn decode_header_value(raw: &[u8]) -> Result<Cow<'_, [u8]>, ()> {
+pub fn decode_header_value(raw: &[u8]) -> Result<Cow<'_, [u8]>, InvalidHeaderValue> {
     if let Some(inner) = raw
         .strip_prefix(b"=?base64?")
         .and_then(|r| r.strip_suffix(b"?="))
@@ -78,12 +86,12 @@ pub fn decode_header_value(raw: &[u8]) -> Result<Cow<'_, [u8]>, ()> {
         return base64::engine::general_purpose::STANDARD
             .decode(inner)
             .map(Cow::Owned)
-            .map_err(|_| ());
+            .map_err(|_| InvalidHeaderValue);
     }
     if raw.iter().all(|b| (0x20..0x7f).contains(b)) {
         Ok(Cow::Borrowed(raw))
     } else {
-        Err(())
+        Err(InvalidHeaderValue)
     }
 }
 
@@ -120,7 +128,7 @@ pub fn check_headers(
         return Ok(());
     };
     match header_method.map(decode_header_value) {
-        Some(Err(())) => return Err("Mcp-Method header has invalid characters"),
+        Some(Err(InvalidHeaderValue)) => return Err("Mcp-Method header has invalid characters"),
         Some(Ok(h)) if *h != *method.as_bytes() => {
             return Err("Mcp-Method header does not match the body's method")
         }
@@ -128,7 +136,7 @@ pub fn check_headers(
         _ => {}
     }
     let header_name = match header_name.map(decode_header_value) {
-        Some(Err(())) => return Err("Mcp-Name header has invalid characters"),
+        Some(Err(InvalidHeaderValue)) => return Err("Mcp-Name header has invalid characters"),
         Some(Ok(v)) => Some(v),
         None => None,
     };
@@ -154,36 +162,84 @@ mod tests {
         assert_eq!(era(Some(b"2025-11-25")), Ok(Era::Session));
         assert_eq!(era(Some(b"2026-07-28")), Ok(Era::Stateless));
         assert_eq!(era(Some(b"2027-01-01")), Ok(Era::Stateless));
-        assert_eq!(era(Some(b"latest")), Err(()));
-        assert_eq!(era(Some(b"2026-07-28x")), Err(()));
+        assert_eq!(era(Some(b"latest")), Err(InvalidVersion));
+        assert_eq!(era(Some(b"2026-07-28x")), Err(InvalidVersion));
     }
 
     #[test]
     fn stateless_headers_must_match() {
         let s = Era::Stateless;
-        let ok = |m: Option<&[u8]>, n: Option<&[u8]>, bm, bn| check_headers(s, m, n, Some(bm), bn, None);
-        assert!(ok(Some(b"tools/call"), Some(b"echo"), "tools/call", Some("echo")).is_ok());
+        let ok =
+            |m: Option<&[u8]>, n: Option<&[u8]>, bm, bn| check_headers(s, m, n, Some(bm), bn, None);
+        assert!(ok(
+            Some(b"tools/call"),
+            Some(b"echo"),
+            "tools/call",
+            Some("echo")
+        )
+        .is_ok());
         assert!(ok(Some(b"tools/list"), None, "tools/list", None).is_ok());
         assert!(ok(Some(b"tools/list"), None, "tools/call", Some("echo")).is_err());
-        assert!(ok(Some(b"tools/call"), Some(b"other"), "tools/call", Some("echo")).is_err());
+        assert!(ok(
+            Some(b"tools/call"),
+            Some(b"other"),
+            "tools/call",
+            Some("echo")
+        )
+        .is_err());
         assert!(ok(Some(b"tools/call"), None, "tools/call", Some("echo")).is_err());
         assert!(ok(None, None, "tools/list", None).is_err());
         assert!(ok(Some(b"tools/list"), Some(b"x"), "tools/list", None).is_err());
-        assert!(check_headers(s, Some(b"resources/read"), Some(b"file:///a"), Some("resources/read"), None, Some("file:///a")).is_ok());
-        assert!(check_headers(s, Some(b"resources/read"), Some(b"file:///b"), Some("resources/read"), None, Some("file:///a")).is_err());
+        assert!(check_headers(
+            s,
+            Some(b"resources/read"),
+            Some(b"file:///a"),
+            Some("resources/read"),
+            None,
+            Some("file:///a")
+        )
+        .is_ok());
+        assert!(check_headers(
+            s,
+            Some(b"resources/read"),
+            Some(b"file:///b"),
+            Some("resources/read"),
+            None,
+            Some("file:///a")
+        )
+        .is_err());
     }
 
     #[test]
     fn base64_values() {
         assert_eq!(decode_header_value(b"echo").as_deref(), Ok(&b"echo"[..]));
         // "héllo" in the spec's base64 form
-        assert_eq!(decode_header_value(b"=?base64?aMOpbGxv?=").as_deref(), Ok("héllo".as_bytes()));
+        assert_eq!(
+            decode_header_value(b"=?base64?aMOpbGxv?=").as_deref(),
+            Ok("héllo".as_bytes())
+        );
         assert!(decode_header_value(b"=?base64?!!!?=").is_err());
         assert!(decode_header_value("héllo".as_bytes()).is_err());
         assert!(decode_header_value(&[b'a', 1, b'b']).is_err());
         let s = Era::Stateless;
-        assert!(check_headers(s, Some(b"tools/call"), Some(b"=?base64?aMOpbGxv?="), Some("tools/call"), Some("héllo"), None).is_ok());
-        assert!(check_headers(s, Some(b"tools/call"), Some(b"=?base64?aMOpbGxv?="), Some("tools/call"), Some("hello"), None).is_err());
+        assert!(check_headers(
+            s,
+            Some(b"tools/call"),
+            Some(b"=?base64?aMOpbGxv?="),
+            Some("tools/call"),
+            Some("héllo"),
+            None
+        )
+        .is_ok());
+        assert!(check_headers(
+            s,
+            Some(b"tools/call"),
+            Some(b"=?base64?aMOpbGxv?="),
+            Some("tools/call"),
+            Some("hello"),
+            None
+        )
+        .is_err());
     }
 
     #[test]
@@ -199,7 +255,15 @@ mod tests {
     fn session_era_headers_are_optional_but_checked() {
         let e = Era::Session;
         assert!(check_headers(e, None, None, Some("tools/call"), Some("x"), None).is_ok());
-        assert!(check_headers(e, Some(b"tools/list"), None, Some("tools/call"), Some("x"), None).is_err());
+        assert!(check_headers(
+            e,
+            Some(b"tools/list"),
+            None,
+            Some("tools/call"),
+            Some("x"),
+            None
+        )
+        .is_err());
         assert!(check_headers(e, None, None, None, None, None).is_ok());
         assert!(check_headers(e, Some(b"x"), None, None, None, None).is_err());
     }

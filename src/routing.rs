@@ -91,7 +91,11 @@ pub struct Call<'a> {
 
 impl<'a> Call<'a> {
     /// Builds the routing view of a JSON-RPC call from its method and `params.name`/`params.uri`.
-    pub fn from_parts(method: Option<&'a str>, name: Option<&'a str>, uri: Option<&'a str>) -> Self {
+    pub fn from_parts(
+        method: Option<&'a str>,
+        name: Option<&'a str>,
+        uri: Option<&'a str>,
+    ) -> Self {
         let (tool, resource, prompt) = match method {
             Some("tools/call") => (name, None, None),
             Some("prompts/get") => (None, None, name),
@@ -245,10 +249,19 @@ mod tests {
                 .route(&Call::from_parts(m, n, None))
                 .map(|u| u.name.to_string())
         };
-        assert_eq!(route(Some("tools/call"), Some("math.add")).as_deref(), Some("math"));
-        assert_eq!(route(Some("tools/call"), Some("kb.find")).as_deref(), Some("kb"));
+        assert_eq!(
+            route(Some("tools/call"), Some("math.add")).as_deref(),
+            Some("math")
+        );
+        assert_eq!(
+            route(Some("tools/call"), Some("kb.find")).as_deref(),
+            Some("kb")
+        );
         // a tool rule does not match prompts/get with the same name
-        assert_eq!(route(Some("prompts/get"), Some("kb.find")).as_deref(), Some("default"));
+        assert_eq!(
+            route(Some("prompts/get"), Some("kb.find")).as_deref(),
+            Some("default")
+        );
         assert_eq!(route(Some("tools/list"), None).as_deref(), Some("default"));
         assert_eq!(route(None, None).as_deref(), Some("default"));
     }
@@ -263,6 +276,8 @@ mod tests {
             upstream: up("a"),
         }]);
         assert!(routes.route(&Call::default()).is_none());
-        assert!(routes.route(&Call::from_parts(Some("ping"), None, None)).is_none());
+        assert!(routes
+            .route(&Call::from_parts(Some("ping"), None, None))
+            .is_none());
     }
 }

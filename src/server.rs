@@ -31,7 +31,11 @@ fn listener_tag(rt: &Runtime) -> String {
     rt.server
         .listen
         .first()
-        .map(|a| a.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '_' }).collect())
+        .map(|a| {
+            a.chars()
+                .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+                .collect()
+        })
         .unwrap_or_else(|| "default".into())
 }
 

@@ -98,9 +98,15 @@ pub fn parse_url(url: &str) -> Result<ParsedUrl, String> {
         .authority()
         .ok_or_else(|| format!("\"{url}\": missing host"))?;
     if auth.as_str().contains('@') {
-        return Err(format!("\"{url}\": credentials in the URL are not allowed; use auth"));
+        return Err(format!(
+            "\"{url}\": credentials in the URL are not allowed; use auth"
+        ));
     }
-    let host = auth.host().trim_start_matches('[').trim_end_matches(']').to_string();
+    let host = auth
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_string();
     let port = auth.port_u16().unwrap_or(if tls { 443 } else { 80 });
     let path = uri
         .path_and_query()
@@ -128,7 +134,11 @@ impl Upstream {
         let mut peer = HttpPeer::new(self.addr, self.tls, self.sni.clone());
         let o = &mut peer.options;
         o.connection_timeout = Some(self.connect_timeout);
-        o.read_timeout = Some(if stream { self.sse_idle_timeout } else { self.timeout });
+        o.read_timeout = Some(if stream {
+            self.sse_idle_timeout
+        } else {
+            self.timeout
+        });
         o.write_timeout = Some(self.timeout);
         o.idle_timeout = Some(Duration::from_secs(60));
         o.verify_cert = self.verify_tls;
@@ -176,14 +186,20 @@ mod tests {
         let p = parse_url("http://[::1]:8080").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(p.path, "/");
         assert_eq!(p.host, "::1");
-        for bad in ["ftp://x/y", "not a url", "http://u:p@127.0.0.1/x", "/just/path"] {
+        for bad in [
+            "ftp://x/y",
+            "not a url",
+            "http://u:p@127.0.0.1/x",
+            "/just/path",
+        ] {
             assert!(parse_url(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn auth_header_is_sensitive_and_redacted() {
-        let a = UpstreamAuth::new("Authorization", "Bearer s3cret").unwrap_or_else(|e| panic!("{e}"));
+        let a =
+            UpstreamAuth::new("Authorization", "Bearer s3cret").unwrap_or_else(|e| panic!("{e}"));
         assert!(a.value.is_sensitive());
         assert!(!format!("{a:?}").contains("s3cret"));
         assert!(UpstreamAuth::new("bad name", "v").is_err());

@@ -1,6 +1,7 @@
 //! Bodies of every size up to the limit reach the upstream byte-exact, over
 //! HTTP/1.1 and HTTP/2 (h2c) downstreams. Pingora alone drops bodies past its
 //! 64 KiB retry buffer; this is what the vendored patch fixes.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -11,7 +12,10 @@ use std::process::Command;
 const SIZES: [usize; 5] = [1024, 63 * 1024, 64 * 1024 + 1, 65 * 1024, 1024 * 1024];
 
 fn sha(b: &[u8]) -> String {
-    Sha256::digest(b).iter().map(|x| format!("{x:02x}")).collect()
+    Sha256::digest(b)
+        .iter()
+        .map(|x| format!("{x:02x}"))
+        .collect()
 }
 
 #[test]
@@ -51,7 +55,10 @@ fn http1_keepalive_connection_carries_several_large_bodies() {
 
 #[test]
 fn http2_bodies_arrive_intact() {
-    assert!(have("curl"), "curl is needed for the HTTP/2 test (.ci/run installs it)");
+    assert!(
+        have("curl"),
+        "curl is needed for the HTTP/2 test (.ci/run installs it)"
+    );
     let up = Upstream::start(Mode::Echo);
     let g = Gateway::start(&simple_config(&up.url(), ""));
     for size in SIZES {
@@ -59,7 +66,14 @@ fn http2_bodies_arrive_intact() {
         let f = g.dir.path().join(format!("body-{size}.json"));
         std::fs::write(&f, &body).expect("write body");
         let out = Command::new("curl")
-            .args(["-s", "-m", "10", "--http2-prior-knowledge", "-H", "content-type: application/json"])
+            .args([
+                "-s",
+                "-m",
+                "10",
+                "--http2-prior-knowledge",
+                "-H",
+                "content-type: application/json",
+            ])
             .arg("--data-binary")
             .arg(format!("@{}", f.display()))
             .args(["-w", "\n%{http_version} %{http_code}"])

@@ -1,5 +1,6 @@
 //! The CLI: `validate` (every shipped config, and every problem listed with
 //! its YAML path), `routes`, `health`, `hash-key`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -87,9 +88,17 @@ fn routes_prints_the_rule_table() {
     let (code, out, err) = mcp_edge(&["routes", "-c", &f.display().to_string()]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();
-    assert!(lines[1].contains("tools/call") && lines[1].contains("math.*") && lines[1].contains("mcp-math"), "{out}");
+    assert!(
+        lines[1].contains("tools/call")
+            && lines[1].contains("math.*")
+            && lines[1].contains("mcp-math"),
+        "{out}"
+    );
     assert!(lines[2].contains("mcp-main"), "{out}");
-    assert!(out.contains("GET streams, DELETE and JSON-RPC responses go to: mcp-main"), "{out}");
+    assert!(
+        out.contains("GET streams, DELETE and JSON-RPC responses go to: mcp-main"),
+        "{out}"
+    );
 }
 
 #[test]
@@ -102,7 +111,15 @@ fn health_reports_a_running_gateway() {
     let conf = g.dir.path().join("gw.yaml").display().to_string();
     assert_eq!(mcp_edge(&["health", "-c", &conf]).0, 0);
     let dead = free_port();
-    assert_eq!(mcp_edge(&["health", "--url", &format!("http://127.0.0.1:{dead}/health")]).0, 1);
+    assert_eq!(
+        mcp_edge(&[
+            "health",
+            "--url",
+            &format!("http://127.0.0.1:{dead}/health")
+        ])
+        .0,
+        1
+    );
 }
 
 #[test]
@@ -110,6 +127,9 @@ fn hash_key_prints_sha256() {
     let (code, out, _) = mcp_edge(&["hash-key", "dev_key_1"]);
     assert_eq!(code, 0);
     use sha2::{Digest, Sha256};
-    let want: String = Sha256::digest(b"dev_key_1").iter().map(|b| format!("{b:02x}")).collect();
+    let want: String = Sha256::digest(b"dev_key_1")
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(out.trim(), format!("sha256:{want}"));
 }

@@ -1,5 +1,6 @@
 //! The request path through the real gateway binary against a fault-injection
 //! upstream: forwarding, header hygiene, every gateway-made error, both eras.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
@@ -40,11 +41,22 @@ fn forwards_exact_bytes_and_only_allowed_headers() {
     let j = r.json();
     assert_eq!(j["len"], CALL.len());
     use sha2::{Digest, Sha256};
-    let want: String = Sha256::digest(CALL).iter().map(|b| format!("{b:02x}")).collect();
+    let want: String = Sha256::digest(CALL)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
     assert_eq!(j["sha256"], want);
     assert_eq!(j["path"], "/upstream-mcp");
     let h = &j["headers"];
-    for never in ["authorization", "x-api-key", "api-key", "cookie", "proxy-authorization", "x-forwarded-for", "x-custom"] {
+    for never in [
+        "authorization",
+        "x-api-key",
+        "api-key",
+        "cookie",
+        "proxy-authorization",
+        "x-forwarded-for",
+        "x-custom",
+    ] {
         assert!(h.get(never).is_none(), "{never} leaked upstream: {h}");
     }
     assert_eq!(h["mcp-session-id"], "s-123");
@@ -83,7 +95,12 @@ fn request_id_is_generated_when_missing_or_insane() {
 }
 
 fn assert_jsonrpc_error(r: &Response, status: u16, code: i64, id: serde_json::Value) {
-    assert_eq!(r.status, status, "body: {}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        r.status,
+        status,
+        "body: {}",
+        String::from_utf8_lossy(&r.body)
+    );
     let j = r.json();
     assert_eq!(j["jsonrpc"], "2.0");
     assert_eq!(j["error"]["code"], code, "{j}");
@@ -100,13 +117,48 @@ fn bad_input_gets_a_jsonrpc_error_and_is_never_forwarded() {
     let cases: Vec<(&[u8], u16, i64, serde_json::Value)> = vec![
         (b"{not json", 400, -32700, null.clone()),
         (b"", 400, -32700, null.clone()),
-        (br#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#, 400, -32600, null.clone()),
-        (br#"{"jsonrpc":"2.0","id":1,"method":7}"#, 400, -32600, null.clone()),
-        (br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#, 400, -32600, null.clone()),
-        (br#"{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call"}"#, 400, -32600, null.clone()),
-        (br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"a","name":"b"}}"#, 400, -32600, null.clone()),
-        (br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"arguments":{}}}"#, 400, -32602, serde_json::json!(9)),
-        (br#"{"jsonrpc":"2.0","id":"r","method":"resources/read","params":{}}"#, 400, -32602, serde_json::json!("r")),
+        (
+            br#"{"jsonrpc":"1.0","id":1,"method":"ping"}"#,
+            400,
+            -32600,
+            null.clone(),
+        ),
+        (
+            br#"{"jsonrpc":"2.0","id":1,"method":7}"#,
+            400,
+            -32600,
+            null.clone(),
+        ),
+        (
+            br#"[{"jsonrpc":"2.0","id":1,"method":"ping"}]"#,
+            400,
+            -32600,
+            null.clone(),
+        ),
+        (
+            br#"{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call"}"#,
+            400,
+            -32600,
+            null.clone(),
+        ),
+        (
+            br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"a","name":"b"}}"#,
+            400,
+            -32600,
+            null.clone(),
+        ),
+        (
+            br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"arguments":{}}}"#,
+            400,
+            -32602,
+            serde_json::json!(9),
+        ),
+        (
+            br#"{"jsonrpc":"2.0","id":"r","method":"resources/read","params":{}}"#,
+            400,
+            -32602,
+            serde_json::json!("r"),
+        ),
     ];
     for (body, status, code, id) in cases {
         let r = post_json(g.port, body, &[]);
@@ -117,11 +169,22 @@ fn bad_input_gets_a_jsonrpc_error_and_is_never_forwarded() {
         "[".repeat(200),
         "]".repeat(200)
     );
-    assert_jsonrpc_error(&post_json(g.port, deep.as_bytes(), &[]), 400, -32600, null.clone());
-    assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 0, "bad input reached the upstream");
+    assert_jsonrpc_error(
+        &post_json(g.port, deep.as_bytes(), &[]),
+        400,
+        -32600,
+        null.clone(),
+    );
+    assert_eq!(
+        up.hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "bad input reached the upstream"
+    );
     let lines = g.wait_access_lines(10);
     assert!(lines.len() >= 10, "one access line per request: {lines:?}");
-    assert!(lines.iter().all(|l| l["status"] == 400 && l["error"].is_string()));
+    assert!(lines
+        .iter()
+        .all(|l| l["status"] == 400 && l["error"].is_string()));
 }
 
 #[test]
@@ -130,18 +193,42 @@ fn transport_level_refusals() {
     let g = gw(&up);
     let null = serde_json::Value::Null;
     // wrong path
-    let r = request(g.port, "POST", "/other", &[("Content-Type", "application/json")], CALL).expect("req");
+    let r = request(
+        g.port,
+        "POST",
+        "/other",
+        &[("Content-Type", "application/json")],
+        CALL,
+    )
+    .expect("req");
     assert_jsonrpc_error(&r, 404, -32600, null.clone());
     // wrong method
-    let r = request(g.port, "PUT", "/mcp", &[("Content-Type", "application/json")], CALL).expect("req");
+    let r = request(
+        g.port,
+        "PUT",
+        "/mcp",
+        &[("Content-Type", "application/json")],
+        CALL,
+    )
+    .expect("req");
     assert_jsonrpc_error(&r, 405, -32600, null.clone());
     assert!(r.header("allow").is_some_and(|a| a.contains("POST")));
     // foreign Origin; listed Origin passes
     let r = post_json(g.port, CALL, &[("Origin", "https://evil.example")]);
     assert_jsonrpc_error(&r, 403, -32600, null.clone());
-    assert_eq!(post_json(g.port, CALL, &[("Origin", "https://app.example.com")]).status, 200);
+    assert_eq!(
+        post_json(g.port, CALL, &[("Origin", "https://app.example.com")]).status,
+        200
+    );
     // not JSON, compressed
-    let r = request(g.port, "POST", "/mcp", &[("Content-Type", "text/plain")], CALL).expect("req");
+    let r = request(
+        g.port,
+        "POST",
+        "/mcp",
+        &[("Content-Type", "text/plain")],
+        CALL,
+    )
+    .expect("req");
     assert_jsonrpc_error(&r, 415, -32600, null.clone());
     let r = post_json(g.port, CALL, &[("Content-Encoding", "gzip")]);
     assert_jsonrpc_error(&r, 415, -32600, null.clone());
@@ -159,7 +246,10 @@ fn transport_level_refusals() {
 #[test]
 fn body_over_the_limit_is_413_before_forwarding() {
     let up = Upstream::start(Mode::Echo);
-    let g = Gateway::start(&simple_config(&up.url(), "  limits: {max_body_bytes: 4096}"));
+    let g = Gateway::start(&simple_config(
+        &up.url(),
+        "  limits: {max_body_bytes: 4096}",
+    ));
     let big = tools_call_of_size(4097);
     let r = post_json(g.port, &big, &[]);
     assert_jsonrpc_error(&r, 413, -32600, serde_json::Value::Null);
@@ -173,7 +263,10 @@ fn body_over_the_limit_is_413_before_forwarding() {
     req.extend_from_slice(b"\r\n0\r\n\r\n");
     let r = raw(g.port, &req).expect("chunked");
     assert_eq!(r.status, 413);
-    assert_eq!(post_json(g.port, &tools_call_of_size(4096), &[]).status, 200);
+    assert_eq!(
+        post_json(g.port, &tools_call_of_size(4096), &[]).status,
+        200
+    );
     assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
 
@@ -205,7 +298,11 @@ fn stateless_era_headers_must_match_the_body() {
     let g = gw(&up);
     let v = ("MCP-Protocol-Version", "2026-07-28");
     // matching headers pass
-    let r = post_json(g.port, CALL, &[v, ("Mcp-Method", "tools/call"), ("Mcp-Name", "echo")]);
+    let r = post_json(
+        g.port,
+        CALL,
+        &[v, ("Mcp-Method", "tools/call"), ("Mcp-Name", "echo")],
+    );
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["headers"]["mcp-name"], "echo");
     // mismatches and omissions: 400 / -32020, with the id echoed
@@ -214,19 +311,39 @@ fn stateless_era_headers_must_match_the_body() {
         vec![v, ("Mcp-Method", "tools/call"), ("Mcp-Name", "admin")],
         vec![v, ("Mcp-Method", "tools/call")],
         vec![v, ("Mcp-Name", "echo")],
-        vec![v, ("Mcp-Method", "tools/call"), ("Mcp-Name", "=?base64?!!?=")],
+        vec![
+            v,
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "=?base64?!!?="),
+        ],
     ] {
         let r = post_json(g.port, CALL, &hs);
         assert_jsonrpc_error(&r, 400, -32020, serde_json::json!(42));
     }
     // base64 form of a non-ASCII name
     let body = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"héllo"}}"#;
-    let r = post_json(g.port, body.as_bytes(), &[v, ("Mcp-Method", "tools/call"), ("Mcp-Name", "=?base64?aMOpbGxv?=")]);
+    let r = post_json(
+        g.port,
+        body.as_bytes(),
+        &[
+            v,
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "=?base64?aMOpbGxv?="),
+        ],
+    );
     assert_eq!(r.status, 200);
     // _meta protocol version must match the header
     let meta = br#"{"jsonrpc":"2.0","id":3,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
-    assert_jsonrpc_error(&post_json(g.port, meta, &[("Mcp-Method", "tools/list")]), 400, -32020, serde_json::json!(3));
-    assert_eq!(post_json(g.port, meta, &[v, ("Mcp-Method", "tools/list")]).status, 200);
+    assert_jsonrpc_error(
+        &post_json(g.port, meta, &[("Mcp-Method", "tools/list")]),
+        400,
+        -32020,
+        serde_json::json!(3),
+    );
+    assert_eq!(
+        post_json(g.port, meta, &[v, ("Mcp-Method", "tools/list")]).status,
+        200
+    );
     // GET and DELETE are 405 in the stateless era
     for m in ["GET", "DELETE"] {
         let r = request(g.port, m, "/mcp", &[v], b"").expect("req");
@@ -271,16 +388,26 @@ fn upstream_refused_is_502_and_timeout_is_504() {
     let r = post_json(g.port, CALL, &[]);
     assert_jsonrpc_error(&r, 502, -32603, serde_json::json!(42));
     let lines = g.wait_access_lines(1);
-    assert_eq!(lines.last().map(|l| l["error"].clone()), Some(serde_json::json!("upstream_unavailable")));
+    assert_eq!(
+        lines.last().map(|l| l["error"].clone()),
+        Some(serde_json::json!("upstream_unavailable"))
+    );
 }
 
 #[test]
 fn health_endpoints_and_anonymous_off() {
     let up = Upstream::start(Mode::Echo);
-    let cfg = simple_config(&up.url(), "").replace("auth: {anonymous: true}", "auth: {anonymous: false}");
+    let cfg =
+        simple_config(&up.url(), "").replace("auth: {anonymous: true}", "auth: {anonymous: false}");
     let g = Gateway::start(&cfg);
-    assert_eq!(get(g.port, "/healthz", &[]).expect("healthz").json()["status"], "ok");
-    assert_eq!(get(g.port, "/health", &[]).expect("health").json()["status"], "ready");
+    assert_eq!(
+        get(g.port, "/healthz", &[]).expect("healthz").json()["status"],
+        "ok"
+    );
+    assert_eq!(
+        get(g.port, "/health", &[]).expect("health").json()["status"],
+        "ready"
+    );
     let r = post_json(g.port, CALL, &[]);
     assert_jsonrpc_error(&r, 401, -32600, serde_json::Value::Null);
     assert_eq!(r.header("www-authenticate"), Some("Bearer"));
@@ -318,5 +445,8 @@ fn sighup_reloads_and_a_bad_file_keeps_the_old_config() {
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(post_json(g.port, CALL, &[]).status, 200);
     assert_eq!(b.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
-    assert!(g.child.try_wait().expect("wait").is_none(), "SIGHUP killed the gateway");
+    assert!(
+        g.child.try_wait().expect("wait").is_none(),
+        "SIGHUP killed the gateway"
+    );
 }

@@ -1,12 +1,14 @@
 //! SSE passes through event by event, unbuffered and untouched (`id:`,
 //! `retry:` lines kept), for POST responses and GET listen streams.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod common;
 
 use common::*;
 use std::time::Duration;
 
-const CALL: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow","arguments":{}}}"#;
+const CALL: &[u8] =
+    br#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"slow","arguments":{}}}"#;
 
 fn check_timing(events: &[(Duration, String)], n: usize, gap: Duration) {
     assert_eq!(events.len(), n, "{events:?}");
@@ -33,15 +35,23 @@ fn post_response_stream_is_not_buffered() {
     let (resp, events) = sse_events(
         g.port,
         "POST",
-        &[("Content-Type", "application/json"), ("Accept", "application/json, text/event-stream")],
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+        ],
         CALL,
     );
     assert_eq!(resp.status, 200);
-    assert!(resp.header("content-type").is_some_and(|c| c.starts_with("text/event-stream")));
+    assert!(resp
+        .header("content-type")
+        .is_some_and(|c| c.starts_with("text/event-stream")));
     assert!(resp.header("content-encoding").is_none());
     check_timing(&events, 5, gap);
     let lines = g.wait_access_lines(1);
-    assert_eq!(lines.last().map(|l| l["sse"].clone()), Some(serde_json::json!(true)));
+    assert_eq!(
+        lines.last().map(|l| l["sse"].clone()),
+        Some(serde_json::json!(true))
+    );
 }
 
 #[test]

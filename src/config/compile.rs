@@ -73,8 +73,8 @@ pub fn expand_env(
         match after.find('}') {
             Some(end) => {
                 let name = &after[..end];
-                let valid = !name.is_empty()
-                    && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+                let valid =
+                    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                 if !valid {
                     errs.push(format!("{path}: invalid placeholder \"${{{name}}}\""));
                 } else {
@@ -110,12 +110,17 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         Err(e) => return Err(ConfigError(vec![format!("(yaml): {e}")])),
     };
     let Value::Mapping(root) = &doc else {
-        return Err(ConfigError(vec!["(root): expected a mapping of sections".into()]));
+        return Err(ConfigError(vec![
+            "(root): expected a mapping of sections".into()
+        ]));
     };
     for key in root.keys() {
         match key.as_str() {
             Some(k) if SECTIONS.contains(&k) => {}
-            Some(k) => errs.push(k, format!("unknown section (known: {})", SECTIONS.join(", "))),
+            Some(k) => errs.push(
+                k,
+                format!("unknown section (known: {})", SECTIONS.join(", ")),
+            ),
             None => errs.push("(root)", "section names must be strings"),
         }
     }
@@ -149,7 +154,10 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
                     continue;
                 };
                 if !names.insert(u.name.clone()) {
-                    errs.push(format!("{path}.name"), format!("duplicate upstream \"{}\"", u.name));
+                    errs.push(
+                        format!("{path}.name"),
+                        format!("duplicate upstream \"{}\"", u.name),
+                    );
                 }
                 if let Some(up) = compile_upstream(&u, &path, env, &mut errs) {
                     upstreams.push(Arc::new(up));
@@ -217,13 +225,19 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
 
     let level = logging.level.to_ascii_lowercase();
     if !["error", "warn", "info", "debug", "trace", "off"].contains(&level.as_str()) {
-        errs.push("logging.level", format!("unknown level \"{}\"", logging.level));
+        errs.push(
+            "logging.level",
+            format!("unknown level \"{}\"", logging.level),
+        );
     }
     let format = match logging.format.as_str() {
         "json" => LogFormat::Json,
         "text" => LogFormat::Text,
         other => {
-            errs.push("logging.format", format!("expected json or text, got \"{other}\""));
+            errs.push(
+                "logging.format",
+                format!("expected json or text, got \"{other}\""),
+            );
             LogFormat::Json
         }
     };
@@ -256,12 +270,21 @@ fn compile_server(s: raw::Server, errs: &mut Errors) -> Option<ServerSettings> {
         errs.push("server.listen", "at least one address is required");
     }
     for (i, a) in listen.iter().enumerate() {
-        if a.to_socket_addrs().map(|mut it| it.next().is_none()).unwrap_or(true) {
-            errs.push(format!("server.listen[{i}]"), format!("\"{a}\" is not a host:port address"));
+        if a.to_socket_addrs()
+            .map(|mut it| it.next().is_none())
+            .unwrap_or(true)
+        {
+            errs.push(
+                format!("server.listen[{i}]"),
+                format!("\"{a}\" is not a host:port address"),
+            );
         }
     }
     if !s.path.starts_with('/') || s.path.contains(['?', '#', ' ']) {
-        errs.push("server.path", format!("\"{}\" must be an absolute path", s.path));
+        errs.push(
+            "server.path",
+            format!("\"{}\" must be an absolute path", s.path),
+        );
     }
     for (i, o) in s.allowed_origins.iter().enumerate() {
         if o != "*" && !(o.starts_with("http://") || o.starts_with("https://")) {
@@ -273,7 +296,10 @@ fn compile_server(s: raw::Server, errs: &mut Errors) -> Option<ServerSettings> {
     }
     let l = &s.limits;
     if l.max_body_bytes == 0 || l.max_body_bytes > 64 << 20 {
-        errs.push("server.limits.max_body_bytes", "must be between 1 and 67108864");
+        errs.push(
+            "server.limits.max_body_bytes",
+            "must be between 1 and 67108864",
+        );
     }
     if l.max_json_depth == 0 || l.max_json_depth > MAX_JSON_DEPTH_LIMIT {
         errs.push(
@@ -303,7 +329,11 @@ fn compile_server(s: raw::Server, errs: &mut Errors) -> Option<ServerSettings> {
         path: s.path,
         threads,
         allowed_origins: s.allowed_origins,
-        allowed_hosts: s.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()).collect(),
+        allowed_hosts: s
+            .allowed_hosts
+            .iter()
+            .map(|h| h.to_ascii_lowercase())
+            .collect(),
         limits: Limits {
             max_body_bytes: usize::try_from(l.max_body_bytes).unwrap_or(usize::MAX),
             max_header_bytes: usize::try_from(l.max_header_bytes).unwrap_or(usize::MAX),
@@ -325,7 +355,12 @@ fn compile_upstream(
     errs: &mut Errors,
 ) -> Option<Upstream> {
     let before = errs.0.len();
-    if u.name.is_empty() || !u.name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c)) {
+    if u.name.is_empty()
+        || !u
+            .name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    {
         errs.push(format!("{path}.name"), "must be non-empty [A-Za-z0-9._-]");
     }
     let parsed = match crate::upstream::parse_url(&u.url) {
@@ -363,7 +398,10 @@ fn compile_upstream(
     });
     if let Some(ca) = &tls.ca_file {
         if std::fs::metadata(ca).is_err() {
-            errs.push(format!("{path}.tls.ca_file"), format!("cannot read \"{ca}\""));
+            errs.push(
+                format!("{path}.tls.ca_file"),
+                format!("cannot read \"{ca}\""),
+            );
         }
     }
     let parsed = parsed?;
@@ -419,7 +457,10 @@ routing:
 
     fn one_error(text: &str, want: &str) {
         let e = errors(text);
-        assert!(e.iter().any(|l| l.contains(want)), "wanted {want:?} in {e:#?}");
+        assert!(
+            e.iter().any(|l| l.contains(want)),
+            "wanted {want:?} in {e:#?}"
+        );
     }
 
     #[test]
@@ -443,7 +484,10 @@ routing:
 
     #[test]
     fn unknown_keys_are_reported_with_path() {
-        one_error(&GOOD.replace("listen:", "lisen:"), "server.lisen: unknown field `lisen`");
+        one_error(
+            &GOOD.replace("listen:", "lisen:"),
+            "server.lisen: unknown field `lisen`",
+        );
         one_error(&format!("{GOOD}\nbogus: 1\n"), "bogus: unknown section");
         one_error(
             &GOOD.replace("    url:", "    colour: red\n    url:"),
@@ -458,7 +502,10 @@ routing:
     #[test]
     fn wrong_types_are_reported_with_path() {
         one_error(
-            &GOOD.replace("listen: 127.0.0.1:7332", "listen: 127.0.0.1:7332\n  limits: {max_body_bytes: lots}"),
+            &GOOD.replace(
+                "listen: 127.0.0.1:7332",
+                "listen: 127.0.0.1:7332\n  limits: {max_body_bytes: lots}",
+            ),
             "server.limits.max_body_bytes",
         );
     }
@@ -491,7 +538,10 @@ logging: {level: loud, format: xml}
             "logging.level",
             "logging.format",
         ] {
-            assert!(e.iter().any(|l| l.contains(want)), "wanted {want:?} in {e:#?}");
+            assert!(
+                e.iter().any(|l| l.contains(want)),
+                "wanted {want:?} in {e:#?}"
+            );
         }
     }
 
@@ -504,11 +554,17 @@ logging: {level: loud, format: xml}
             )
         };
         assert!(errors(&with_auth("Bearer ${SET}")).is_empty());
-        one_error(&with_auth("Bearer ${MISSING_VAR}"), "upstreams[0].auth.value: environment variable MISSING_VAR is not set");
+        one_error(
+            &with_auth("Bearer ${MISSING_VAR}"),
+            "upstreams[0].auth.value: environment variable MISSING_VAR is not set",
+        );
         one_error(&with_auth("Bearer ${bad-name}"), "invalid placeholder");
         one_error(&with_auth("Bearer ${SET"), "unterminated");
         let mut e = Vec::new();
-        assert_eq!(expand_env("a${SET}b${SET}", "p", &|_| Some("x".into()), &mut e), "axbx");
+        assert_eq!(
+            expand_env("a${SET}b${SET}", "p", &|_| Some("x".into()), &mut e),
+            "axbx"
+        );
         assert!(e.is_empty());
     }
 
@@ -516,7 +572,10 @@ logging: {level: loud, format: xml}
     fn missing_sections() {
         let e = errors("logging: {level: info}\n");
         for want in ["server: missing", "upstreams: missing", "routing: missing"] {
-            assert!(e.iter().any(|l| l.contains(want)), "wanted {want:?} in {e:#?}");
+            assert!(
+                e.iter().any(|l| l.contains(want)),
+                "wanted {want:?} in {e:#?}"
+            );
         }
         one_error("", "configuration is empty");
         one_error("- a\n- b\n", "expected a mapping");

@@ -245,9 +245,7 @@ impl Parsed {
                 Some(Id::Null) => return invalid(InvalidReason::BadId),
                 Some(_) => Kind::Request,
             },
-            (None, true) if id.is_some() && !(self.has_result && self.has_error) => {
-                Kind::Response
-            }
+            (None, true) if id.is_some() && !(self.has_result && self.has_error) => Kind::Response,
             (None, _) => return invalid(InvalidReason::NotAMessage),
         };
         Ok(Envelope {
@@ -279,7 +277,11 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Parsed, A::Error> {
         self.0.mark(InvalidReason::Batch);
-        Skip { st: self.0, depth: 0 }.visit_seq(seq)?;
+        Skip {
+            st: self.0,
+            depth: 0,
+        }
+        .visit_seq(seq)?;
         Ok(Parsed::default())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Parsed, A::Error> {
@@ -431,11 +433,19 @@ impl<'de> Visitor<'de> for StrSeed<'_, '_> {
         Ok(None)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<Text>, A::Error> {
-        Skip { st: self.st, depth: self.depth }.visit_seq(seq)?;
+        Skip {
+            st: self.st,
+            depth: self.depth,
+        }
+        .visit_seq(seq)?;
         Ok(None)
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<Text>, A::Error> {
-        Skip { st: self.st, depth: self.depth }.visit_map(map)?;
+        Skip {
+            st: self.st,
+            depth: self.depth,
+        }
+        .visit_map(map)?;
         Ok(None)
     }
 }
@@ -482,11 +492,19 @@ impl<'de> Visitor<'de> for IdSeed<'_, '_> {
         Ok(None)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<Id>, A::Error> {
-        Skip { st: self.st, depth: 1 }.visit_seq(seq)?;
+        Skip {
+            st: self.st,
+            depth: 1,
+        }
+        .visit_seq(seq)?;
         Ok(None)
     }
     fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Option<Id>, A::Error> {
-        Skip { st: self.st, depth: 1 }.visit_map(map)?;
+        Skip {
+            st: self.st,
+            depth: 1,
+        }
+        .visit_map(map)?;
         Ok(None)
     }
 }
@@ -544,7 +562,11 @@ impl<'de> Visitor<'de> for ParamsSeed<'_, '_> {
         Ok((name, uri, meta.flatten()))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<NameUri, A::Error> {
-        Skip { st: self.st, depth: 1 }.visit_seq(seq)?;
+        Skip {
+            st: self.st,
+            depth: 1,
+        }
+        .visit_seq(seq)?;
         Ok((None, None, None))
     }
     fn visit_bool<E>(self, _: bool) -> Result<NameUri, E> {
@@ -603,7 +625,11 @@ impl<'de> Visitor<'de> for MetaSeed<'_, '_> {
         Ok(version.flatten())
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<Text>, A::Error> {
-        Skip { st: self.st, depth: 2 }.visit_seq(seq)?;
+        Skip {
+            st: self.st,
+            depth: 2,
+        }
+        .visit_seq(seq)?;
         Ok(None)
     }
     fn visit_bool<E>(self, _: bool) -> Result<Option<Text>, E> {
@@ -668,7 +694,10 @@ impl<'de> Visitor<'de> for Skip<'_, '_> {
         if depth > self.st.max_depth {
             return Err(self.st.too_deep());
         }
-        while seq.next_element_seed(Skip { st: self.st, depth })?.is_some() {}
+        while seq
+            .next_element_seed(Skip { st: self.st, depth })?
+            .is_some()
+        {}
         Ok(())
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
@@ -717,12 +746,16 @@ mod tests {
         let e = ok(b);
         assert_eq!(e.method(b.as_bytes()), Some("tools/call"));
         assert_eq!(e.name(b.as_bytes()), Some("admin.x"));
-        assert_eq!(e.id_ref(b.as_bytes()), Some(crate::jsonrpc::IdRef::Str("a\"b")));
+        assert_eq!(
+            e.id_ref(b.as_bytes()),
+            Some(crate::jsonrpc::IdRef::Str("a\"b"))
+        );
     }
 
     #[test]
     fn key_order_does_not_matter() {
-        let b = r#"{"params":{"uri":"file:///a"},"method":"resources/read","id":"x","jsonrpc":"2.0"}"#;
+        let b =
+            r#"{"params":{"uri":"file:///a"},"method":"resources/read","id":"x","jsonrpc":"2.0"}"#;
         let e = ok(b);
         assert_eq!(e.uri(b.as_bytes()), Some("file:///a"));
         assert_eq!(e.kind, Kind::Request);
@@ -730,14 +763,30 @@ mod tests {
 
     #[test]
     fn notification_and_response() {
-        assert_eq!(ok(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).kind, Kind::Notification);
-        assert_eq!(ok(r#"{"jsonrpc":"2.0","id":3,"result":{}}"#).kind, Kind::Response);
-        assert_eq!(ok(r#"{"jsonrpc":"2.0","id":null,"error":{"code":1,"message":"x"}}"#).kind, Kind::Response);
+        assert_eq!(
+            ok(r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#).kind,
+            Kind::Notification
+        );
+        assert_eq!(
+            ok(r#"{"jsonrpc":"2.0","id":3,"result":{}}"#).kind,
+            Kind::Response
+        );
+        assert_eq!(
+            ok(r#"{"jsonrpc":"2.0","id":null,"error":{"code":1,"message":"x"}}"#).kind,
+            Kind::Response
+        );
     }
 
     #[test]
     fn malformed_json_is_parse_error() {
-        for b in ["", "{", r#"{"jsonrpc":"2.0",}"#, r#"{"a":1} x"#, "nul", r#"{"jsonrpc":"2.0","method":"x","params":{"a":[1,2}}"#] {
+        for b in [
+            "",
+            "{",
+            r#"{"jsonrpc":"2.0",}"#,
+            r#"{"a":1} x"#,
+            "nul",
+            r#"{"jsonrpc":"2.0","method":"x","params":{"a":[1,2}}"#,
+        ] {
             assert_eq!(err(b), InspectError::Parse, "{b}");
         }
     }
@@ -754,10 +803,19 @@ mod tests {
             (r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#, BadId),
             (r#"{"jsonrpc":"2.0","id":{},"method":"ping"}"#, BadId),
             (r#"{"jsonrpc":"2.0","id":null,"method":"ping"}"#, BadId),
-            (r#"{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call"}"#, DuplicateKey),
-            (r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#, DuplicateKey),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"ping","method":"tools/call"}"#,
+                DuplicateKey,
+            ),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"a","name":"b"}}"#,
+                DuplicateKey,
+            ),
             (r#"{"jsonrpc":"2.0","id":1}"#, NotAMessage),
-            (r#"{"jsonrpc":"2.0","id":1,"method":"x","result":{}}"#, NotAMessage),
+            (
+                r#"{"jsonrpc":"2.0","id":1,"method":"x","result":{}}"#,
+                NotAMessage,
+            ),
             (r#"{"jsonrpc":"2.0","result":{}}"#, NotAMessage),
         ];
         for (b, r) in cases {
@@ -767,7 +825,10 @@ mod tests {
 
     #[test]
     fn parse_error_wins_over_invalid_envelope() {
-        assert_eq!(err(r#"{"jsonrpc":"1.0","id":1,"method":"ping""#), InspectError::Parse);
+        assert_eq!(
+            err(r#"{"jsonrpc":"1.0","id":1,"method":"ping""#),
+            InspectError::Parse
+        );
     }
 
     #[test]
@@ -781,10 +842,19 @@ mod tests {
         };
         // object(1) > params(2) > n arrays
         assert!(inspect(deep(62).as_bytes(), 64).is_ok());
-        assert_eq!(inspect(deep(63).as_bytes(), 64), Err(InspectError::Invalid(InvalidReason::TooDeep)));
+        assert_eq!(
+            inspect(deep(63).as_bytes(), 64),
+            Err(InspectError::Invalid(InvalidReason::TooDeep))
+        );
         // far deeper than serde_json's own recursion limit: still a clean answer
-        assert_eq!(inspect(deep(100_000).as_bytes(), 64), Err(InspectError::Invalid(InvalidReason::TooDeep)));
-        assert_eq!(inspect(br#"{"jsonrpc":"2.0","id":1,"method":"x"}"#, 0), Err(InspectError::Invalid(InvalidReason::TooDeep)));
+        assert_eq!(
+            inspect(deep(100_000).as_bytes(), 64),
+            Err(InspectError::Invalid(InvalidReason::TooDeep))
+        );
+        assert_eq!(
+            inspect(br#"{"jsonrpc":"2.0","id":1,"method":"x"}"#, 0),
+            Err(InspectError::Invalid(InvalidReason::TooDeep))
+        );
     }
 
     #[test]

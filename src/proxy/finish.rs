@@ -79,7 +79,7 @@ pub fn access_log(session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx
         error: ctx.error.as_ref().map(|e| e.label()),
     };
     match serde_json::to_string(&line) {
-        Ok(s) => log::info!(target: ACCESS_TARGET, "{s}"),
+        Ok(s) => crate::accesslog::write(s),
         Err(err) => log::warn!("access log line not serialisable: {err}"),
     }
 }

@@ -33,7 +33,9 @@ pub fn early(shared: &SharedRuntime, session: &mut Session, ctx: &mut RequestCtx
     ctx.runtime = Some(shared.load_full());
     let given = session.req_header().headers.get("x-request-id");
     ctx.request_id = match given {
-        Some(v) if sane_request_id(v.as_bytes()) => String::from_utf8_lossy(v.as_bytes()).into_owned(),
+        Some(v) if sane_request_id(v.as_bytes()) => {
+            String::from_utf8_lossy(v.as_bytes()).into_owned()
+        }
         _ => new_request_id(),
     };
 }
@@ -72,11 +74,29 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
     }
     let method = req.method.clone();
     if method != Method::POST && method != Method::GET && method != Method::DELETE {
-        return respond(session, ctx, GatewayError::MethodNotAllowed("GET, POST, DELETE"), false).await;
+        return respond(
+            session,
+            ctx,
+            GatewayError::MethodNotAllowed("GET, POST, DELETE"),
+            false,
+        )
+        .await;
     }
-    ctx.era = match mcp::era(req.headers.get("mcp-protocol-version").map(|v| v.as_bytes())) {
+    ctx.era = match mcp::era(
+        req.headers
+            .get("mcp-protocol-version")
+            .map(|v| v.as_bytes()),
+    ) {
         Ok(era) => era,
-        Err(()) => return respond(session, ctx, GatewayError::UnsupportedProtocolVersion, false).await,
+        Err(mcp::InvalidVersion) => {
+            return respond(
+                session,
+                ctx,
+                GatewayError::UnsupportedProtocolVersion,
+                false,
+            )
+            .await
+        }
     };
     if ctx.era == Era::Stateless && method != Method::POST {
         // 2026-07-28 has no sessions: no GET stream, no DELETE
@@ -116,7 +136,11 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
             return respond(session, ctx, GatewayError::InvalidRequest(r), true).await
         }
     };
-    let (m, name, uri) = (envelope.method(body), envelope.name(body), envelope.uri(body));
+    let (m, name, uri) = (
+        envelope.method(body),
+        envelope.name(body),
+        envelope.uri(body),
+    );
     if let Some(e) = params_problem(m, &envelope) {
         ctx.envelope = Some(envelope);
         return respond(session, ctx, e, true).await;
@@ -162,7 +186,13 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
 async fn health(session: &mut Session, ctx: &mut RequestCtx, live: bool) -> Result<bool> {
     let method = &session.req_header().method;
     if method != Method::GET && method != Method::HEAD {
-        return respond(session, ctx, GatewayError::MethodNotAllowed("GET, HEAD"), false).await;
+        return respond(
+            session,
+            ctx,
+            GatewayError::MethodNotAllowed("GET, HEAD"),
+            false,
+        )
+        .await;
     }
     let (status, body): (u16, &'static [u8]) = if live {
         (200, b"{\"status\":\"ok\"}")
@@ -195,14 +225,22 @@ fn check_header_limits(rt: &Runtime, req: &RequestHeader) -> std::result::Result
 
 /// Content-Type, Content-Encoding and Content-Length checks before reading.
 fn check_body_headers(req: &RequestHeader, max: usize) -> std::result::Result<(), GatewayError> {
-    let ctype = req.headers.get(CONTENT_TYPE).map(|v| v.as_bytes()).unwrap_or(b"");
+    let ctype = req
+        .headers
+        .get(CONTENT_TYPE)
+        .map(|v| v.as_bytes())
+        .unwrap_or(b"");
     let mime = ctype.split(|b| *b == b';').next().unwrap_or(b"");
     if !mime.trim_ascii().eq_ignore_ascii_case(b"application/json") {
         return Err(GatewayError::UnsupportedMediaType);
     }
     if let Some(enc) = req.headers.get(CONTENT_ENCODING) {
         // a compressed body cannot be inspected without inflating it: refuse
-        if !enc.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity") {
+        if !enc
+            .as_bytes()
+            .trim_ascii()
+            .eq_ignore_ascii_case(b"identity")
+        {
             return Err(GatewayError::UnsupportedMediaType);
         }
     }
@@ -213,14 +251,21 @@ fn check_body_headers(req: &RequestHeader, max: usize) -> std::result::Result<()
         match len {
             Some(n) if n > max as u64 => return Err(GatewayError::BodyTooLarge),
             Some(_) => {}
-            None => return Err(GatewayError::InvalidRequest(jsonrpc::InvalidReason::NotAMessage)),
+            None => {
+                return Err(GatewayError::InvalidRequest(
+                    jsonrpc::InvalidReason::NotAMessage,
+                ))
+            }
         }
     }
     Ok(())
 }
 
 /// Reads the whole body, at most `max_body_bytes`; never inspects a prefix.
-async fn read_body(session: &mut Session, rt: &Runtime) -> std::result::Result<Bytes, GatewayError> {
+async fn read_body(
+    session: &mut Session,
+    rt: &Runtime,
+) -> std::result::Result<Bytes, GatewayError> {
     let limits = &rt.server.limits;
     let max = limits.max_body_bytes;
     if session
@@ -235,7 +280,9 @@ async fn read_body(session: &mut Session, rt: &Runtime) -> std::result::Result<B
             .await
             .map_err(|_| GatewayError::BodyIncomplete)?;
     }
-    session.as_downstream_mut().set_read_timeout(Some(limits.body_timeout));
+    session
+        .as_downstream_mut()
+        .set_read_timeout(Some(limits.body_timeout));
     let mut first: Option<Bytes> = None;
     let mut rest: Option<BytesMut> = None;
     let mut total = 0usize;
@@ -249,7 +296,9 @@ async fn read_body(session: &mut Session, rt: &Runtime) -> std::result::Result<B
                 match (&first, &mut rest) {
                     (None, _) => first = Some(chunk),
                     (Some(f), None) => {
-                        let mut buf = BytesMut::with_capacity((f.len() + chunk.len()).max(16 * 1024).min(max));
+                        let mut buf = BytesMut::with_capacity(
+                            (f.len() + chunk.len()).max(16 * 1024).min(max),
+                        );
                         buf.extend_from_slice(f);
                         buf.extend_from_slice(&chunk);
                         rest = Some(buf);
@@ -270,11 +319,13 @@ async fn read_body(session: &mut Session, rt: &Runtime) -> std::result::Result<B
 /// Methods whose authorization needs a name or URI must carry it as a string.
 fn params_problem(method: Option<&str>, env: &jsonrpc::Envelope) -> Option<GatewayError> {
     match method? {
-        "tools/call" | "prompts/get" if env.name.is_none() => {
-            Some(GatewayError::InvalidParams("invalid params: \"name\" must be a string"))
-        }
+        "tools/call" | "prompts/get" if env.name.is_none() => Some(GatewayError::InvalidParams(
+            "invalid params: \"name\" must be a string",
+        )),
         "resources/read" | "resources/subscribe" | "resources/unsubscribe" if env.uri.is_none() => {
-            Some(GatewayError::InvalidParams("invalid params: \"uri\" must be a string"))
+            Some(GatewayError::InvalidParams(
+                "invalid params: \"uri\" must be a string",
+            ))
         }
         _ => None,
     }

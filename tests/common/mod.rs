@@ -1,7 +1,7 @@
 //! Shared integration-test harness: starts the real `mcp-edge` binary on a free
 //! loopback port, a tiny fault-injection upstream, and a minimal blocking
 //! HTTP/1.1 client that can also time SSE events as they arrive.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -263,7 +263,8 @@ pub fn request(
     headers: &[(&str, &str)],
     body: &[u8],
 ) -> std::io::Result<Response> {
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -295,7 +296,8 @@ pub fn sse_events(
 ) -> (Response, Vec<(Duration, String)>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_secs(15))).ok();
-    let mut req = format!("{method} /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut req =
+        format!("{method} /mcp HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -324,7 +326,9 @@ pub fn sse_events(
             if r.read_line(&mut size).unwrap_or(0) == 0 {
                 break;
             }
-            let Ok(n) = usize::from_str_radix(size.trim(), 16) else { break };
+            let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+                break;
+            };
             let mut chunk = vec![0; n + 2];
             if r.read_exact(&mut chunk).is_err() || n == 0 {
                 break;
@@ -366,11 +370,14 @@ pub enum Mode {
     Accepted,
 }
 
+/// Request headers (lowercase names) of every request the upstream received.
+pub type Seen = Arc<Mutex<Vec<Vec<(String, String)>>>>;
+
 /// A tiny threaded HTTP/1.1 upstream for fault injection.
 pub struct Upstream {
     pub port: u16,
     pub hits: Arc<AtomicUsize>,
-    pub seen: Arc<Mutex<Vec<Vec<(String, String)>>>>,
+    pub seen: Seen,
 }
 
 impl Upstream {
@@ -394,12 +401,7 @@ impl Upstream {
     }
 }
 
-fn serve_conn(
-    conn: TcpStream,
-    mode: Mode,
-    hits: Arc<AtomicUsize>,
-    seen: Arc<Mutex<Vec<Vec<(String, String)>>>>,
-) {
+fn serve_conn(conn: TcpStream, mode: Mode, hits: Arc<AtomicUsize>, seen: Seen) {
     conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
     let mut w = match conn.try_clone() {
         Ok(w) => w,
@@ -443,7 +445,10 @@ fn serve_conn(
         }
         let echo = || {
             use sha2::{Digest, Sha256};
-            let sha: String = Sha256::digest(&body).iter().map(|b| format!("{b:02x}")).collect();
+            let sha: String = Sha256::digest(&body)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
             serde_json::json!({
                 "method": method, "path": path, "len": body.len(), "sha256": sha,
                 "headers": headers.iter().map(|(k, v)| (k.clone(), serde_json::Value::from(v.clone()))).collect::<serde_json::Map<_, _>>(),
@@ -476,7 +481,10 @@ fn serve_conn(
                         "id: ev-{i}\nretry: 1500\nevent: message\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{{\"progress\":{i}}}}}\n\n"
                     );
                     let chunk = format!("{:x}\r\n{ev}\r\n", ev.len());
-                    if w.write_all(chunk.as_bytes()).and_then(|_| w.flush()).is_err() {
+                    if w.write_all(chunk.as_bytes())
+                        .and_then(|_| w.flush())
+                        .is_err()
+                    {
                         return;
                     }
                 }

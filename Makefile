@@ -1,0 +1,56 @@
+# mcp-edge developer entry points. `make help` lists them.
+#
+# Builds link the system OpenSSL (OPENSSL_NO_VENDOR=1) and keep the target
+# directory outside the checkout so repeated (CI) builds are incremental.
+
+export OPENSSL_NO_VENDOR := 1
+export CARGO_TARGET_DIR ?= $(HOME)/.cache/mcp-edge/target
+CARGO ?= cargo
+BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/mcp-edge
+BIN_RELEASE := $(CARGO_TARGET_DIR)/release/mcp-edge
+BENCH_SECS ?= 10
+
+.PHONY: help deps peers build release run demo test lint fmt bench bench-micro bench-load clean
+
+help: ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
+
+deps: ## install system packages and test peers (Debian; needs root for apt)
+	scripts/deps.sh
+
+peers: ## install the npm and PyPI test peers only
+	scripts/deps.sh --peers-only
+
+build: ## debug build
+	$(CARGO) build
+
+release: ## optimised build
+	$(CARGO) build --release
+
+run: release ## run with conf/mcp-edge.yaml
+	$(BIN_RELEASE) run -c conf/mcp-edge.yaml
+
+demo: ## gateway in front of @modelcontextprotocol/server-everything on loopback
+	scripts/demo.sh
+
+test: deps ## every test (unit, integration with real MCP peers)
+	$(CARGO) test --all-targets
+
+lint: ## rustfmt and clippy (-D warnings)
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+fmt: ## format the code
+	$(CARGO) fmt --all
+
+bench: bench-micro bench-load ## criterion hot paths + wrk load vs direct and nginx
+
+bench-micro: ## criterion benches of the hot paths
+	$(CARGO) bench --bench hot_paths -- --warm-up-time 1 --measurement-time 3
+
+bench-load: release ## wrk load: direct upstream, nginx proxy, mcp-edge (ratios)
+	scripts/deps.sh --system-only
+	benches/load.py --gateway $(BIN_RELEASE) --duration $(BENCH_SECS)
+
+clean:
+	$(CARGO) clean
