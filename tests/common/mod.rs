@@ -534,3 +534,87 @@ pub fn peers_dir() -> PathBuf {
 pub fn exists(p: &Path) -> bool {
     p.exists()
 }
+
+/// A real MCP peer process (server-everything or the Python SDK server).
+pub struct Peer {
+    pub port: u16,
+    child: std::process::Child,
+}
+
+impl Peer {
+    /// `@modelcontextprotocol/server-everything` (streamableHttp) on a free loopback port.
+    pub fn everything() -> Peer {
+        let dir = peers_dir();
+        assert!(
+            dir.join("node_modules/@modelcontextprotocol/server-everything").exists(),
+            "npm test peers missing: run `make peers` (scripts/deps.sh)"
+        );
+        let port = free_port();
+        let child = Command::new(dir.join("everything.sh"))
+            .arg(port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start server-everything");
+        Self::ready(Peer { port, child })
+    }
+
+    /// The Python SDK `MCPServer` (tests/peers/py_server.py) on a free loopback port.
+    pub fn python() -> Peer {
+        let port = free_port();
+        let child = Command::new("python3")
+            .arg(peers_dir().join("py_server.py"))
+            .args(["--port", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start py_server.py");
+        Self::ready(Peer { port, child })
+    }
+
+    fn ready(p: Peer) -> Peer {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if TcpStream::connect(("127.0.0.1", p.port)).is_ok() {
+                return p;
+            }
+            thread::sleep(Duration::from_millis(50));
+        }
+        panic!("MCP peer did not listen on {}", p.port);
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs a client script and returns its JSON step lines; panics with its
+/// output if it fails.
+pub fn run_client(cmd: &mut Command) -> Vec<serde_json::Value> {
+    let out = cmd
+        .current_dir(peers_dir())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run client");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let steps: Vec<serde_json::Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    let all_ok = steps.iter().all(|s| s["ok"] == true);
+    let done = steps.last().is_some_and(|s| s["step"] == "done");
+    assert!(
+        out.status.success() && all_ok && done,
+        "client failed ({}):\n{stdout}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    steps
+}

@@ -1,0 +1,111 @@
+//! Real MCP SDK clients through the real gateway to real MCP servers:
+//! the TypeScript SDK client and the Python SDK client against
+//! `@modelcontextprotocol/server-everything` and a Python SDK `MCPServer`,
+//! in the session era and (Python SDK) the stateless 2026-07-28 revision.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use std::process::Command;
+
+fn gateway_for(peer: &Peer) -> Gateway {
+    Gateway::start(&simple_config(&peer.url(), "").replace("timeout_ms: 2000", "timeout_ms: 20000"))
+}
+
+fn step<'a>(steps: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
+    steps
+        .iter()
+        .find(|s| s["step"] == name)
+        .unwrap_or_else(|| panic!("no step {name} in {steps:?}"))
+}
+
+/// Progress notifications arrive as they are sent, not batched: consecutive
+/// arrivals are spaced like the sends (`gap_ms` apart), not bunched at the end.
+fn assert_streamed(steps: &[serde_json::Value], gap_ms: f64) {
+    let arrivals: Vec<f64> = step(steps, "progress")["arrivals_ms"]
+        .as_array()
+        .expect("arrivals")
+        .iter()
+        .filter_map(|v| v.as_f64())
+        .collect();
+    assert_eq!(arrivals.len(), 4, "{arrivals:?}");
+    for w in arrivals.windows(2) {
+        let d = w[1] - w[0];
+        assert!(d > gap_ms * 0.5 && d < gap_ms * 1.5, "progress bunched: {arrivals:?}");
+    }
+}
+
+fn ts_client(url: &str, server: &str) -> Vec<serde_json::Value> {
+    assert!(have("node"), "node is needed (.ci/run installs it)");
+    run_client(Command::new("node").args(["ts_client.mjs", url, "--server", server]).env(
+        "MCP_HEADERS",
+        r#"{"Authorization":"Bearer must-not-leak","X-Api-Key":"nope"}"#,
+    ))
+}
+
+fn py_client(url: &str, server: &str, mode: &str) -> Vec<serde_json::Value> {
+    run_client(Command::new("python3").args(["py_client.py", url, "--server", server, "--mode", mode]))
+}
+
+fn access(g: &Gateway) -> Vec<serde_json::Value> {
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    g.access_lines()
+}
+
+#[test]
+fn typescript_client_through_gateway_to_server_everything() {
+    let peer = Peer::everything();
+    let g = gateway_for(&peer);
+    let steps = ts_client(&g.url(), "everything");
+    assert_streamed(&steps, 500.0);
+    assert_eq!(step(&steps, "initialize")["protocolVersion"], "2025-11-25");
+    let lines = access(&g);
+    // the SDK opened the GET listen stream and ended the session with DELETE
+    assert!(lines.iter().any(|l| l["http_method"] == "GET" && l["status"] == 200 && l["sse"] == true), "{lines:?}");
+    assert!(lines.iter().any(|l| l["http_method"] == "DELETE" && l["status"] == 200), "{lines:?}");
+    assert!(lines.iter().any(|l| l["mcp_method"] == "initialize"));
+    assert!(lines.iter().all(|l| l["error"].is_null()), "{lines:?}");
+}
+
+#[test]
+fn typescript_client_through_gateway_to_python_server() {
+    let peer = Peer::python();
+    let g = gateway_for(&peer);
+    let steps = ts_client(&g.url(), "py");
+    assert_streamed(&steps, 400.0);
+}
+
+#[test]
+fn python_client_through_gateway_to_server_everything() {
+    let peer = Peer::everything();
+    let g = gateway_for(&peer);
+    let steps = py_client(&g.url(), "everything", "legacy");
+    assert_streamed(&steps, 500.0);
+    let lines = access(&g);
+    assert!(lines.iter().any(|l| l["mcp_method"] == "tools/call" && l["target"] == "trigger-long-running-operation" && l["sse"] == true));
+}
+
+#[test]
+fn python_client_session_era_through_gateway_to_python_server() {
+    let peer = Peer::python();
+    let g = gateway_for(&peer);
+    let steps = py_client(&g.url(), "py", "legacy");
+    assert_streamed(&steps, 400.0);
+    let lines = access(&g);
+    assert!(lines.iter().all(|l| l["era"] == "session"), "{lines:?}");
+}
+
+#[test]
+fn python_client_stateless_2026_07_28_through_gateway() {
+    let peer = Peer::python();
+    let g = gateway_for(&peer);
+    let steps = py_client(&g.url(), "py", "2026-07-28");
+    assert_streamed(&steps, 400.0);
+    let lines = access(&g);
+    assert!(!lines.is_empty());
+    // every request was checked as stateless: Mcp-Method/Mcp-Name agreed with the body
+    assert!(lines.iter().all(|l| l["era"] == "stateless" && l["status"] == 200), "{lines:?}");
+    assert!(lines.iter().any(|l| l["mcp_method"] == "resources/read" && l["target"] == "demo://greeting"));
+    assert!(!lines.iter().any(|l| l["http_method"] == "GET" || l["mcp_method"] == "initialize"));
+}
