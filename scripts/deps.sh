@@ -37,5 +37,5 @@ if [ "$mode" != "--system-only" ]; then
     (cd tests/peers && npm ci --no-audit --no-fund --loglevel=error)
   fi
   # pinned versions already present: pip answers from the local install
-  python3 -m pip install --quiet --disable-pip-version-check -r tests/peers/requirements.txt
+  python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore -r tests/peers/requirements.txt
 fi
