@@ -32,20 +32,34 @@ fn assert_streamed(steps: &[serde_json::Value], gap_ms: f64) {
     assert_eq!(arrivals.len(), 4, "{arrivals:?}");
     for w in arrivals.windows(2) {
         let d = w[1] - w[0];
-        assert!(d > gap_ms * 0.5 && d < gap_ms * 1.5, "progress bunched: {arrivals:?}");
+        assert!(
+            d > gap_ms * 0.5 && d < gap_ms * 1.5,
+            "progress bunched: {arrivals:?}"
+        );
     }
 }
 
 fn ts_client(url: &str, server: &str) -> Vec<serde_json::Value> {
     assert!(have("node"), "node is needed (.ci/run installs it)");
-    run_client(Command::new("node").args(["ts_client.mjs", url, "--server", server]).env(
-        "MCP_HEADERS",
-        r#"{"Authorization":"Bearer must-not-leak","X-Api-Key":"nope"}"#,
-    ))
+    run_client(
+        Command::new("node")
+            .args(["ts_client.mjs", url, "--server", server])
+            .env(
+                "MCP_HEADERS",
+                r#"{"Authorization":"Bearer must-not-leak","X-Api-Key":"nope"}"#,
+            ),
+    )
 }
 
 fn py_client(url: &str, server: &str, mode: &str) -> Vec<serde_json::Value> {
-    run_client(Command::new("python3").args(["py_client.py", url, "--server", server, "--mode", mode]))
+    run_client(Command::new("python3").args([
+        "py_client.py",
+        url,
+        "--server",
+        server,
+        "--mode",
+        mode,
+    ]))
 }
 
 fn access(g: &Gateway) -> Vec<serde_json::Value> {
@@ -62,8 +76,18 @@ fn typescript_client_through_gateway_to_server_everything() {
     assert_eq!(step(&steps, "initialize")["protocolVersion"], "2025-11-25");
     let lines = access(&g);
     // the SDK opened the GET listen stream and ended the session with DELETE
-    assert!(lines.iter().any(|l| l["http_method"] == "GET" && l["status"] == 200 && l["sse"] == true), "{lines:?}");
-    assert!(lines.iter().any(|l| l["http_method"] == "DELETE" && l["status"] == 200), "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["http_method"] == "GET" && l["status"] == 200 && l["sse"] == true),
+        "{lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["http_method"] == "DELETE" && l["status"] == 200),
+        "{lines:?}"
+    );
     assert!(lines.iter().any(|l| l["mcp_method"] == "initialize"));
     assert!(lines.iter().all(|l| l["error"].is_null()), "{lines:?}");
 }
@@ -83,7 +107,9 @@ fn python_client_through_gateway_to_server_everything() {
     let steps = py_client(&g.url(), "everything", "legacy");
     assert_streamed(&steps, 500.0);
     let lines = access(&g);
-    assert!(lines.iter().any(|l| l["mcp_method"] == "tools/call" && l["target"] == "trigger-long-running-operation" && l["sse"] == true));
+    assert!(lines.iter().any(|l| l["mcp_method"] == "tools/call"
+        && l["target"] == "trigger-long-running-operation"
+        && l["sse"] == true));
 }
 
 #[test]
@@ -105,7 +131,16 @@ fn python_client_stateless_2026_07_28_through_gateway() {
     let lines = access(&g);
     assert!(!lines.is_empty());
     // every request was checked as stateless: Mcp-Method/Mcp-Name agreed with the body
-    assert!(lines.iter().all(|l| l["era"] == "stateless" && l["status"] == 200), "{lines:?}");
-    assert!(lines.iter().any(|l| l["mcp_method"] == "resources/read" && l["target"] == "demo://greeting"));
-    assert!(!lines.iter().any(|l| l["http_method"] == "GET" || l["mcp_method"] == "initialize"));
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["era"] == "stateless" && l["status"] == 200),
+        "{lines:?}"
+    );
+    assert!(lines
+        .iter()
+        .any(|l| l["mcp_method"] == "resources/read" && l["target"] == "demo://greeting"));
+    assert!(!lines
+        .iter()
+        .any(|l| l["http_method"] == "GET" || l["mcp_method"] == "initialize"));
 }

@@ -546,7 +546,8 @@ impl Peer {
     pub fn everything() -> Peer {
         let dir = peers_dir();
         assert!(
-            dir.join("node_modules/@modelcontextprotocol/server-everything").exists(),
+            dir.join("node_modules/@modelcontextprotocol/server-everything")
+                .exists(),
             "npm test peers missing: run `make peers` (scripts/deps.sh)"
         );
         let port = free_port();
