@@ -13,7 +13,8 @@ import argparse, json, os, re, shutil, signal, socket, subprocess, sys, tempfile
 
 BODY = ('{"jsonrpc":"2.0","id":1723,"method":"tools/call","params":{"name":"search.documents",'
         '"arguments":{"query":"quarterly revenue by region","limit":20,"filters":{"year":2026,'
-        '"tags":["finance","emea","apac"],"include_archived":false}},"_meta":{"progressToken":"tok-5d1b"}}}')
+        '"tags":["finance","emea","apac"],"include_archived":false,"owner":"team-analytics"}},'
+        '"_meta":{"progressToken":"tok-5d1b-0f3e"}}}')
 CLK = os.sysconf("SC_CLK_TCK")
 
 
