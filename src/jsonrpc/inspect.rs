@@ -180,6 +180,18 @@ pub fn inspect(body: &[u8], max_depth: u32) -> Result<Envelope, InspectError> {
     parsed.into_envelope()
 }
 
+/// Implements scalar `visit_*` methods that all answer `$v`:
+/// `scalars!(Ty, value; bool i64 u64 f64 str unit)`.
+macro_rules! scalars {
+    ($ret:ty, $v:expr; $($kind:ident)+) => { $(scalars!(@one $kind, $ret, $v);)+ };
+    (@one bool, $ret:ty, $v:expr) => { fn visit_bool<E>(self, _: bool) -> Result<$ret, E> { Ok($v) } };
+    (@one i64, $ret:ty, $v:expr) => { fn visit_i64<E>(self, _: i64) -> Result<$ret, E> { Ok($v) } };
+    (@one u64, $ret:ty, $v:expr) => { fn visit_u64<E>(self, _: u64) -> Result<$ret, E> { Ok($v) } };
+    (@one f64, $ret:ty, $v:expr) => { fn visit_f64<E>(self, _: f64) -> Result<$ret, E> { Ok($v) } };
+    (@one str, $ret:ty, $v:expr) => { fn visit_str<E>(self, _: &str) -> Result<$ret, E> { Ok($v) } };
+    (@one unit, $ret:ty, $v:expr) => { fn visit_unit<E>(self) -> Result<$ret, E> { Ok($v) } };
+}
+
 struct State<'b> {
     body: &'b [u8],
     max_depth: u32,
@@ -417,21 +429,7 @@ impl<'de> Visitor<'de> for StrSeed<'_, '_> {
     fn visit_str<E>(self, v: &str) -> Result<Option<Text>, E> {
         Ok(Some(Text::Owned(v.into())))
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Option<Text>, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Option<Text>, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Option<Text>, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Option<Text>, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Option<Text>, E> {
-        Ok(None)
-    }
+    scalars!(Option<Text>, None; bool i64 u64 f64 unit);
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<Text>, A::Error> {
         Skip {
             st: self.st,
@@ -485,12 +483,7 @@ impl<'de> Visitor<'de> for IdSeed<'_, '_> {
     fn visit_unit<E>(self) -> Result<Option<Id>, E> {
         Ok(Some(Id::Null))
     }
-    fn visit_f64<E>(self, _: f64) -> Result<Option<Id>, E> {
-        Ok(None)
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Option<Id>, E> {
-        Ok(None)
-    }
+    scalars!(Option<Id>, None; f64 bool);
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<Id>, A::Error> {
         Skip {
             st: self.st,
@@ -569,24 +562,7 @@ impl<'de> Visitor<'de> for ParamsSeed<'_, '_> {
         .visit_seq(seq)?;
         Ok((None, None, None))
     }
-    fn visit_bool<E>(self, _: bool) -> Result<NameUri, E> {
-        Ok((None, None, None))
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<NameUri, E> {
-        Ok((None, None, None))
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<NameUri, E> {
-        Ok((None, None, None))
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<NameUri, E> {
-        Ok((None, None, None))
-    }
-    fn visit_str<E>(self, _: &str) -> Result<NameUri, E> {
-        Ok((None, None, None))
-    }
-    fn visit_unit<E>(self) -> Result<NameUri, E> {
-        Ok((None, None, None))
-    }
+    scalars!(NameUri, (None, None, None); bool i64 u64 f64 str unit);
 }
 
 /// `params._meta`: picks the protocol version (MCP 2026-07-28), skips the rest.
@@ -632,24 +608,7 @@ impl<'de> Visitor<'de> for MetaSeed<'_, '_> {
         .visit_seq(seq)?;
         Ok(None)
     }
-    fn visit_bool<E>(self, _: bool) -> Result<Option<Text>, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Option<Text>, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Option<Text>, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Option<Text>, E> {
-        Ok(None)
-    }
-    fn visit_str<E>(self, _: &str) -> Result<Option<Text>, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Option<Text>, E> {
-        Ok(None)
-    }
+    scalars!(Option<Text>, None; bool i64 u64 f64 str unit);
 }
 
 /// Validates and discards any value; `depth` is the nesting level of the
@@ -671,24 +630,7 @@ impl<'de> Visitor<'de> for Skip<'_, '_> {
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("a JSON value")
     }
-    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E>(self) -> Result<(), E> {
-        Ok(())
-    }
+    scalars!((), (); bool i64 u64 f64 str unit);
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let depth = self.depth + 1;
         if depth > self.st.max_depth {
