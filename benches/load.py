@@ -109,6 +109,10 @@ upstreams:
 routing:
   - match: {{method: "*"}}
     upstream: up
+policy:
+  rules:
+    - subject: {{tenant: "*"}}
+      allow: {{methods: ["*"], tools: ["*"], resources: ["*"], prompts: ["*"]}}
 logging: {{level: info, format: json}}
 """
         open(f"{tmp}/gw.yaml", "w").write(conf)

@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use sha2::{Digest, Sha256};
 
 use crate::config;
 use crate::logsetup;
@@ -84,8 +83,13 @@ pub fn run() -> i32 {
                     rt.server.threads,
                     rt.upstreams.len()
                 );
-                let srv = server::build(rt, &config, &RunOptions { daemon, upgrade });
-                srv.run_forever()
+                match server::build(rt, &config, &RunOptions { daemon, upgrade }) {
+                    Ok(srv) => srv.run_forever(),
+                    Err(e) => {
+                        eprintln!("{}: audit.path: {e}", config.display());
+                        2
+                    }
+                }
             }
             Err(e) => {
                 eprintln!("{}: {e}", config.display());
@@ -118,9 +122,7 @@ pub fn run() -> i32 {
             timeout_ms,
         } => health(url, config, Duration::from_millis(timeout_ms)),
         Command::HashKey { key } => {
-            let digest = Sha256::digest(key.as_bytes());
-            let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-            println!("sha256:{hex}");
+            println!("{}", crate::auth::apikey::hash_form(key.as_bytes()));
             0
         }
     }

@@ -4,6 +4,7 @@
 //! JSON-RPC error code (DESIGN.md style rule 7).
 
 use crate::jsonrpc::InvalidReason;
+use crate::policy::Deny;
 
 /// JSON-RPC 2.0 "Parse error".
 pub const PARSE_ERROR: i32 = -32700;
@@ -32,8 +33,14 @@ pub enum GatewayError {
     OriginNotAllowed,
     /// `Host` header not in `server.allowed_hosts` (DNS-rebinding defence).
     HostNotAllowed,
-    /// No credentials were accepted and anonymous access is off.
+    /// No credentials were sent and anonymous access is off.
     Unauthenticated,
+    /// Credentials were sent but are not valid (unknown key, conflicting headers).
+    BadCredentials,
+    /// Policy refused the call (not a `tools/call`).
+    Forbidden(Deny),
+    /// Policy refused a `tools/call`: answered exactly like an unknown tool.
+    UnknownTool,
     /// Too many or too large request headers.
     HeadersTooLarge,
     /// Body larger than `limits.max_body_bytes`.
@@ -74,6 +81,9 @@ impl GatewayError {
             GatewayError::OriginNotAllowed => 403,
             GatewayError::HostNotAllowed => 403,
             GatewayError::Unauthenticated => 401,
+            GatewayError::BadCredentials => 401,
+            GatewayError::Forbidden(_) => 403,
+            GatewayError::UnknownTool => 200,
             GatewayError::HeadersTooLarge => 431,
             GatewayError::BodyTooLarge => 413,
             GatewayError::UnsupportedMediaType => 415,
@@ -102,6 +112,9 @@ impl GatewayError {
             GatewayError::OriginNotAllowed => INVALID_REQUEST,
             GatewayError::HostNotAllowed => INVALID_REQUEST,
             GatewayError::Unauthenticated => INVALID_REQUEST,
+            GatewayError::BadCredentials => INVALID_REQUEST,
+            GatewayError::Forbidden(_) => INVALID_REQUEST,
+            GatewayError::UnknownTool => INVALID_PARAMS,
             GatewayError::HeadersTooLarge => INVALID_REQUEST,
             GatewayError::BodyTooLarge => INVALID_REQUEST,
             GatewayError::UnsupportedMediaType => INVALID_REQUEST,
@@ -127,6 +140,9 @@ impl GatewayError {
             GatewayError::OriginNotAllowed => "origin not allowed",
             GatewayError::HostNotAllowed => "host not allowed",
             GatewayError::Unauthenticated => "authentication required",
+            GatewayError::BadCredentials => "invalid credentials",
+            GatewayError::Forbidden(_) => "forbidden by policy",
+            GatewayError::UnknownTool => "Unknown tool",
             GatewayError::HeadersTooLarge => "request headers too large",
             GatewayError::BodyTooLarge => "request body too large",
             GatewayError::UnsupportedMediaType => {
@@ -146,6 +162,18 @@ impl GatewayError {
         }
     }
 
+    /// Whether the gateway refused the request (as opposed to an upstream or
+    /// internal failure).
+    pub fn is_refusal(&self) -> bool {
+        !matches!(
+            self,
+            GatewayError::UpstreamUnavailable
+                | GatewayError::UpstreamTimeout
+                | GatewayError::ShuttingDown
+                | GatewayError::Internal
+        )
+    }
+
     /// Short stable label for logs and metrics.
     pub fn label(&self) -> &'static str {
         match self {
@@ -154,6 +182,9 @@ impl GatewayError {
             GatewayError::OriginNotAllowed => "origin_not_allowed",
             GatewayError::HostNotAllowed => "host_not_allowed",
             GatewayError::Unauthenticated => "unauthenticated",
+            GatewayError::BadCredentials => "bad_credentials",
+            GatewayError::Forbidden(d) => d.as_str(),
+            GatewayError::UnknownTool => "policy_unknown_tool",
             GatewayError::HeadersTooLarge => "headers_too_large",
             GatewayError::BodyTooLarge => "body_too_large",
             GatewayError::UnsupportedMediaType => "unsupported_media_type",

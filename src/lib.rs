@@ -4,6 +4,8 @@
 #![forbid(unsafe_code)]
 
 pub mod accesslog;
+pub mod audit;
+pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod error;
@@ -11,9 +13,11 @@ pub mod hygiene;
 pub mod jsonrpc;
 pub mod logsetup;
 pub mod mcp;
+pub mod policy;
 pub mod proxy;
 pub mod reload;
 pub mod routing;
 pub mod runtime;
 pub mod server;
+pub mod sink;
 pub mod upstream;

@@ -25,6 +25,9 @@ impl Reloader {
     /// Re-reads the file and swaps the snapshot if it is valid.
     pub fn reload(&self) -> Result<(), config::ConfigError> {
         let new = config::load_file(&self.path)?;
+        if let Err(e) = new.open_audit() {
+            return Err(config::ConfigError(vec![format!("audit.path: {e}")]));
+        }
         let old = self.runtime.load();
         if new.server.listen != old.server.listen || new.server.threads != old.server.threads {
             log::warn!(
@@ -53,7 +56,11 @@ impl BackgroundService for Reloader {
                     Ok(()) => log::info!("reload: configuration {} applied", self.path.display()),
                     Err(e) => log::error!("reload: kept the previous configuration; {e}"),
                 },
-                _ = shutdown.changed() => return,
+                _ = shutdown.changed() => {
+                    // from now on log and audit lines are written as they come
+                    crate::sink::shutting_down();
+                    return;
+                }
             }
         }
     }

@@ -7,8 +7,12 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
+use crate::audit::Audit;
+use crate::auth::Authenticator;
 use crate::hygiene::HeaderPolicy;
+use crate::policy::Policy;
 use crate::routing::Routes;
+use crate::sink::{OnFull, Target};
 use crate::upstream::Upstream;
 
 /// Compiled request limits.
@@ -71,15 +75,55 @@ pub struct Runtime {
     pub upstreams: Vec<Arc<Upstream>>,
     /// Which client headers go upstream.
     pub headers: HeaderPolicy,
-    /// Unauthenticated requests are accepted as tenant `anonymous`.
-    pub anonymous: bool,
+    /// Identity: anonymous access and API keys.
+    pub auth: Authenticator,
+    /// RFC 9728 protected-resource metadata, when configured.
+    pub resource_metadata: Option<ResourceMetadata>,
+    /// Deny-by-default authorization.
+    pub policy: Policy,
+    /// Audit settings (`None` = off, or off in this environment).
+    pub audit_settings: Option<(Target, OnFull)>,
+    /// The audit writer, opened by [`Runtime::open_audit`] when serving.
+    pub audit: std::sync::OnceLock<Option<Audit>>,
+    /// Field names never logged (`logging.redact_keys`, lowercase).
+    pub redact_keys: Vec<String>,
     /// Log level.
     pub log_level: String,
     /// Log format.
     pub log_format: LogFormat,
 }
 
+/// The RFC 9728 document and where it is served.
+#[derive(Debug, Clone)]
+pub struct ResourceMetadata {
+    /// The JSON document.
+    pub document: bytes::Bytes,
+    /// Its public URL, named in `WWW-Authenticate: Bearer resource_metadata="…"`.
+    pub url: String,
+    /// Paths the gateway answers it on (bare and path-suffixed).
+    pub paths: Vec<String>,
+}
+
 impl Runtime {
+    /// Opens the audit writer (at startup and after a reload) so a bad
+    /// `audit.path` is reported at once; requests then find it ready.
+    pub fn open_audit(&self) -> std::io::Result<()> {
+        if self.audit.get().is_some() {
+            return Ok(());
+        }
+        let audit = match &self.audit_settings {
+            Some((target, on_full)) => Some(Audit::new(target.clone(), *on_full)?),
+            None => None,
+        };
+        let _ = self.audit.set(audit);
+        Ok(())
+    }
+
+    /// The audit writer, if audit is on.
+    pub fn audit(&self) -> Option<&Audit> {
+        self.audit.get().and_then(|a| a.as_ref())
+    }
+
     /// Whether an `Origin` header value is allowed.
     pub fn origin_allowed(&self, origin: &[u8]) -> bool {
         self.server

@@ -64,7 +64,8 @@ pub fn server_conf(rt: &Runtime, opts: &RunOptions) -> ServerConf {
 }
 
 /// Builds the Pingora server for a compiled configuration.
-pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> Server {
+pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Result<Server> {
+    rt.open_audit()?;
     let conf = server_conf(&rt, opts);
     let opt = Opt {
         upgrade: opts.upgrade,
@@ -100,5 +101,5 @@ pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> Server {
             runtime: shared,
         },
     ));
-    server
+    Ok(server)
 }

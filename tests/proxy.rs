@@ -19,14 +19,19 @@ fn gw(up: &Upstream) -> Gateway {
 #[test]
 fn forwards_exact_bytes_and_only_allowed_headers() {
     let up = Upstream::start(Mode::Echo);
-    let g = gw(&up);
+    let cfg = simple_config(&up.url(), "").replace(
+        "auth: {anonymous: true}",
+        "auth: {api_keys: [{id: k1, key: client-key-123, tenant: t}]}",
+    );
+    let g = Gateway::start(&cfg);
     let r = post_json(
         g.port,
         CALL,
         &[
-            ("Authorization", "Bearer client-token"),
-            ("X-API-Key", "client-key"),
-            ("Api-Key", "client-key"),
+            // the client's credential in every accepted form: none may reach the upstream
+            ("Authorization", "Bearer client-key-123"),
+            ("X-API-Key", "client-key-123"),
+            ("Api-Key", "client-key-123"),
             ("Cookie", "session=abc"),
             ("Proxy-Authorization", "Basic x"),
             ("X-Forwarded-For", "6.6.6.6"),

@@ -9,8 +9,31 @@ mod common;
 use common::*;
 use std::process::Command;
 
+const TS_KEY: &str = "ts-client-key-0001";
+const PY_KEY: &str = "py-client-key-0002";
+
+/// Anonymous access off; the clients authenticate with API keys (the TS SDK
+/// client with `Authorization: Bearer`, the Python one with `X-API-Key`);
+/// every call is audited.
 fn gateway_for(peer: &Peer) -> Gateway {
-    Gateway::start(&simple_config(&peer.url(), "").replace("timeout_ms: 2000", "timeout_ms: 20000"))
+    let cfg = simple_config(&peer.url(), "")
+        .replace("timeout_ms: 2000", "timeout_ms: 20000")
+        .replace(
+            "auth: {anonymous: true}",
+            &format!(
+                "auth:\n  api_keys:\n    - {{id: ts-key, key: {TS_KEY}, tenant: team, client: ts}}\n    - {{id: py-key, key: {PY_KEY}, tenant: team, client: py}}\naudit: {{path: \"{{DIR}}/audit.jsonl\"}}"
+            ),
+        );
+    Gateway::start(&cfg)
+}
+
+fn audit_lines(g: &Gateway) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(g.dir.path().join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("audit line is JSON"))
+        .filter(|a| a["path"] != "/healthz")
+        .collect()
 }
 
 fn step<'a>(steps: &'a [serde_json::Value], name: &str) -> &'a serde_json::Value {
@@ -46,20 +69,17 @@ fn ts_client(url: &str, server: &str) -> Vec<serde_json::Value> {
             .args(["ts_client.mjs", url, "--server", server])
             .env(
                 "MCP_HEADERS",
-                r#"{"Authorization":"Bearer must-not-leak","X-Api-Key":"nope"}"#,
+                format!(r#"{{"Authorization":"Bearer {TS_KEY}"}}"#),
             ),
     )
 }
 
 fn py_client(url: &str, server: &str, mode: &str) -> Vec<serde_json::Value> {
-    run_client(Command::new("python3").args([
-        "py_client.py",
-        url,
-        "--server",
-        server,
-        "--mode",
-        mode,
-    ]))
+    run_client(
+        Command::new("python3")
+            .args(["py_client.py", url, "--server", server, "--mode", mode])
+            .env("MCP_HEADERS", format!(r#"{{"X-API-Key":"{PY_KEY}"}}"#)),
+    )
 }
 
 fn access(g: &Gateway) -> Vec<serde_json::Value> {
@@ -90,6 +110,18 @@ fn typescript_client_through_gateway_to_server_everything() {
     );
     assert!(lines.iter().any(|l| l["mcp_method"] == "initialize"));
     assert!(lines.iter().all(|l| l["error"].is_null()), "{lines:?}");
+    // one audit line per request, each naming the key id (never the key)
+    let audit = audit_lines(&g);
+    assert_eq!(audit.len(), lines.len(), "{audit:?}");
+    assert!(audit
+        .iter()
+        .all(|a| a["principal"]["key_id"] == "ts-key" && a["decision"] == "allow"));
+    let all = format!(
+        "{}{}",
+        g.log_text(),
+        std::fs::read_to_string(g.dir.path().join("audit.jsonl")).unwrap_or_default()
+    );
+    assert!(!all.contains(TS_KEY), "the API key leaked into the logs");
 }
 
 #[test]
@@ -120,6 +152,9 @@ fn python_client_session_era_through_gateway_to_python_server() {
     assert_streamed(&steps, 400.0);
     let lines = access(&g);
     assert!(lines.iter().all(|l| l["era"] == "session"), "{lines:?}");
+    let audit = audit_lines(&g);
+    assert_eq!(audit.len(), lines.len());
+    assert!(audit.iter().all(|a| a["principal"]["key_id"] == "py-key"));
 }
 
 #[test]

@@ -67,7 +67,7 @@ fn get_listen_stream_forwards_session_and_last_event_id() {
             ("Mcp-Session-Id", "sess-7"),
             ("Last-Event-ID", "ev-3"),
             ("MCP-Protocol-Version", "2025-11-25"),
-            ("Authorization", "Bearer client"),
+            ("Cookie", "session=secret"),
         ],
         b"",
     );
@@ -79,5 +79,5 @@ fn get_listen_stream_forwards_session_and_last_event_id() {
     assert_eq!(get("mcp-session-id"), Some("sess-7"));
     assert_eq!(get("last-event-id"), Some("ev-3"));
     assert_eq!(get("mcp-protocol-version"), Some("2025-11-25"));
-    assert_eq!(get("authorization"), None);
+    assert_eq!(get("cookie"), None);
 }

@@ -13,9 +13,12 @@ use serde_yaml::Value;
 
 use super::raw;
 use super::ConfigError;
+use crate::auth::{apikey, ApiKeys, Authenticator};
 use crate::hygiene::HeaderPolicy;
+use crate::policy::{self, Globs, Policy};
 use crate::routing::{Glob, Routes, Rule};
-use crate::runtime::{Limits, LogFormat, Runtime, ServerSettings};
+use crate::runtime::{Limits, LogFormat, ResourceMetadata, Runtime, ServerSettings};
+use crate::sink::OnFull;
 use crate::upstream::{Upstream, UpstreamAuth};
 
 /// Sections this version understands; anything else at the top level is an error.
@@ -26,6 +29,8 @@ const SECTIONS: &[&str] = &[
     "upstream_headers",
     "logging",
     "auth",
+    "policy",
+    "audit",
 ];
 
 /// Deepest `max_json_depth` accepted (serde_json's own recursion guard is 128).
@@ -139,6 +144,10 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
     let auth = get("auth")
         .and_then(|v| section::<raw::Auth>(v, "auth", &mut errs))
         .unwrap_or_default();
+    let policy_raw = get("policy")
+        .and_then(|v| section::<raw::Policy>(v, "policy", &mut errs))
+        .unwrap_or_default();
+    let audit_raw = get("audit").and_then(|v| section::<raw::Audit>(v, "audit", &mut errs));
     let headers = get("upstream_headers")
         .and_then(|v| section::<raw::UpstreamHeaders>(v, "upstream_headers", &mut errs))
         .unwrap_or_default();
@@ -243,6 +252,17 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
     };
 
     let server = server.and_then(|s| compile_server(s, &mut errs));
+    let authenticator = compile_auth(&auth, env, &mut errs);
+    let resource_metadata = auth.resource_metadata.as_ref().and_then(|m| {
+        compile_resource_metadata(m, server.as_ref().map(|s| s.path.as_str()), &mut errs)
+    });
+    let policy = compile_policy(&policy_raw, &mut errs);
+    let audit_settings = audit_raw.and_then(|a| compile_audit(&a, env, &mut errs));
+    let redact_keys = logging
+        .redact_keys
+        .iter()
+        .map(|k| k.to_ascii_lowercase())
+        .collect();
 
     if !errs.0.is_empty() {
         return Err(ConfigError(errs.0));
@@ -255,7 +275,12 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         routes: Routes::new(rules),
         upstreams,
         headers: header_policy,
-        anonymous: auth.anonymous,
+        auth: authenticator,
+        resource_metadata,
+        policy,
+        audit_settings,
+        audit: std::sync::OnceLock::new(),
+        redact_keys,
         log_level: level,
         log_format: format,
     })
@@ -346,6 +371,213 @@ fn compile_server(s: raw::Server, errs: &mut Errors) -> Option<ServerSettings> {
         pid_file: s.pid_file,
         upgrade_sock: s.upgrade_sock,
     })
+}
+
+fn compile_auth(
+    auth: &raw::Auth,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Errors,
+) -> Authenticator {
+    let mut keys = ApiKeys::default();
+    let mut ids = HashSet::new();
+    for (i, k) in auth.api_keys.iter().enumerate() {
+        let path = format!("auth.api_keys[{i}]");
+        if k.id.is_empty() {
+            errs.push(format!("{path}.id"), "must not be empty");
+        } else if !ids.insert(k.id.clone()) {
+            errs.push(
+                format!("{path}.id"),
+                format!("duplicate key id \"{}\"", k.id),
+            );
+        }
+        if k.tenant.is_empty() {
+            errs.push(format!("{path}.tenant"), "must not be empty");
+        }
+        let digest = match (&k.key, &k.key_hash) {
+            (Some(_), Some(_)) => {
+                errs.push(&path, "give either key or key_hash, not both");
+                None
+            }
+            (None, None) => {
+                errs.push(&path, "key or key_hash is required");
+                None
+            }
+            (Some(plain), None) => {
+                let mut env_errs = Vec::new();
+                let plain = expand_env(plain, &format!("{path}.key"), env, &mut env_errs);
+                errs.0.extend(env_errs);
+                if plain.len() < 8 {
+                    errs.push(format!("{path}.key"), "keys must be at least 8 characters");
+                }
+                Some(apikey::digest(plain.as_bytes()))
+            }
+            (None, Some(h)) => match apikey::parse_hash(h) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    errs.push(format!("{path}.key_hash"), e);
+                    None
+                }
+            },
+        };
+        if let Some(d) = digest {
+            let client = k.client.as_deref().unwrap_or(&k.id);
+            if let Err(e) = keys.insert(&k.id, d, &k.tenant, client) {
+                errs.push(&path, e);
+            }
+        }
+    }
+    Authenticator {
+        anonymous: auth.anonymous,
+        keys,
+    }
+}
+
+fn compile_resource_metadata(
+    m: &raw::ResourceMetadata,
+    mcp_path: Option<&str>,
+    errs: &mut Errors,
+) -> Option<ResourceMetadata> {
+    let uri: http::Uri = match m.resource.parse() {
+        Ok(u) => u,
+        Err(_) => {
+            errs.push(
+                "auth.resource_metadata.resource",
+                "must be an absolute https:// or http:// URL",
+            );
+            return None;
+        }
+    };
+    let (Some(scheme), Some(authority)) = (uri.scheme_str(), uri.authority()) else {
+        errs.push(
+            "auth.resource_metadata.resource",
+            "must be an absolute https:// or http:// URL",
+        );
+        return None;
+    };
+    for (i, a) in m.authorization_servers.iter().enumerate() {
+        if !(a.starts_with("https://") || a.starts_with("http://")) {
+            errs.push(
+                format!("auth.resource_metadata.authorization_servers[{i}]"),
+                "must be a URL",
+            );
+        }
+    }
+    const WELL_KNOWN: &str = "/.well-known/oauth-protected-resource";
+    let resource_path = uri.path().trim_end_matches('/');
+    let mut paths = vec![WELL_KNOWN.to_string()];
+    for p in [Some(resource_path), mcp_path] {
+        if let Some(p) = p.filter(|p| !p.is_empty() && *p != "/") {
+            let suffixed = format!("{WELL_KNOWN}{p}");
+            if !paths.contains(&suffixed) {
+                paths.push(suffixed);
+            }
+        }
+    }
+    let mut doc = serde_json::json!({
+        "resource": m.resource,
+        "authorization_servers": m.authorization_servers,
+        "bearer_methods_supported": ["header"],
+    });
+    if !m.scopes_supported.is_empty() {
+        doc["scopes_supported"] = serde_json::json!(m.scopes_supported);
+    }
+    Some(ResourceMetadata {
+        document: bytes::Bytes::from(doc.to_string()),
+        url: format!("{scheme}://{authority}{WELL_KNOWN}{resource_path}"),
+        paths,
+    })
+}
+
+fn compile_globs(list: &[String], path: &str, errs: &mut Errors) -> Vec<Glob> {
+    list.iter()
+        .enumerate()
+        .filter_map(|(i, g)| {
+            if g.is_empty() {
+                errs.push(format!("{path}[{i}]"), "empty pattern");
+                None
+            } else {
+                Some(Glob::new(g))
+            }
+        })
+        .collect()
+}
+
+fn compile_grants(g: &raw::Grants, path: &str, errs: &mut Errors) -> Globs {
+    Globs {
+        methods: compile_globs(&g.methods, &format!("{path}.methods"), errs),
+        tools: compile_globs(&g.tools, &format!("{path}.tools"), errs),
+        resources: compile_globs(&g.resources, &format!("{path}.resources"), errs),
+        prompts: compile_globs(&g.prompts, &format!("{path}.prompts"), errs),
+    }
+}
+
+fn compile_policy(p: &raw::Policy, errs: &mut Errors) -> Policy {
+    if p.default != "deny" {
+        errs.push(
+            "policy.default",
+            "only \"deny\" is supported (deny by default)",
+        );
+    }
+    let rules = p
+        .rules
+        .iter()
+        .enumerate()
+        .map(|(i, r)| policy::Rule {
+            tenant: Glob::new(r.subject.tenant.as_deref().unwrap_or("*")),
+            client: Glob::new(r.subject.client.as_deref().unwrap_or("*")),
+            allow: compile_grants(&r.allow, &format!("policy.rules[{i}].allow"), errs),
+            deny: compile_grants(&r.deny, &format!("policy.rules[{i}].deny"), errs),
+        })
+        .collect();
+    Policy { rules }
+}
+
+/// Environment name when `MCP_EDGE_ENV` is not set.
+pub const DEFAULT_ENV: &str = "production";
+
+fn compile_audit(
+    a: &raw::Audit,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Errors,
+) -> Option<(crate::sink::Target, OnFull)> {
+    let on_full = match a.on_full.as_str() {
+        "block" => OnFull::Block,
+        "drop" => OnFull::Drop,
+        other => {
+            errs.push(
+                "audit.on_full",
+                format!("expected block or drop, got \"{other}\""),
+            );
+            OnFull::Block
+        }
+    };
+    if a.path.is_empty() {
+        errs.push("audit.path", "must be a file path or \"-\" (stdout)");
+    } else if a.path != "-" {
+        let parent = std::path::Path::new(&a.path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty());
+        if let Some(dir) = parent {
+            if !dir.is_dir() {
+                errs.push(
+                    "audit.path",
+                    format!("directory {} does not exist", dir.display()),
+                );
+            }
+        }
+    }
+    if a.max_file_bytes < 4096 {
+        errs.push("audit.max_file_bytes", "must be at least 4096");
+    }
+    let envs = compile_globs(&a.environments, "audit.environments", errs);
+    let current = env("MCP_EDGE_ENV").unwrap_or_else(|| DEFAULT_ENV.to_string());
+    if !a.enabled || !crate::audit::enabled_in(&envs, &current) {
+        return None;
+    }
+    Some((
+        crate::audit::Audit::target(&a.path, a.max_file_bytes),
+        on_full,
+    ))
 }
 
 fn compile_upstream(
@@ -473,7 +705,7 @@ routing:
         assert_eq!(rt.server.path, "/mcp");
         assert_eq!(rt.server.limits.max_body_bytes, 1 << 20);
         assert!(rt.server.threads >= 1);
-        assert!(!rt.anonymous);
+        assert!(!rt.auth.anonymous);
     }
 
     #[test]

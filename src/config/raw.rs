@@ -211,6 +211,8 @@ pub struct Logging {
     pub level: String,
     /// `json` or `text`.
     pub format: String,
+    /// Field names whose values never appear in logs or audit (case-insensitive).
+    pub redact_keys: Vec<String>,
 }
 
 impl Default for Logging {
@@ -218,15 +220,182 @@ impl Default for Logging {
         Logging {
             level: "info".into(),
             format: "json".into(),
+            redact_keys: [
+                "authorization",
+                "x-api-key",
+                "api-key",
+                "cookie",
+                "token",
+                "access_token",
+                "password",
+                "secret",
+            ]
+            .map(String::from)
+            .to_vec(),
         }
     }
 }
 
-/// `auth:` (identity schemes arrive with later issues).
+/// `auth:`: who may call.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Auth {
     /// `true` = unauthenticated requests get the principal `{tenant: anonymous}`.
     #[serde(default)]
     pub anonymous: bool,
+    /// API keys, accepted from `Authorization: Bearer|Api-Key K`, `X-API-Key`, `Api-Key`.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKey>,
+    /// RFC 9728 protected-resource metadata, served at
+    /// `/.well-known/oauth-protected-resource` and named in `WWW-Authenticate`.
+    #[serde(default)]
+    pub resource_metadata: Option<ResourceMetadata>,
+}
+
+/// One `auth.api_keys[]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// Key id: what logs and audit show (never the key).
+    pub id: String,
+    /// The key in plain text (development only); `${VAR}` allowed.
+    #[serde(default)]
+    pub key: Option<String>,
+    /// `sha256:<hex>` of the key (`mcp-edge hash-key KEY`); the production form.
+    #[serde(default)]
+    pub key_hash: Option<String>,
+    /// Tenant of the principal.
+    pub tenant: String,
+    /// Client of the principal (default: the key id).
+    #[serde(default)]
+    pub client: Option<String>,
+}
+
+/// `auth.resource_metadata:` (RFC 9728).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResourceMetadata {
+    /// The protected resource's identifier (its public MCP URL).
+    pub resource: String,
+    /// Authorization servers clients should obtain tokens from.
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    /// Scopes the resource understands.
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
+}
+
+/// `policy:`: deny by default; rules grant and deny by glob.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Only `deny` is accepted: anything not allowed is refused.
+    #[serde(default = "deny")]
+    pub default: String,
+    /// All rules whose subject matches apply; any matching deny wins.
+    #[serde(default)]
+    pub rules: Vec<PolicyRule>,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            default: deny(),
+            rules: Vec::new(),
+        }
+    }
+}
+
+fn deny() -> String {
+    "deny".into()
+}
+
+/// One `policy.rules[]` entry.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyRule {
+    /// Which principals the rule applies to.
+    pub subject: Subject,
+    /// What it grants.
+    #[serde(default)]
+    pub allow: Grants,
+    /// What it refuses (wins over any allow).
+    #[serde(default)]
+    pub deny: Grants,
+}
+
+/// `policy.rules[].subject`: globs over the principal.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Subject {
+    /// Tenant glob (default `*`).
+    #[serde(default)]
+    pub tenant: Option<String>,
+    /// Client glob (default `*`).
+    #[serde(default)]
+    pub client: Option<String>,
+}
+
+/// Glob lists over what a call touches.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Grants {
+    /// JSON-RPC method globs.
+    #[serde(default)]
+    pub methods: Vec<String>,
+    /// Tool name globs (`tools/call`, and `tools/list` filtering).
+    #[serde(default)]
+    pub tools: Vec<String>,
+    /// Resource URI globs.
+    #[serde(default)]
+    pub resources: Vec<String>,
+    /// Prompt name globs.
+    #[serde(default)]
+    pub prompts: Vec<String>,
+}
+
+/// `audit:`: one JSON line per request, including every rejection.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Audit {
+    /// Audit on or off.
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// JSONL file, or `-` for stdout.
+    #[serde(default = "default_audit_path")]
+    pub path: String,
+    /// Environments (globs) where audit runs; `MCP_EDGE_ENV` names the current one.
+    #[serde(default = "any")]
+    pub environments: Vec<String>,
+    /// Rotate the file when it reaches this size (the old one becomes `<path>.1`).
+    #[serde(default = "default_max_file")]
+    pub max_file_bytes: u64,
+    /// `block` (wait for the writer) or `drop` (count and drop) when the queue is full.
+    #[serde(default = "default_on_full")]
+    pub on_full: String,
+}
+
+impl Default for Audit {
+    fn default() -> Self {
+        Audit {
+            enabled: false,
+            path: default_audit_path(),
+            environments: any(),
+            max_file_bytes: default_max_file(),
+            on_full: default_on_full(),
+        }
+    }
+}
+
+fn default_audit_path() -> String {
+    "-".into()
+}
+fn any() -> Vec<String> {
+    vec!["*".into()]
+}
+fn default_max_file() -> u64 {
+    100 * 1024 * 1024
+}
+fn default_on_full() -> String {
+    "block".into()
 }

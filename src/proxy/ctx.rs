@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use crate::auth::Principal;
 use crate::error::GatewayError;
 use crate::jsonrpc::Envelope;
 use crate::mcp::Era;
@@ -20,6 +21,8 @@ pub struct RequestCtx {
     pub runtime: Option<Arc<Runtime>>,
     /// `early_request_filter`: kept from a sane client `X-Request-ID`, else generated.
     pub request_id: String,
+    /// `request_filter`: who the request acts as (set before the body is read).
+    pub principal: Option<Principal>,
     /// `request_filter`: protocol era from `MCP-Protocol-Version`.
     pub era: Era,
     /// `request_filter`: the exact body bytes that were inspected; replayed
@@ -44,6 +47,7 @@ impl RequestCtx {
             started: Instant::now(),
             runtime: None,
             request_id: String::new(),
+            principal: None,
             era: Era::Session,
             body: None,
             envelope: None,

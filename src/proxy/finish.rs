@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::response::classify;
 use super::RequestCtx;
+use crate::audit::{now_rfc3339, Capped, Event, Who};
 use crate::mcp::Era;
 
 /// Target of access-log records (`RUST_LOG=access=off` silences them).
@@ -38,15 +39,16 @@ struct AccessLine<'a> {
     error: Option<&'static str>,
 }
 
-/// Writes the access-log line.
+/// Writes the access-log line and the audit event.
 pub fn access_log(session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx) {
-    if !log::log_enabled!(target: ACCESS_TARGET, log::Level::Info) {
-        return;
-    }
     if ctx.error.is_none() {
         if let Some(e) = e {
             ctx.error = classify(e);
         }
+    }
+    audit_event(session, ctx);
+    if !log::log_enabled!(target: ACCESS_TARGET, log::Level::Info) {
+        return;
     }
     let req = session.req_header();
     let status = session
@@ -82,4 +84,49 @@ pub fn access_log(session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx
         Ok(s) => crate::accesslog::write(s),
         Err(err) => log::warn!("access log line not serialisable: {err}"),
     }
+}
+
+/// One audit line per request, rejections included.
+fn audit_event(session: &Session, ctx: &RequestCtx) {
+    let Some(audit) = ctx.runtime.as_ref().and_then(|rt| rt.audit()) else {
+        return;
+    };
+    let status = session
+        .response_written()
+        .map(|r| r.status.as_u16())
+        .or_else(|| ctx.error.as_ref().map(|e| e.status()))
+        .unwrap_or(0);
+    let (decision, reason, code) = match &ctx.error {
+        None => ("allow", None, None),
+        Some(e) => (
+            if e.is_refusal() { "deny" } else { "error" },
+            Some(e.label()),
+            Some(e.jsonrpc_code()),
+        ),
+    };
+    let event = Event {
+        ts: now_rfc3339(),
+        request_id: Capped(&ctx.request_id),
+        client_ip: session.client_addr().map(|a| a.to_string()),
+        principal: ctx.principal.as_ref().map(|p| Who {
+            tenant: Capped(&p.tenant),
+            client: Capped(&p.client),
+            key_id: p.key_id.as_deref().map(Capped),
+            subject: p.subject.as_deref().map(Capped),
+            source: p.source.as_str(),
+        }),
+        http_method: session.req_header().method.as_str(),
+        path: Capped(session.req_header().uri.path()),
+        method: ctx.method().map(Capped),
+        target: ctx.target().map(Capped),
+        upstream: ctx.upstream.as_ref().map(|u| &*u.name),
+        decision,
+        reason,
+        status,
+        jsonrpc_code: code,
+        duration_ms: (ctx.started.elapsed().as_secs_f64() * 1e6).round() / 1000.0,
+        bytes_in: ctx.body.as_ref().map_or(0, |b| b.len()),
+        bytes_out: session.body_bytes_sent(),
+    };
+    audit.record(&event);
 }

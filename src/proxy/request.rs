@@ -2,10 +2,10 @@
 //! (DESIGN.md step 2), each step may end the request with a JSON-RPC error:
 //!
 //! 1. health paths, header limits, Host, path, Origin, HTTP method, protocol era;
-//! 2. authenticate (issue 3 adds schemes; today: anonymous or 401);
+//! 2. authenticate (API key, or anonymous) → principal, or 401;
 //! 3. read the body whole (bounded by `max_body_bytes`), inspect the envelope;
 //! 4. header/body consistency (`Mcp-Method`, `Mcp-Name`);
-//! 5. authorize and rate-limit (issues 3 and 4);
+//! 5. authorize (deny by default; rate limits arrive with issue 4);
 //! 6. route to an upstream.
 
 use bytes::{Bytes, BytesMut};
@@ -16,10 +16,12 @@ use pingora_proxy::Session;
 
 use super::response::{respond, respond_json};
 use super::RequestCtx;
+use crate::auth::AuthError;
 use crate::error::GatewayError;
 use crate::hygiene::{new_request_id, sane_request_id};
 use crate::jsonrpc::{self, InspectError, Kind};
 use crate::mcp::{self, Era};
+use crate::policy::Deny;
 use crate::routing::Call;
 use crate::runtime::{Runtime, SharedRuntime};
 
@@ -51,6 +53,13 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
     // 1. request shape
     if path == HEALTHZ || path == HEALTH {
         return health(session, ctx, path == HEALTHZ).await;
+    }
+    if let Some(meta) = &rt.resource_metadata {
+        if meta.paths.iter().any(|p| p == path) {
+            let doc = meta.document.clone();
+            respond_json(session, ctx, 200, doc, true).await?;
+            return Ok(true);
+        }
     }
     if let Err(e) = check_header_limits(&rt, req) {
         return respond(session, ctx, e, false).await;
@@ -104,12 +113,28 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
     }
 
     // 2. authenticate
-    if !rt.anonymous {
-        return respond(session, ctx, GatewayError::Unauthenticated, false).await;
+    let client_ip = session
+        .client_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    match rt
+        .auth
+        .authenticate(&session.req_header().headers, &client_ip)
+    {
+        Ok(p) => ctx.principal = Some(p),
+        Err(AuthError::Missing) => {
+            return respond(session, ctx, GatewayError::Unauthenticated, false).await
+        }
+        Err(AuthError::Invalid) => {
+            return respond(session, ctx, GatewayError::BadCredentials, false).await
+        }
     }
 
     if method != Method::POST {
         // GET listen stream / DELETE session end: no body, default route
+        if let Err(deny) = authorize(&rt, ctx, &Call::default()) {
+            return respond(session, ctx, GatewayError::Forbidden(deny), false).await;
+        }
         ctx.listen_stream = method == Method::GET;
         return match rt.routes.default_upstream() {
             Some(u) => {
@@ -163,16 +188,27 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
         )
     });
 
-    // 6. route
     let call = if envelope.kind == Kind::Response {
         Call::default()
     } else {
         Call::from_parts(m, name, uri)
     };
+    let decision = authorize(&rt, ctx, &call);
+    let is_tool_call = call.tool.is_some();
+    // 6. route
     let upstream = rt.routes.route(&call).cloned();
     ctx.envelope = Some(envelope);
     if let Err(msg) = checked {
         return respond(session, ctx, GatewayError::HeaderMismatch(msg), true).await;
+    }
+    // 5. authorize: a refused tool looks exactly like a tool that does not exist
+    if let Err(deny) = decision {
+        let err = if is_tool_call {
+            GatewayError::UnknownTool
+        } else {
+            GatewayError::Forbidden(deny)
+        };
+        return respond(session, ctx, err, true).await;
     }
     match upstream {
         Some(u) => {
@@ -180,6 +216,14 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
             Ok(false)
         }
         None => respond(session, ctx, GatewayError::NoRoute, true).await,
+    }
+}
+
+/// Policy decision for the request's principal.
+fn authorize(rt: &Runtime, ctx: &RequestCtx, call: &Call<'_>) -> std::result::Result<(), Deny> {
+    match &ctx.principal {
+        Some(p) => rt.policy.check(p, call),
+        None => Err(Deny::NoRule),
     }
 }
 

@@ -21,27 +21,49 @@ pub async fn respond(
     err: GatewayError,
     body_consumed: bool,
 ) -> Result<bool> {
-    let body = jsonrpc::error_body(ctx.id_ref(), err.jsonrpc_code(), err.reason());
-    let status = err.status();
-    let allow = match &err {
-        GatewayError::MethodNotAllowed(allow) => Some(*allow),
-        _ => None,
+    let body = match &err {
+        // the same words an MCP server uses for a tool it does not have
+        GatewayError::UnknownTool => jsonrpc::error_body(
+            ctx.id_ref(),
+            err.jsonrpc_code(),
+            &format!("Unknown tool: {}", ctx.target().unwrap_or_default()),
+        ),
+        _ => jsonrpc::error_body(ctx.id_ref(), err.jsonrpc_code(), err.reason()),
     };
-    let unauthenticated = err == GatewayError::Unauthenticated;
-    ctx.error = Some(err);
+    let status = err.status();
     let mut resp = json_header(status, body.len(), ctx)?;
-    if let Some(allow) = allow {
-        resp.insert_header("allow", allow)?;
+    match &err {
+        GatewayError::MethodNotAllowed(allow) => resp.insert_header("allow", *allow)?,
+        GatewayError::Unauthenticated | GatewayError::BadCredentials => {
+            resp.insert_header("www-authenticate", www_authenticate(ctx, &err))?
+        }
+        _ => {}
     }
-    if unauthenticated {
-        resp.insert_header("www-authenticate", "Bearer")?;
-    }
+    ctx.error = Some(err);
     if !body_consumed {
         session.set_keepalive(None);
     }
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await?;
     Ok(true)
+}
+
+/// `WWW-Authenticate` for a 401 (RFC 6750, with the RFC 9728 metadata URL).
+fn www_authenticate(ctx: &RequestCtx, err: &GatewayError) -> String {
+    let mut v = String::from("Bearer");
+    let mut sep = " ";
+    if let Some(meta) = ctx
+        .runtime
+        .as_ref()
+        .and_then(|rt| rt.resource_metadata.as_ref())
+    {
+        v.push_str(&format!("{sep}resource_metadata=\"{}\"", meta.url));
+        sep = ", ";
+    }
+    if *err == GatewayError::BadCredentials {
+        v.push_str(&format!("{sep}error=\"invalid_token\""));
+    }
+    v
 }
 
 /// Writes a JSON answer (health endpoints).

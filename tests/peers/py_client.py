@@ -78,7 +78,9 @@ def main():
     a = ap.parse_args()
     try:
         asyncio.run(run(a.url, a.mode, NAMES[a.server]))
-    except BaseException as e:  # report, then fail the test
+    except BaseException as e:  # report (innermost causes of task groups too), then fail
+        while isinstance(e, BaseExceptionGroup) and e.exceptions:
+            e = e.exceptions[0]
         emit("error", ok=False, error=f"{type(e).__name__}: {e}")
         sys.exit(1)
 

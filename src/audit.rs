@@ -1,0 +1,226 @@
+//! The audit trail: exactly one JSON line per request, rejections included,
+//! with who (principal), what (method and tool/resource/prompt), where
+//! (upstream), the decision and its reason, status, JSON-RPC code, duration
+//! and bytes. Written through a [`Sink`] (bounded queue, `on_full`, rotation).
+//! Secrets never reach it: no header or body value is logged, string fields
+//! are length-capped, and JSON escaping covers CR/LF and control characters.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Mutex, OnceLock};
+
+use serde::Serialize;
+
+use crate::sink::{OnFull, Sink, Target};
+
+/// Longest string field written (longer values are cut and marked).
+pub const MAX_FIELD: usize = 256;
+
+/// Lines that may wait for the writer.
+const CAPACITY: usize = 64 * 1024;
+
+/// The compiled audit settings.
+#[derive(Debug, Clone)]
+pub struct Audit {
+    sink: &'static Sink,
+}
+
+static SINKS: OnceLock<Mutex<HashMap<Target, &'static Sink>>> = OnceLock::new();
+
+impl Audit {
+    /// The audit writer for a target. Sinks live for the process and are
+    /// shared by reloads that keep the same target.
+    pub fn new(target: Target, on_full: OnFull) -> std::io::Result<Audit> {
+        let map = SINKS.get_or_init(|| Mutex::new(HashMap::new()));
+        let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(sink) = map.get(&target) {
+            return Ok(Audit { sink });
+        }
+        let sink: &'static Sink = Box::leak(Box::new(Sink::new(target.clone(), CAPACITY, on_full)));
+        sink.check()?;
+        map.insert(target, sink);
+        Ok(Audit { sink })
+    }
+
+    /// The target for `audit.path` (`-` = stdout).
+    pub fn target(path: &str, max_file_bytes: u64) -> Target {
+        if path == "-" {
+            Target::Stdout
+        } else {
+            Target::File {
+                path: PathBuf::from(path),
+                max_bytes: max_file_bytes,
+            }
+        }
+    }
+
+    /// Writes one event.
+    pub fn record(&self, event: &Event<'_>) {
+        match serde_json::to_string(event) {
+            Ok(line) => self.sink.write(line),
+            Err(e) => log::warn!("audit event not serialisable: {e}"),
+        }
+    }
+
+    /// Events dropped because the queue was full (`on_full: drop`).
+    pub fn dropped(&self) -> u64 {
+        self.sink.dropped()
+    }
+}
+
+/// A length-capped string field.
+#[derive(Debug, Clone, Copy)]
+pub struct Capped<'a>(pub &'a str);
+
+impl Serialize for Capped<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        if self.0.len() <= MAX_FIELD {
+            return s.serialize_str(self.0);
+        }
+        let mut cut = MAX_FIELD;
+        while !self.0.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.serialize_str(&format!("{}…(truncated)", &self.0[..cut]))
+    }
+}
+
+/// The principal part of an event.
+#[derive(Debug, Serialize)]
+pub struct Who<'a> {
+    /// Tenant.
+    pub tenant: Capped<'a>,
+    /// Client.
+    pub client: Capped<'a>,
+    /// API key id.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<Capped<'a>>,
+    /// JWT subject.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub subject: Option<Capped<'a>>,
+    /// `api_key`, `jwt`, `anonymous`.
+    pub source: &'static str,
+}
+
+/// One audit line.
+#[derive(Debug, Serialize)]
+pub struct Event<'a> {
+    /// RFC 3339 UTC timestamp with milliseconds.
+    pub ts: String,
+    /// Request id (also in `X-Request-ID`).
+    pub request_id: Capped<'a>,
+    /// Client address.
+    pub client_ip: Option<String>,
+    /// Who; absent when authentication failed.
+    pub principal: Option<Who<'a>>,
+    /// HTTP method.
+    pub http_method: &'a str,
+    /// Request path (never the query string).
+    pub path: Capped<'a>,
+    /// JSON-RPC method.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub method: Option<Capped<'a>>,
+    /// Tool name, resource URI or prompt name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub target: Option<Capped<'a>>,
+    /// Upstream name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream: Option<&'a str>,
+    /// `allow` or `deny` (the gateway refused) or `error` (upstream failed).
+    pub decision: &'static str,
+    /// Why, when not simply allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<&'static str>,
+    /// HTTP status sent.
+    pub status: u16,
+    /// JSON-RPC error code of a gateway-made error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub jsonrpc_code: Option<i32>,
+    /// Milliseconds from request start to the end of the response.
+    pub duration_ms: f64,
+    /// Request body bytes.
+    pub bytes_in: usize,
+    /// Response body bytes.
+    pub bytes_out: usize,
+}
+
+/// Current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub fn now_rfc3339() -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // civil-from-days (Howard Hinnant's algorithm)
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        now.subsec_millis()
+    )
+}
+
+/// Whether audit runs in environment `env` given `audit.environments` globs.
+pub fn enabled_in(environments: &[crate::routing::Glob], env: &str) -> bool {
+    environments.iter().any(|g| g.matches(env))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn capped_fields_and_escaping() {
+        let long = "x".repeat(1000);
+        let e = Event {
+            ts: now_rfc3339(),
+            request_id: Capped("r\r\nInjected: yes"),
+            client_ip: None,
+            principal: None,
+            http_method: "POST",
+            path: Capped("/mcp"),
+            method: Some(Capped(&long)),
+            target: None,
+            upstream: None,
+            decision: "deny",
+            reason: Some("x"),
+            status: 400,
+            jsonrpc_code: Some(-32600),
+            duration_ms: 1.0,
+            bytes_in: 0,
+            bytes_out: 0,
+        };
+        let line = serde_json::to_string(&e).unwrap();
+        assert!(!line.contains('\n') && !line.contains('\r'));
+        assert!(line.contains("\\r\\n"));
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert!(v["method"].as_str().unwrap().len() < 300);
+        assert!(v["method"].as_str().unwrap().ends_with("(truncated)"));
+    }
+
+    #[test]
+    fn timestamps_look_right() {
+        let t = now_rfc3339();
+        assert_eq!(t.len(), 24, "{t}");
+        assert!(t.starts_with("20") && t.ends_with('Z'));
+    }
+
+    #[test]
+    fn environments() {
+        use crate::routing::Glob;
+        assert!(enabled_in(&[Glob::new("*")], "anything"));
+        assert!(enabled_in(&[Glob::new("prod*")], "production"));
+        assert!(!enabled_in(&[Glob::new("prod*")], "dev"));
+        assert!(!enabled_in(&[], "dev"));
+    }
+}

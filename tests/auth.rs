@@ -1,0 +1,245 @@
+//! Identity, deny-by-default policy and the audit trail, through the real
+//! gateway binary: API key forms, 401 with RFC 9728 metadata, refusals that
+//! never reach the upstream, one audit line per request, no secret in any log.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use common::*;
+use std::sync::atomic::Ordering;
+
+/// Canary secrets: they must never appear in any log or audit output.
+const KEY: &str = "canary-key-7f3a9c1d";
+const HASHED_KEY: &str = "canary-hashed-key-55e0b2";
+const WRONG: &str = "canary-wrong-key-0b9e44";
+
+fn config(up: &Upstream) -> String {
+    let hash = mcp_edge::auth::apikey::hash_form(HASHED_KEY.as_bytes());
+    format!(
+        r#"
+server:
+  listen: 127.0.0.1:{{PORT}}
+  path: /mcp
+  threads: 1
+  pid_file: "{{DIR}}/gw.pid"
+  upgrade_sock: "{{DIR}}/gw.sock"
+auth:
+  api_keys:
+    - {{id: dev-key, key: {KEY}, tenant: team, client: dev}}
+    - {{id: prod-key, key_hash: "{hash}", tenant: ops, client: bot}}
+  resource_metadata:
+    resource: https://mcp.example.com/mcp
+    authorization_servers: [https://auth.example.com/]
+policy:
+  rules:
+    - subject: {{tenant: team}}
+      allow:
+        methods: [initialize, "notifications/*", "tools/*", "resources/*"]
+        tools: [echo, "math.*"]
+        resources: ["file:///public/*"]
+      deny:
+        tools: [math.secret]
+    - subject: {{tenant: ops, client: "bot*"}}
+      allow: {{methods: [tools/list]}}
+audit:
+  path: "{{DIR}}/audit.jsonl"
+upstreams:
+  - name: up
+    url: {url}
+routing:
+  - match: {{method: "*"}}
+    upstream: up
+logging: {{level: debug, format: json}}
+"#,
+        url = up.url()
+    )
+}
+
+fn call(tool: &str) -> Vec<u8> {
+    format!(r#"{{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#).into_bytes()
+}
+
+fn audit(g: &Gateway) -> Vec<serde_json::Value> {
+    std::thread::sleep(std::time::Duration::from_millis(150));
+    std::fs::read_to_string(g.dir.path().join("audit.jsonl"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|a| a["path"] != "/healthz")
+        .collect()
+}
+
+#[test]
+fn api_key_forms_and_401s() {
+    let up = Upstream::start(Mode::Echo);
+    let g = Gateway::start(&config(&up));
+    let bearer = format!("Bearer {KEY}");
+    let apikey = format!("Api-Key {KEY}");
+    for h in [
+        ("Authorization", bearer.as_str()),
+        ("Authorization", apikey.as_str()),
+        ("X-API-Key", KEY),
+        ("Api-Key", KEY),
+    ] {
+        let r = post_json(g.port, &call("echo"), &[h]);
+        assert_eq!(r.status, 200, "{h:?}: {}", String::from_utf8_lossy(&r.body));
+        assert!(
+            r.json()["headers"].get(h.0.to_ascii_lowercase()).is_none(),
+            "credential forwarded"
+        );
+    }
+    // missing: 401 naming the protected-resource metadata
+    let r = post_json(g.port, &call("echo"), &[]);
+    assert_eq!(r.status, 401);
+    assert_eq!(r.json()["error"]["code"], -32600);
+    let www = r.header("www-authenticate").unwrap();
+    assert_eq!(
+        www,
+        r#"Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#
+    );
+    // wrong key, conflicting keys
+    let wrong = format!("Bearer {WRONG}");
+    for hs in [
+        vec![("Authorization", wrong.as_str())],
+        vec![("Authorization", bearer.as_str()), ("X-API-Key", WRONG)],
+    ] {
+        let r = post_json(g.port, &call("echo"), &hs);
+        assert_eq!(r.status, 401);
+        assert!(r
+            .header("www-authenticate")
+            .unwrap()
+            .contains(r#"error="invalid_token""#));
+    }
+    // the hashed key works; its principal only may list tools
+    let r = post_json(
+        g.port,
+        br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#,
+        &[("X-API-Key", HASHED_KEY)],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(up.hits.load(Ordering::SeqCst), 5);
+}
+
+#[test]
+fn protected_resource_metadata_is_served() {
+    let up = Upstream::start(Mode::Echo);
+    let g = Gateway::start(&config(&up));
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let r = get(g.port, path, &[]).unwrap();
+        assert_eq!(r.status, 200, "{path}");
+        let j = r.json();
+        assert_eq!(j["resource"], "https://mcp.example.com/mcp");
+        assert_eq!(j["authorization_servers"][0], "https://auth.example.com/");
+    }
+}
+
+#[test]
+fn policy_refusals_never_reach_the_upstream() {
+    let up = Upstream::start(Mode::Echo);
+    let g = Gateway::start(&config(&up));
+    let k = ("X-API-Key", KEY);
+    // allowed
+    assert_eq!(post_json(g.port, &call("math.add"), &[k]).status, 200);
+    // a refused tool answers like an unknown tool: HTTP 200, -32602, no hint
+    for tool in ["admin.drop", "math.secret"] {
+        let r = post_json(g.port, &call(tool), &[k]);
+        assert_eq!(r.status, 200);
+        let j = r.json();
+        assert_eq!(j["id"], 11);
+        assert_eq!(j["error"]["code"], -32602);
+        assert_eq!(j["error"]["message"], format!("Unknown tool: {tool}"));
+    }
+    // other refusals are 403 with a JSON-RPC error
+    for body in [
+        &br#"{"jsonrpc":"2.0","id":2,"method":"resources/read","params":{"uri":"file:///etc/passwd"}}"#[..],
+        &br#"{"jsonrpc":"2.0","id":3,"method":"prompts/get","params":{"name":"p"}}"#[..],
+        &br#"{"jsonrpc":"2.0","id":4,"method":"ping"}"#[..],
+        &br#"{"jsonrpc":"2.0","id":5,"method":"logging/setLevel","params":{"level":"debug"}}"#[..],
+    ] {
+        let r = post_json(g.port, body, &[k]);
+        assert_eq!(r.status, 403, "{}", String::from_utf8_lossy(body));
+        assert_eq!(r.json()["error"]["code"], -32600);
+    }
+    // notifications are checked too: an allowed one passes
+    assert_eq!(
+        post_json(
+            g.port,
+            br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+            &[k]
+        )
+        .status,
+        200
+    );
+    // a notification the principal is not allowed is refused as well
+    let r = post_json(
+        g.port,
+        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        &[("X-API-Key", HASHED_KEY)],
+    );
+    assert_eq!(r.status, 403);
+    // the ops bot may list tools but not call them
+    let r = post_json(g.port, &call("echo"), &[("X-API-Key", HASHED_KEY)]);
+    assert_eq!(r.json()["error"]["code"], -32602);
+    assert_eq!(up.hits.load(Ordering::SeqCst), 2);
+}
+
+#[test]
+fn one_audit_line_per_request_and_no_secret_anywhere() {
+    let up = Upstream::start(Mode::Echo);
+    let g = Gateway::start(&config(&up));
+    let bearer = format!("Bearer {KEY}");
+    let wrong = format!("Bearer {WRONG}");
+    let mut n = 0;
+    let mut send = |body: &[u8], hs: &[(&str, &str)]| {
+        n += 1;
+        post_json(g.port, body, hs).status
+    };
+    assert_eq!(send(&call("echo"), &[("Authorization", &bearer)]), 200);
+    assert_eq!(send(&call("admin"), &[("Authorization", &bearer)]), 200);
+    assert_eq!(send(&call("echo"), &[("Authorization", &wrong)]), 401);
+    assert_eq!(send(&call("echo"), &[]), 401);
+    assert_eq!(send(b"{broken", &[("X-API-Key", KEY)]), 400);
+    assert_eq!(send(&call("echo"), &[("X-API-Key", HASHED_KEY)]), 200);
+    let lines = audit(&g);
+    assert_eq!(lines.len(), n, "{lines:#?}");
+    let by_status: Vec<(u64, &str)> = lines
+        .iter()
+        .map(|l| {
+            (
+                l["status"].as_u64().unwrap(),
+                l["decision"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        by_status,
+        vec![
+            (200, "allow"),
+            (200, "deny"),
+            (401, "deny"),
+            (401, "deny"),
+            (400, "deny"),
+            (200, "deny")
+        ]
+    );
+    assert_eq!(lines[0]["principal"]["key_id"], "dev-key");
+    assert_eq!(lines[0]["target"], "echo");
+    assert_eq!(lines[1]["reason"], "policy_unknown_tool");
+    assert_eq!(lines[1]["jsonrpc_code"], -32602);
+    assert!(lines[2]["principal"].is_null());
+    assert_eq!(lines[2]["reason"], "bad_credentials");
+    assert_eq!(lines[4]["jsonrpc_code"], -32700);
+    assert_eq!(lines[5]["principal"]["key_id"], "prod-key");
+    // canaries: not in the audit file, not in the gateway's own output (debug level)
+    let all = format!(
+        "{}\n{}",
+        std::fs::read_to_string(g.dir.path().join("audit.jsonl")).unwrap(),
+        g.log_text()
+    );
+    for secret in [KEY, HASHED_KEY, WRONG, "upstream-secret"] {
+        assert!(!all.contains(secret), "secret {secret} found in logs");
+    }
+}
