@@ -92,5 +92,88 @@ fn bench_headers(c: &mut Criterion) {
     });
 }
 
-criterion_group!(benches, bench_inspect, bench_route, bench_headers);
+fn bench_auth_policy(c: &mut Criterion) {
+    use mcp_edge::auth::{apikey, ApiKeys, Authenticator};
+    use mcp_edge::policy::{Globs, Policy, Rule as PolicyRule};
+    let mut keys = ApiKeys::default();
+    for i in 0..1000 {
+        let k = format!("key-number-{i:04}-abcdefgh");
+        keys.insert(
+            &format!("id{i}"),
+            apikey::digest(k.as_bytes()),
+            "team",
+            &format!("c{i}"),
+        )
+        .unwrap_or_default();
+    }
+    let auth = Authenticator {
+        anonymous: false,
+        keys,
+    };
+    let globs = |v: &[&str]| v.iter().map(|g| Glob::new(g)).collect::<Vec<_>>();
+    let policy = Policy {
+        rules: vec![
+            PolicyRule {
+                tenant: Glob::new("team"),
+                client: Glob::new("*"),
+                allow: Globs {
+                    methods: globs(&[
+                        "initialize",
+                        "notifications/*",
+                        "tools/*",
+                        "resources/*",
+                        "prompts/*",
+                    ]),
+                    tools: globs(&["search.*", "math.*"]),
+                    resources: globs(&["file:///public/*"]),
+                    prompts: globs(&["*"]),
+                },
+                deny: Globs {
+                    tools: globs(&["admin.*"]),
+                    ..Globs::default()
+                },
+            },
+            PolicyRule {
+                tenant: Glob::new("ops"),
+                client: Glob::new("bot-*"),
+                allow: Globs {
+                    methods: globs(&["tools/list"]),
+                    ..Globs::default()
+                },
+                deny: Globs::default(),
+            },
+        ],
+    };
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "x-api-key",
+        http::HeaderValue::from_static("key-number-0777-abcdefgh"),
+    );
+    headers.insert(
+        "content-type",
+        http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        "accept",
+        http::HeaderValue::from_static("application/json, text/event-stream"),
+    );
+    let call = Call::from_parts(Some("tools/call"), Some("search.documents"), None);
+    c.bench_function("auth/api_key_1000_keys+policy", |b| {
+        b.iter(|| {
+            let p = auth.authenticate(black_box(&headers), "127.0.0.1:1");
+            match p {
+                Ok(p) => policy.check(&p, black_box(&call)).is_ok(),
+                Err(_) => false,
+            }
+        })
+    });
+}
+
+criterion_group!(
+    benches,
+    bench_inspect,
+    bench_route,
+    bench_headers,
+    bench_auth_policy
+);
 criterion_main!(benches);

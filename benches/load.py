@@ -60,7 +60,8 @@ def wrk(url, conns, duration, tmp):
     lua = f"{tmp}/post.lua"
     open(lua, "w").write('wrk.method = "POST"\nwrk.body = [[%s]]\n'
                          'wrk.headers["Content-Type"] = "application/json"\n'
-                         'wrk.headers["Accept"] = "application/json, text/event-stream"\n' % BODY)
+                         'wrk.headers["Accept"] = "application/json, text/event-stream"\n'
+                         'wrk.headers["X-API-Key"] = "bench-key-0123456789"\n' % BODY)
     out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "-s", lua, url],
                          capture_output=True, text=True, timeout=duration + 30).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -102,7 +103,9 @@ def main():
   threads: 1
   pid_file: {tmp}/gw.pid
   upgrade_sock: {tmp}/gw.sock
-auth: {{anonymous: true}}
+auth:
+  api_keys: [{{id: bench, key: bench-key-0123456789, tenant: team}}]
+audit: {{path: {tmp}/audit.jsonl}}
 upstreams:
   - name: up
     url: http://127.0.0.1:{up}/mcp
@@ -111,8 +114,9 @@ routing:
     upstream: up
 policy:
   rules:
-    - subject: {{tenant: "*"}}
-      allow: {{methods: ["*"], tools: ["*"], resources: ["*"], prompts: ["*"]}}
+    - subject: {{tenant: team}}
+      allow: {{methods: ["tools/*", initialize, "notifications/*"], tools: ["search.*"]}}
+      deny: {{tools: ["admin.*"]}}
 logging: {{level: info, format: json}}
 """
         open(f"{tmp}/gw.yaml", "w").write(conf)

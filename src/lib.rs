@@ -11,6 +11,7 @@ pub mod config;
 pub mod error;
 pub mod hygiene;
 pub mod jsonrpc;
+pub mod listfilter;
 pub mod logsetup;
 pub mod mcp;
 pub mod policy;

@@ -24,7 +24,22 @@ fn gateway_for(peer: &Peer) -> Gateway {
                 "auth:\n  api_keys:\n    - {{id: ts-key, key: {TS_KEY}, tenant: team, client: ts}}\n    - {{id: py-key, key: {PY_KEY}, tenant: team, client: py}}\naudit: {{path: \"{{DIR}}/audit.jsonl\"}}"
             ),
         );
+    // each key's principal may not see or call some tools
+    let cfg = cfg.replace(
+        "policy:\n  rules:\n",
+        "policy:\n  rules:\n    - subject: {tenant: team, client: py}\n      deny: {tools: [add]}\n    - subject: {tenant: team, client: ts}\n      deny: {tools: [get-env, add]}\n",
+    );
     Gateway::start(&cfg)
+}
+
+/// The tool names a client saw in tools/list.
+fn listed(steps: &[serde_json::Value]) -> Vec<String> {
+    step(steps, "tools/list")["names"]
+        .as_array()
+        .expect("names")
+        .iter()
+        .map(|v| v.as_str().unwrap_or_default().to_string())
+        .collect()
 }
 
 fn audit_lines(g: &Gateway) -> Vec<serde_json::Value> {
@@ -93,6 +108,12 @@ fn typescript_client_through_gateway_to_server_everything() {
     let g = gateway_for(&peer);
     let steps = ts_client(&g.url(), "everything");
     assert_streamed(&steps, 500.0);
+    // policy hides get-env: the SSE-framed tools/list result no longer has it
+    let names = listed(&steps);
+    assert!(
+        names.contains(&"echo".to_string()) && !names.contains(&"get-env".to_string()),
+        "{names:?}"
+    );
     assert_eq!(step(&steps, "initialize")["protocolVersion"], "2025-11-25");
     let lines = access(&g);
     // the SDK opened the GET listen stream and ended the session with DELETE
@@ -150,6 +171,11 @@ fn python_client_session_era_through_gateway_to_python_server() {
     let g = gateway_for(&peer);
     let steps = py_client(&g.url(), "py", "legacy");
     assert_streamed(&steps, 400.0);
+    assert_eq!(
+        listed(&steps),
+        ["echo", "slow_progress", "big_echo"],
+        "hidden tool listed"
+    );
     let lines = access(&g);
     assert!(lines.iter().all(|l| l["era"] == "session"), "{lines:?}");
     let audit = audit_lines(&g);
@@ -163,6 +189,11 @@ fn python_client_stateless_2026_07_28_through_gateway() {
     let g = gateway_for(&peer);
     let steps = py_client(&g.url(), "py", "2026-07-28");
     assert_streamed(&steps, 400.0);
+    assert_eq!(
+        listed(&steps),
+        ["echo", "slow_progress", "big_echo"],
+        "hidden tool listed"
+    );
     let lines = access(&g);
     assert!(!lines.is_empty());
     // every request was checked as stateless: Mcp-Method/Mcp-Name agreed with the body

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use crate::auth::Principal;
 use crate::error::GatewayError;
 use crate::jsonrpc::Envelope;
+use crate::listfilter::ListFilter;
 use crate::mcp::Era;
 use crate::runtime::Runtime;
 use crate::upstream::Upstream;
@@ -38,6 +39,9 @@ pub struct RequestCtx {
     pub error: Option<GatewayError>,
     /// `response_filter`: the response is an SSE stream.
     pub sse: bool,
+    /// `response_filter`: a list result being filtered by policy
+    /// (`response_body_filter` feeds it).
+    pub list_filter: Option<ListFilter>,
 }
 
 impl RequestCtx {
@@ -55,6 +59,7 @@ impl RequestCtx {
             listen_stream: false,
             error: None,
             sse: false,
+            list_filter: None,
         }
     }
 

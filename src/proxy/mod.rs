@@ -99,6 +99,17 @@ impl ProxyHttp for Gateway {
         response::filter(upstream_response, ctx)
     }
 
+    fn response_body_filter(
+        &self,
+        _session: &mut Session,
+        body: &mut Option<Bytes>,
+        end_of_stream: bool,
+        ctx: &mut RequestCtx,
+    ) -> Result<Option<std::time::Duration>> {
+        response::body_filter(body, end_of_stream, ctx);
+        Ok(None)
+    }
+
     fn fail_to_connect(
         &self,
         _session: &mut Session,

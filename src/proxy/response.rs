@@ -11,6 +11,7 @@ use pingora_proxy::{FailToProxy, Session};
 use super::RequestCtx;
 use crate::error::GatewayError;
 use crate::jsonrpc;
+use crate::listfilter::{ListFilter, ListKind};
 
 /// Writes a gateway-made JSON-RPC error and ends the request (`Ok(true)` for
 /// `request_filter`). `body_consumed` says whether the request body was read
@@ -97,14 +98,40 @@ fn json_header(status: u16, len: usize, ctx: &RequestCtx) -> Result<ResponseHead
     Ok(resp)
 }
 
-/// `response_filter`: echo the request id, note SSE.
+/// `response_filter`: echo the request id, note SSE, start list filtering.
 pub fn filter(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
-    ctx.sse = resp
+    let ctype = resp
         .headers
         .get("content-type")
-        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+        .map(|v| v.as_bytes())
+        .unwrap_or(b"");
+    ctx.sse = ctype.starts_with(b"text/event-stream");
+    let json = ctype.starts_with(b"application/json");
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    if resp.status == 200 && (ctx.sse || json) {
+        if let Some(kind) = ctx.method().and_then(ListKind::of) {
+            // the body changes length: send it chunked
+            resp.remove_header("content-length");
+            resp.insert_header("transfer-encoding", "chunked")?;
+            ctx.list_filter = Some(ListFilter::new(kind, ctx.sse));
+        }
+    }
     Ok(())
+}
+
+/// `response_body_filter`: list results keep only what the principal may use.
+pub fn body_filter(body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) {
+    let Some(mut filter) = ctx.list_filter.take() else {
+        return;
+    };
+    let (Some(rt), Some(principal)) = (&ctx.runtime, &ctx.principal) else {
+        return;
+    };
+    let allowed = |item, name: &str| rt.policy.item_allowed(principal, item, name);
+    let chunk = body.take().unwrap_or_default();
+    let out = filter.push(&chunk, end, &allowed);
+    *body = (!out.is_empty()).then_some(out);
+    ctx.list_filter = Some(filter);
 }
 
 /// Maps a proxy failure to the gateway's answer.

@@ -1,21 +1,25 @@
 #!/usr/bin/env python3
 """A real MCP server built on the Python SDK's `MCPServer`, served over
-Streamable HTTP on 127.0.0.1 (both protocol eras: the initialize/session era
-and the stateless 2026-07-28 revision). Used by mcp-edge's integration tests.
+Streamable HTTP on 127.0.0.1. By default it speaks both protocol eras: the
+initialize/session era (Mcp-Session-Id, GET stream, DELETE) and the stateless
+2026-07-28 revision. Used by mcp-edge's integration tests.
 
-    py_server.py --port P [--path /mcp]
+    py_server.py --port P [--path /mcp] [--stateless] [--json] [--max-body BYTES]
 
-Prints `READY <port>` once it accepts connections.
+--stateless: the SDK's stateless_http (no session ids, no GET stream).
+--json:      the SDK's json_response (plain JSON answers instead of SSE).
+--max-body:  request body limit (default 64 MiB; the SDK's own default is 4 MiB).
+Prints `READY <port>` on stdout once it accepts connections.
 Tools: echo(text), add(a, b), slow_progress(steps, interval_ms), big_echo(text).
 Resource: demo://greeting. Prompt: greet(name).
 """
 import argparse
 import hashlib
 import json
-import socket
-import threading
 import time
 
+import anyio
+import uvicorn
 from mcp.server.mcpserver import Context, MCPServer
 
 server = MCPServer(name="mcp-edge-test-server", version="1.0.0")
@@ -36,8 +40,6 @@ def add(a: int, b: int) -> int:
 @server.tool()
 async def slow_progress(steps: int, interval_ms: int, ctx: Context) -> str:
     """Send `steps` progress notifications `interval_ms` apart; returns their send times (ms since epoch)."""
-    import anyio
-
     sent = []
     for i in range(1, steps + 1):
         await anyio.sleep(interval_ms / 1000)
@@ -64,25 +66,31 @@ def greet(name: str) -> str:
     return f"Please greet {name} warmly."
 
 
-def announce_when_listening(port: int) -> None:
-    for _ in range(200):
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close()
-            print(f"READY {port}", flush=True)
-            return
-        except OSError:
-            time.sleep(0.05)
+async def serve(a: argparse.Namespace) -> None:
+    app = server.streamable_http_app(
+        streamable_http_path=a.path, stateless_http=a.stateless, json_response=a.json,
+        max_request_body_size=a.max_body, host="127.0.0.1")
+    uv = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=a.port, log_level="warning"))
+
+    async def announce() -> None:
+        while not uv.started:
+            await anyio.sleep(0.02)
+        print(f"READY {a.port}", flush=True)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(announce)
+        await uv.serve()
+        tg.cancel_scope.cancel()
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--path", default="/mcp")
-    a = ap.parse_args()
-    threading.Thread(target=announce_when_listening, args=(a.port,), daemon=True).start()
-    import anyio
-
-    anyio.run(lambda: server.run_streamable_http_async(host="127.0.0.1", port=a.port, streamable_http_path=a.path))
+    ap.add_argument("--stateless", action="store_true")
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--max-body", type=int, default=64 * 1024 * 1024)
+    anyio.run(serve, ap.parse_args())
 
 
 if __name__ == "__main__":

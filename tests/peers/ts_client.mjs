@@ -1,18 +1,21 @@
 #!/usr/bin/env node
 // The TypeScript SDK's Client + StreamableHTTPClientTransport driving a full
-// MCP flow against a URL, one JSON line per step on stdout, exit 1 on failure.
+// MCP flow (session era, 2025-11-25) against a URL. One JSON object per step
+// on stdout ({"step": ..., "ok": bool, ...}), last {"step":"done","ok":true};
+// exit 1 on any failure.
 //
-//   node ts_client.mjs URL [--server everything|py]
+//   node ts_client.mjs URL [--scenario full] [--server everything|py]
 //
-// Steps: initialize, tools/list, tools/call, a progress-reporting tool (arrival
-// times recorded), resources/read, prompts/get, the GET stream (opened by the
-// transport after initialize), and DELETE (terminateSession).
+// Steps: initialize, tools/list, tools/call (echo), progress (a long-running
+// tool; arrival time of each notifications/progress in ms since the request
+// started, plus the server's own send times when it reports them), resources/
+// list + read, prompts/list + get, get-stream (the GET SSE stream the transport
+// opens after initialize), delete (terminateSession), http (every exchange).
+// --server picks tool/prompt names; by default they are detected from tools/list.
 // Env MCP_HEADERS: JSON object of extra HTTP headers for every request.
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 
-const url = process.argv[2];
-const server = process.argv.includes("--server") ? process.argv[process.argv.indexOf("--server") + 1] : "everything";
 const NAMES = {
   everything: {
     echo: ["echo", { message: "hi" }],
@@ -24,50 +27,103 @@ const NAMES = {
     slow: ["slow_progress", { steps: 4, interval_ms: 400 }],
     prompt: ["greet", { name: "Ada" }],
   },
-}[server];
+};
+
+const argv = process.argv.slice(2);
+const opt = (name, dflt) => (argv.includes(name) ? argv[argv.indexOf(name) + 1] : dflt);
+const url = argv[0];
+const scenario = opt("--scenario", "full");
+let server = opt("--server", undefined);
 
 const emit = (step, ok = true, detail = {}) => console.log(JSON.stringify({ step, ok, ...detail }));
 const headers = JSON.parse(process.env.MCP_HEADERS || "{}");
+const textOf = (r) => r.content.map((c) => c.text || "").join("");
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// Every HTTP exchange the transport makes (the GET stream and DELETE included).
+const http = [];
+async function loggingFetch(input, init = {}) {
+  const method = init.method || "GET";
+  let mcp_method;
+  try {
+    mcp_method = JSON.parse(init.body).method;
+  } catch {}
+  const res = await fetch(input, init);
+  http.push({ method, mcp_method, status: res.status, content_type: res.headers.get("content-type") });
+  return res;
+}
 
 async function main() {
-  const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } });
+  if (!url || scenario !== "full") throw new Error("usage: ts_client.mjs URL [--scenario full] [--server everything|py]");
+  const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers }, fetch: loggingFetch });
   const client = new Client({ name: "mcp-edge-ts-test", version: "1.0.0" });
   await client.connect(transport);
-  emit("initialize", true, { sessionId: transport.sessionId, protocolVersion: transport.protocolVersion });
+  emit("initialize", !!transport.sessionId, {
+    sessionId: transport.sessionId,
+    protocolVersion: transport.protocolVersion,
+    server: client.getServerVersion(),
+  });
 
   const tools = await client.listTools();
-  emit("tools/list", tools.tools.length > 0, { count: tools.tools.length });
+  const toolNames = tools.tools.map((t) => t.name);
+  server ??= toolNames.includes("slow_progress") ? "py" : "everything";
+  const names = NAMES[server];
+  emit("tools/list", toolNames.includes(names.slow[0]), { count: toolNames.length, names: toolNames, server });
 
-  const [echoName, echoArgs] = NAMES.echo;
+  const [echoName, echoArgs] = names.echo;
   const r = await client.callTool({ name: echoName, arguments: echoArgs });
-  const text = r.content.map((c) => c.text || "").join("");
-  emit("tools/call", !r.isError && text.includes("hi"), { text });
+  emit("tools/call", !r.isError && textOf(r).includes("hi"), { tool: echoName, text: textOf(r) });
 
-  const [slowName, slowArgs] = NAMES.slow;
+  const [slowName, slowArgs] = names.slow;
   const arrivals = [];
+  const progress = [];
   const start = Date.now();
   const sr = await client.callTool({ name: slowName, arguments: slowArgs }, undefined, {
-    onprogress: () => arrivals.push(Date.now() - start),
+    onprogress: (p) => {
+      arrivals.push(Date.now() - start);
+      progress.push(p.progress);
+    },
     timeout: 30000,
   });
+  let sent = null; // py_server reports its send times (epoch ms) in the result
+  try {
+    sent = JSON.parse(textOf(sr)).sent_ms.map((t) => Math.round(t - start));
+  } catch {}
   emit("progress", !sr.isError && arrivals.length === slowArgs.steps, {
+    tool: slowName,
     arrivals_ms: arrivals,
+    server_sent_ms: sent,
+    progress,
     started_ms: start,
-    result: sr.content.map((c) => c.text || "").join(""),
+    result: textOf(sr),
   });
 
   const res = await client.listResources();
+  emit("resources/list", res.resources.length > 0, { count: res.resources.length });
   const uri = res.resources[0].uri;
   const rr = await client.readResource({ uri });
   emit("resources/read", rr.contents.length > 0, { uri });
 
-  const [pName, pArgs] = NAMES.prompt;
+  const prompts = await client.listPrompts();
+  emit("prompts/list", prompts.prompts.length > 0, { names: prompts.prompts.map((p) => p.name) });
+  const [pName, pArgs] = names.prompt;
   const pr = await client.getPrompt({ name: pName, arguments: pArgs });
-  emit("prompts/get", pr.messages.length > 0);
+  emit("prompts/get", pr.messages.length > 0, { name: pName, messages: pr.messages.length });
 
+  // The transport opens the GET stream by itself after notifications/initialized.
+  for (let i = 0; i < 40 && !http.some((h) => h.method === "GET"); i++) await sleep(50);
+  const get = http.find((h) => h.method === "GET");
+  emit("get-stream", !!get && get.status === 200 && /text\/event-stream/.test(get.content_type || ""), { get });
+
+  const sid = transport.sessionId;
   await transport.terminateSession();
-  emit("delete", transport.sessionId === undefined);
+  const del = http.find((h) => h.method === "DELETE");
+  emit("delete", transport.sessionId === undefined && !!del && (del.status < 300 || del.status === 405), {
+    sessionId: sid,
+    status: del?.status,
+  });
   await client.close();
+  emit("http", true, { exchanges: http });
   emit("done");
 }
 
