@@ -109,6 +109,7 @@ fn bench_auth_policy(c: &mut Criterion) {
     let auth = Authenticator {
         anonymous: false,
         keys,
+        jwt: None,
     };
     let globs = |v: &[&str]| v.iter().map(|g| Glob::new(g)).collect::<Vec<_>>();
     let policy = Policy {
@@ -158,9 +159,13 @@ fn bench_auth_policy(c: &mut Criterion) {
         http::HeaderValue::from_static("application/json, text/event-stream"),
     );
     let call = Call::from_parts(Some("tools/call"), Some("search.documents"), None);
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else {
+        return;
+    };
     c.bench_function("auth/api_key_1000_keys+policy", |b| {
         b.iter(|| {
-            let p = auth.authenticate(black_box(&headers), "127.0.0.1:1");
+            // API-key authentication never awaits: poll it once on a no-op runtime
+            let p = rt.block_on(auth.authenticate(black_box(&headers), "127.0.0.1:1"));
             match p {
                 Ok(p) => policy.check(&p, black_box(&call)).is_ok(),
                 Err(_) => false,
@@ -169,11 +174,87 @@ fn bench_auth_policy(c: &mut Criterion) {
     });
 }
 
+/// A cached JWT: a token already verified costs a hash lookup, not a
+/// signature check (the first verification of an ES256 token is ~50-100 µs).
+fn bench_jwt(c: &mut Criterion) {
+    use jsonwebtoken::jwk::{Jwk, JwkSet};
+    use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
+    use mcp_edge::auth::jwt::{JwksSource, JwtSettings, JwtVerifier};
+    let skip = |why: &str| eprintln!("jwt benches skipped: {why}");
+    let Ok(dir) = tempfile::tempdir() else {
+        return skip("no tempdir");
+    };
+    let pem_path = dir.path().join("k.pem");
+    let made = std::process::Command::new("openssl")
+        .args([
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+        ])
+        .arg(&pem_path)
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        return skip("openssl genpkey failed");
+    }
+    let Some(enc) = std::fs::read(&pem_path)
+        .ok()
+        .and_then(|p| EncodingKey::from_ec_pem(&p).ok())
+    else {
+        return skip("cannot read the key");
+    };
+    let Ok(mut jwk) = Jwk::from_encoding_key(&enc, Algorithm::ES256) else {
+        return skip("no JWK");
+    };
+    jwk.common.key_id = Some("k".into());
+    let jwks_path = dir.path().join("jwks.json");
+    let set = serde_json::to_string(&JwkSet { keys: vec![jwk] }).unwrap_or_default();
+    if std::fs::write(&jwks_path, set).is_err() {
+        return skip("cannot write the JWKS");
+    }
+    let settings = JwtSettings {
+        issuer: "https://iss/".into(),
+        audiences: vec!["aud".into()],
+        algorithms: vec![Algorithm::ES256],
+        leeway_secs: 0,
+        tenant_claim: "tenant".into(),
+        client_claim: "sub".into(),
+        forward_claims: vec![],
+        source: JwksSource::File(jwks_path.display().to_string()),
+        refresh: std::time::Duration::from_secs(300),
+        unknown_kid_refetch: std::time::Duration::from_secs(30),
+    };
+    let v = match JwtVerifier::new(settings) {
+        Ok(v) => v,
+        Err(e) => return skip(&e),
+    };
+    let exp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() + 3600)
+        .unwrap_or(0);
+    let mut h = Header::new(Algorithm::ES256);
+    h.kid = Some("k".into());
+    let sign = |n: u64| {
+        let claims = serde_json::json!({"iss": "https://iss/", "aud": "aud", "sub": "u", "tenant": "t", "exp": exp, "n": n});
+        encode(&h, &claims, &enc).unwrap_or_default()
+    };
+    let Ok(rt) = tokio::runtime::Builder::new_current_thread().build() else {
+        return skip("no runtime");
+    };
+    let token = sign(u64::MAX);
+    c.bench_function("auth/jwt_cached", |b| {
+        b.iter(|| rt.block_on(v.verify(black_box(token.as_bytes()))).is_ok())
+    });
+}
+
 criterion_group!(
     benches,
     bench_inspect,
     bench_route,
     bench_headers,
-    bench_auth_policy
+    bench_auth_policy,
+    bench_jwt
 );
 criterion_main!(benches);

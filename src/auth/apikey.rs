@@ -112,6 +112,7 @@ impl ApiKeys {
             key_id: Some(info.id.clone()),
             subject: None,
             source: Source::ApiKey,
+            forward: Arc::new([]),
         })
     }
 }

@@ -3,9 +3,11 @@
 //! byte is forwarded. One file per scheme (`apikey`; JWT and mTLS follow).
 
 pub mod apikey;
+pub mod jwt;
 
 use std::sync::Arc;
 
+use http::header::{HeaderName, HeaderValue};
 use http::HeaderMap;
 
 pub use apikey::{ApiKeys, KeyInfo};
@@ -15,6 +17,8 @@ pub use apikey::{ApiKeys, KeyInfo};
 pub enum Source {
     /// An API key from `auth.api_keys`.
     ApiKey,
+    /// A JWT verified against `auth.jwt`.
+    Jwt,
     /// `auth.anonymous: true` and no credentials.
     Anonymous,
 }
@@ -24,6 +28,7 @@ impl Source {
     pub fn as_str(&self) -> &'static str {
         match self {
             Source::ApiKey => "api_key",
+            Source::Jwt => "jwt",
             Source::Anonymous => "anonymous",
         }
     }
@@ -42,6 +47,8 @@ pub struct Principal {
     pub subject: Option<Arc<str>>,
     /// How it was established.
     pub source: Source,
+    /// Verified claims to send upstream as headers (`auth.jwt.forward_claims`).
+    pub forward: Arc<[(HeaderName, HeaderValue)]>,
 }
 
 impl Principal {
@@ -54,6 +61,7 @@ impl Principal {
             key_id: None,
             subject: None,
             source: Source::Anonymous,
+            forward: Arc::new([]),
         }
     }
 }
@@ -135,11 +143,15 @@ pub struct Authenticator {
     pub anonymous: bool,
     /// `auth.api_keys`.
     pub keys: ApiKeys,
+    /// `auth.jwt`.
+    pub jwt: Option<Arc<jwt::JwtVerifier>>,
 }
 
 impl Authenticator {
-    /// Decides the principal for a request.
-    pub fn authenticate(
+    /// Decides the principal for a request. A Bearer value shaped like a JWT
+    /// goes to the JWT verifier when one is configured; anything else is
+    /// looked up as an API key.
+    pub async fn authenticate(
         &self,
         headers: &HeaderMap,
         client_ip: &str,
@@ -147,10 +159,23 @@ impl Authenticator {
         match credential(headers)? {
             None if self.anonymous => Ok(Principal::anonymous(client_ip)),
             None => Err(AuthError::Missing),
+            Some(Credential::Bearer(t)) if jwt::looks_like_jwt(t) && self.jwt.is_some() => {
+                match &self.jwt {
+                    Some(v) => v.verify(t).await,
+                    None => Err(AuthError::Invalid),
+                }
+            }
             Some(Credential::Bearer(k) | Credential::ApiKey(k)) => {
                 self.keys.lookup(k).ok_or(AuthError::Invalid)
             }
         }
+    }
+
+    /// Header names filled from verified claims; a client-sent copy is removed.
+    pub fn claim_headers(&self) -> impl Iterator<Item = &HeaderName> {
+        self.jwt
+            .iter()
+            .flat_map(|j| j.settings().forward_claims.iter().map(|(_, h)| h))
     }
 }
 

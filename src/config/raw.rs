@@ -246,6 +246,9 @@ pub struct Auth {
     /// API keys, accepted from `Authorization: Bearer|Api-Key K`, `X-API-Key`, `Api-Key`.
     #[serde(default)]
     pub api_keys: Vec<ApiKey>,
+    /// JWT bearer tokens checked against a JWKS.
+    #[serde(default)]
+    pub jwt: Option<Jwt>,
     /// RFC 9728 protected-resource metadata, served at
     /// `/.well-known/oauth-protected-resource` and named in `WWW-Authenticate`.
     #[serde(default)]
@@ -269,6 +272,63 @@ pub struct ApiKey {
     /// Client of the principal (default: the key id).
     #[serde(default)]
     pub client: Option<String>,
+}
+
+/// `auth.jwt:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Jwt {
+    /// Required `iss`.
+    pub issuer: String,
+    /// Accepted `aud` values (a token needs one of them).
+    pub audiences: Vec<String>,
+    /// JWKS endpoint (http or https), fetched by the gateway.
+    #[serde(default)]
+    pub jwks_url: Option<String>,
+    /// JWKS file, read at load (and on SIGHUP).
+    #[serde(default)]
+    pub jwks_file: Option<String>,
+    /// Accepted algorithms: RS256/384/512, PS256/384/512, ES256/384, EdDSA.
+    #[serde(default = "default_algorithms")]
+    pub algorithms: Vec<String>,
+    /// Clock skew allowed on `exp`/`nbf`, seconds.
+    #[serde(default = "default_leeway")]
+    pub leeway_secs: u64,
+    /// Claim naming the tenant (missing in a token = the issuer).
+    #[serde(default = "default_tenant_claim")]
+    pub tenant_claim: String,
+    /// Claim naming the client (missing = `sub`).
+    #[serde(default = "default_client_claim")]
+    pub client_claim: String,
+    /// Verified claims sent upstream as request headers: `{claim: Header-Name}`.
+    #[serde(default)]
+    pub forward_claims: std::collections::BTreeMap<String, String>,
+    /// How often a `jwks_url` is refetched, seconds.
+    #[serde(default = "default_jwks_refresh")]
+    pub jwks_refresh_secs: u64,
+    /// Shortest interval between refetches caused by an unknown `kid`, seconds.
+    #[serde(default = "default_unknown_kid")]
+    pub jwks_unknown_kid_refetch_secs: u64,
+}
+
+fn default_unknown_kid() -> u64 {
+    30
+}
+
+fn default_algorithms() -> Vec<String> {
+    vec!["RS256".into(), "ES256".into()]
+}
+fn default_leeway() -> u64 {
+    60
+}
+fn default_tenant_claim() -> String {
+    "tenant".into()
+}
+fn default_client_claim() -> String {
+    "sub".into()
+}
+fn default_jwks_refresh() -> u64 {
+    300
 }
 
 /// `auth.resource_metadata:` (RFC 9728).

@@ -30,8 +30,13 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<
         .filter(|k| !rt.headers.keep(k))
         .cloned()
         .collect();
-    for name in &drop {
+    for name in drop.iter().chain(rt.auth.claim_headers()) {
         req.remove_header(name);
+    }
+    if let Some(p) = &ctx.principal {
+        for (name, value) in p.forward.iter() {
+            req.insert_header(name.clone(), value.clone())?;
+        }
     }
     if let Some(body) = &ctx.body {
         // the body is replayed whole: announce its exact length (no chunking)

@@ -120,6 +120,7 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
     match rt
         .auth
         .authenticate(&session.req_header().headers, &client_ip)
+        .await
     {
         Ok(p) => ctx.principal = Some(p),
         Err(AuthError::Missing) => {

@@ -39,7 +39,12 @@ NAME_PARAM = {"tools/call": "name", "prompts/get": "name", "resources/read": "ur
 MODES = {"full": "legacy", "legacy": "legacy", "stateless": "2026-07-28", "2026-07-28": "2026-07-28"}
 
 
+failed = []
+
+
 def emit(step, ok=True, **detail):
+    if not ok:
+        failed.append(step)
     print(json.dumps({"step": step, "ok": bool(ok), **detail}), flush=True)
 
 
@@ -66,6 +71,7 @@ async def log_response(response):
         "h_method": req.headers.get("mcp-method"),
         "h_name": req.headers.get("mcp-name"),
         "session": req.headers.get("mcp-session-id") is not None,
+        "r_session": response.headers.get("mcp-session-id"),
     })
 
 
@@ -75,7 +81,10 @@ async def run(url, mode, server):
         headers=headers, event_hooks={"response": [log_response]},
         timeout=httpx2.Timeout(MCP_DEFAULT_TIMEOUT, read=MCP_DEFAULT_SSE_READ_TIMEOUT))
     async with http_client, Client(streamable_http_client(url, http_client=http_client), mode=mode) as client:
+        # a stateless server issues no session id: get-stream/delete are then skipped
+        sid = next((h["r_session"] for h in http if h["mcp_method"] == "initialize"), None)
         emit("initialize" if mode == "legacy" else "connect", mode=mode, protocolVersion=client.protocol_version,
+             sessionId=sid,
              server=client.server_info.model_dump(exclude_none=True) if client.server_info else None)
 
         tools = await client.list_tools()
@@ -116,7 +125,7 @@ async def run(url, mode, server):
         pr = await client.get_prompt(pname, pargs)
         emit("prompts/get", len(pr.messages) > 0, name=pname, messages=len(pr.messages))
 
-        if mode == "legacy":  # the transport opens the GET stream after notifications/initialized
+        if sid:  # the transport opens the GET stream after notifications/initialized
             for _ in range(40):
                 if any(h["method"] == "GET" for h in http):
                     break
@@ -124,19 +133,19 @@ async def run(url, mode, server):
             get = next((h for h in http if h["method"] == "GET"), None)
             emit("get-stream", get is not None and get["status"] == 200
                  and "text/event-stream" in (get["content_type"] or ""), get=get)
-    if mode == "legacy":  # leaving the Client sent DELETE for the session (terminate_on_close)
+    if sid:  # leaving the Client sent DELETE for the session (terminate_on_close)
         dele = next((h for h in http if h["method"] == "DELETE"), None)
         emit("delete", dele is not None and (dele["status"] < 300 or dele["status"] == 405),
              status=dele and dele["status"])
 
-    if mode == "legacy":  # every request after initialize carries the session id
-        bad = [h for h in http if h["mcp_method"] != "initialize" and not h["session"]]
+    if mode == "legacy":  # every request after initialize carries the session id (if one was issued)
+        bad = [h for h in http if h["mcp_method"] != "initialize" and h["session"] != bool(sid)]
     else:  # 2026-07-28: routing headers on every POST, agreeing with the body; no session, no GET
         bad = [h for h in http if h["method"] != "POST" or h["session"] or h["h_version"] != mode
                or h["h_method"] != h["mcp_method"] or h["h_name"] != h["body_name"]]
     emit("headers", not bad, mismatched=bad)
     emit("http", exchanges=http)
-    emit("done")
+    emit("done", not failed)
 
 
 def main():
@@ -151,7 +160,7 @@ def main():
         while isinstance(e, BaseExceptionGroup) and e.exceptions:
             e = e.exceptions[0]
         emit("error", ok=False, error=f"{type(e).__name__}: {e}")
-        sys.exit(1)
+    sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":

@@ -35,7 +35,11 @@ const url = argv[0];
 const scenario = opt("--scenario", "full");
 let server = opt("--server", undefined);
 
-const emit = (step, ok = true, detail = {}) => console.log(JSON.stringify({ step, ok, ...detail }));
+let failed = false;
+const emit = (step, ok = true, detail = {}) => {
+  failed ||= !ok;
+  console.log(JSON.stringify({ step, ok, ...detail }));
+};
 const headers = JSON.parse(process.env.MCP_HEADERS || "{}");
 const textOf = (r) => r.content.map((c) => c.text || "").join("");
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -58,8 +62,9 @@ async function main() {
   const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers }, fetch: loggingFetch });
   const client = new Client({ name: "mcp-edge-ts-test", version: "1.0.0" });
   await client.connect(transport);
-  emit("initialize", !!transport.sessionId, {
-    sessionId: transport.sessionId,
+  const sid = transport.sessionId; // none from a stateless server: get-stream/delete are then skipped
+  emit("initialize", transport.protocolVersion !== undefined, {
+    sessionId: sid ?? null,
     protocolVersion: transport.protocolVersion,
     server: client.getServerVersion(),
   });
@@ -110,21 +115,22 @@ async function main() {
   const pr = await client.getPrompt({ name: pName, arguments: pArgs });
   emit("prompts/get", pr.messages.length > 0, { name: pName, messages: pr.messages.length });
 
-  // The transport opens the GET stream by itself after notifications/initialized.
-  for (let i = 0; i < 40 && !http.some((h) => h.method === "GET"); i++) await sleep(50);
-  const get = http.find((h) => h.method === "GET");
-  emit("get-stream", !!get && get.status === 200 && /text\/event-stream/.test(get.content_type || ""), { get });
+  if (sid) {
+    // The transport opens the GET stream by itself after notifications/initialized.
+    for (let i = 0; i < 40 && !http.some((h) => h.method === "GET"); i++) await sleep(50);
+    const get = http.find((h) => h.method === "GET");
+    emit("get-stream", !!get && get.status === 200 && /text\/event-stream/.test(get.content_type || ""), { get });
 
-  const sid = transport.sessionId;
-  await transport.terminateSession();
-  const del = http.find((h) => h.method === "DELETE");
-  emit("delete", transport.sessionId === undefined && !!del && (del.status < 300 || del.status === 405), {
-    sessionId: sid,
-    status: del?.status,
-  });
+    await transport.terminateSession();
+    const del = http.find((h) => h.method === "DELETE");
+    emit("delete", transport.sessionId === undefined && !!del && (del.status < 300 || del.status === 405), {
+      status: del?.status,
+    });
+  }
   await client.close();
   emit("http", true, { exchanges: http });
-  emit("done");
+  emit("done", !failed);
+  if (failed) process.exit(1);
 }
 
 main().catch((e) => {
