@@ -117,6 +117,7 @@ fn bench_auth_policy(c: &mut Criterion) {
             PolicyRule {
                 tenant: Glob::new("team"),
                 client: Glob::new("*"),
+                claims: vec![],
                 allow: Globs {
                     methods: globs(&[
                         "initialize",
@@ -137,6 +138,7 @@ fn bench_auth_policy(c: &mut Criterion) {
             PolicyRule {
                 tenant: Glob::new("ops"),
                 client: Glob::new("bot-*"),
+                claims: vec![],
                 allow: Globs {
                     methods: globs(&["tools/list"]),
                     ..Globs::default()

@@ -52,6 +52,8 @@ pub struct Rule {
     pub tenant: Glob,
     /// Client glob.
     pub client: Glob,
+    /// JWT claim globs the principal must also match (all of them).
+    pub claims: Vec<(String, Glob)>,
     /// Grants.
     pub allow: Globs,
     /// Refusals (win over grants).
@@ -60,7 +62,12 @@ pub struct Rule {
 
 impl Rule {
     fn selects(&self, p: &Principal) -> bool {
-        self.tenant.matches(&p.tenant) && self.client.matches(&p.client)
+        self.tenant.matches(&p.tenant)
+            && self.client.matches(&p.client)
+            && self
+                .claims
+                .iter()
+                .all(|(name, g)| p.claim(name).is_some_and(|v| g.matches(v)))
     }
 }
 
@@ -167,6 +174,7 @@ mod tests {
                 Rule {
                     tenant: Glob::new("client"),
                     client: Glob::new("*"),
+                    claims: vec![],
                     allow: Globs {
                         methods: globs(&[
                             "initialize",
@@ -187,6 +195,7 @@ mod tests {
                 Rule {
                     tenant: Glob::new("ops"),
                     client: Glob::new("bot-*"),
+                    claims: vec![],
                     allow: Globs {
                         methods: globs(&["tools/call"]),
                         tools: globs(&["admin.restart"]),
@@ -263,6 +272,30 @@ mod tests {
             pol.check(&p("nobody", "x"), &Call::default()),
             Err(Deny::NoRule)
         );
+    }
+
+    #[test]
+    fn claims_narrow_the_subject() {
+        let pol = Policy {
+            rules: vec![Rule {
+                tenant: Glob::new("*"),
+                client: Glob::new("*"),
+                claims: vec![("plan".into(), Glob::new("gold"))],
+                allow: Globs {
+                    methods: globs(&["tools/list"]),
+                    ..Globs::default()
+                },
+                deny: Globs::default(),
+            }],
+        };
+        let mut gold = p("t", "c");
+        gold.claims = vec![("plan".into(), "gold".into())].into();
+        let mut free = p("t", "c");
+        free.claims = vec![("plan".into(), "free".into())].into();
+        let list = call("tools/list", None, None);
+        assert_eq!(pol.check(&gold, &list), Ok(()));
+        assert_eq!(pol.check(&free, &list), Err(Deny::NoRule));
+        assert_eq!(pol.check(&p("t", "c"), &list), Err(Deny::NoRule));
     }
 
     #[test]

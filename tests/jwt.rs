@@ -246,6 +246,12 @@ fn gateway(up: &Upstream, jwks: &JwksServer) -> Gateway {
             jwks.port
         ),
     );
+    // only tokens carrying plan=gold may use anything
+    let cfg = cfg.replace(
+        "    - subject: {tenant: \"*\"}",
+        "    - subject: {tenant: \"*\", claims: {plan: gold}}",
+    );
+    assert!(cfg.contains("claims: {plan: gold}"));
     Gateway::start(&cfg)
 }
 
@@ -308,7 +314,7 @@ fn gateway_fetches_rotates_and_survives_jwks_outage() {
         "Bearer {}",
         token(
             &b,
-            serde_json::json!({"iss": ISS, "aud": AUD, "sub": "other", "exp": now() + 300})
+            serde_json::json!({"iss": ISS, "aud": AUD, "sub": "other", "plan": "gold", "exp": now() + 300})
         )
     );
     assert_eq!(
@@ -321,6 +327,17 @@ fn gateway_fetches_rotates_and_survives_jwks_outage() {
         401
     );
     assert_eq!(server.hits(), 3);
+    // a valid token without the claim the policy asks for: refused like an unknown tool
+    let silver = format!(
+        "Bearer {}",
+        token(
+            &a,
+            serde_json::json!({"iss": ISS, "aud": AUD, "sub": "s", "plan": "silver", "exp": now() + 300})
+        )
+    );
+    let r = post_json(g.port, CALL, &[("Authorization", &silver)]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["error"]["code"], -32602);
     // a bad token is a 401 with invalid_token
     let r = post_json(g.port, CALL, &[("Authorization", "Bearer a.b.c")]);
     assert_eq!(r.status, 401);

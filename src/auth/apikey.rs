@@ -113,6 +113,7 @@ impl ApiKeys {
             subject: None,
             source: Source::ApiKey,
             forward: Arc::new([]),
+            claims: Arc::new([]),
         })
     }
 }

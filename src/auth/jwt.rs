@@ -272,6 +272,15 @@ impl JwtVerifier {
             subject: subject.map(Into::into),
             source: Source::Jwt,
             forward: forward.into(),
+            claims: claims
+                .as_object()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|(k, v)| claim_text(v).map(|t| (k.as_str().into(), t.into())))
+                        .collect::<Vec<(Box<str>, Box<str>)>>()
+                })
+                .unwrap_or_default()
+                .into(),
         })
     }
 

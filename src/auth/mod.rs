@@ -49,6 +49,18 @@ pub struct Principal {
     pub source: Source,
     /// Verified claims to send upstream as headers (`auth.jwt.forward_claims`).
     pub forward: Arc<[(HeaderName, HeaderValue)]>,
+    /// Verified top-level JWT claims (text form), for policy subjects.
+    pub claims: Arc<[(Box<str>, Box<str>)]>,
+}
+
+impl Principal {
+    /// A verified claim's text value.
+    pub fn claim(&self, name: &str) -> Option<&str> {
+        self.claims
+            .iter()
+            .find(|(k, _)| &**k == name)
+            .map(|(_, v)| &**v)
+    }
 }
 
 impl Principal {
@@ -62,6 +74,7 @@ impl Principal {
             subject: None,
             source: Source::Anonymous,
             forward: Arc::new([]),
+            claims: Arc::new([]),
         }
     }
 }

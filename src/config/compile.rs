@@ -610,6 +610,12 @@ fn compile_policy(p: &raw::Policy, errs: &mut Errors) -> Policy {
         .map(|(i, r)| policy::Rule {
             tenant: Glob::new(r.subject.tenant.as_deref().unwrap_or("*")),
             client: Glob::new(r.subject.client.as_deref().unwrap_or("*")),
+            claims: r
+                .subject
+                .claims
+                .iter()
+                .map(|(k, g)| (k.clone(), Glob::new(g)))
+                .collect(),
             allow: compile_grants(&r.allow, &format!("policy.rules[{i}].allow"), errs),
             deny: compile_grants(&r.deny, &format!("policy.rules[{i}].deny"), errs),
         })

@@ -394,6 +394,9 @@ pub struct Subject {
     /// Client glob (default `*`).
     #[serde(default)]
     pub client: Option<String>,
+    /// JWT claim globs (`{plan: "gold*"}`): all must match a verified claim.
+    #[serde(default)]
+    pub claims: std::collections::BTreeMap<String, String>,
 }
 
 /// Glob lists over what a call touches.
