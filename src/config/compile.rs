@@ -927,6 +927,45 @@ logging: {level: loud, format: xml}
     }
 
     #[test]
+    fn audit_follows_mcp_edge_env() {
+        let t = format!("{GOOD}audit: {{path: \"-\", environments: [\"prod*\"]}}\n");
+        let with_env = |v: Option<&str>| {
+            let v = v.map(String::from);
+            compile(&t, &move |n| if n == "MCP_EDGE_ENV" { v.clone() } else { None })
+                .map(|rt| rt.audit_settings.is_some())
+                .unwrap_or_default()
+        };
+        assert!(with_env(None), "unset = production");
+        assert!(with_env(Some("prod-eu")));
+        assert!(!with_env(Some("dev")));
+        one_error(&format!("{GOOD}audit: {{on_full: maybe}}\n"), "audit.on_full");
+        one_error(&format!("{GOOD}audit: {{path: /no/such/dir/a.jsonl}}\n"), "audit.path");
+    }
+
+    #[test]
+    fn auth_and_policy_errors() {
+        let t = format!(
+            "{GOOD}policy: {{default: allow, rules: [{{subject: {{tenant: t}}, allow: {{tools: [\"\"]}}}}]}}\n"
+        )
+        .replace(
+            "upstreams:",
+            "auth:\n  api_keys:\n    - {id: a, key: short, tenant: t}\n    - {id: a, key_hash: \"sha256:zz\", tenant: t}\n    - {id: b, tenant: t}\n  jwt: {issuer: i, audiences: [a], algorithms: [HS256], jwks_url: ftp://x}\nupstreams:",
+        );
+        for want in [
+            "policy.default",
+            "policy.rules[0].allow.tools[0]: empty pattern",
+            "auth.api_keys[0].key: keys must be at least 8 characters",
+            "auth.api_keys[1].id: duplicate key id",
+            "auth.api_keys[1].key_hash",
+            "auth.api_keys[2]: key or key_hash is required",
+            "auth.jwt.algorithms[0]: HS256: shared-secret algorithms are not accepted",
+            "auth.jwt.jwks_url",
+        ] {
+            one_error(&t, want);
+        }
+    }
+
+    #[test]
     fn bad_upstream_auth_header() {
         let t = GOOD.replace(
             "    url: http://127.0.0.1:9000/mcp",
