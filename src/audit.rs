@@ -144,6 +144,29 @@ pub struct Event<'a> {
     pub bytes_out: usize,
 }
 
+/// Masks the values of query parameters named in `logging.redact_keys` in a
+/// logged URI-like field (a resource URI such as `https://h/x?token=…`).
+pub fn redact_query<'a>(s: &'a str, keys: &[String]) -> std::borrow::Cow<'a, str> {
+    let Some((base, query)) = s.split_once('?') else {
+        return std::borrow::Cow::Borrowed(s);
+    };
+    let mut changed = false;
+    let parts: Vec<String> = query
+        .split('&')
+        .map(|kv| match kv.split_once('=') {
+            Some((k, _)) if keys.iter().any(|r| r.eq_ignore_ascii_case(k)) => {
+                changed = true;
+                format!("{k}=[redacted]")
+            }
+            _ => kv.to_string(),
+        })
+        .collect();
+    if !changed {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    std::borrow::Cow::Owned(format!("{base}?{}", parts.join("&")))
+}
+
 /// Current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
 pub fn now_rfc3339() -> String {
     let now = std::time::SystemTime::now()
@@ -206,6 +229,20 @@ mod tests {
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert!(v["method"].as_str().unwrap().len() < 300);
         assert!(v["method"].as_str().unwrap().ends_with("(truncated)"));
+    }
+
+    #[test]
+    fn query_values_are_redacted() {
+        let keys = vec!["token".to_string(), "api-key".to_string()];
+        assert_eq!(redact_query("file:///a", &keys), "file:///a");
+        assert_eq!(
+            redact_query("https://h/x?Token=s3cret&page=2&api-key=k", &keys),
+            "https://h/x?Token=[redacted]&page=2&api-key=[redacted]"
+        );
+        assert_eq!(
+            redact_query("https://h/x?page=2", &keys),
+            "https://h/x?page=2"
+        );
     }
 
     #[test]

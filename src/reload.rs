@@ -1,7 +1,8 @@
-//! SIGHUP handling. Pingora installs no SIGHUP handler, so the signal would kill
-//! the process; this background service catches it and reloads the
-//! configuration file: a valid file is compiled and swapped in whole, an
-//! invalid one is logged with every error and the last good snapshot stays.
+//! SIGHUP handling and background upkeep. Pingora installs no SIGHUP handler,
+//! so the signal would kill the process; this background service catches it
+//! and reloads the configuration file: a valid file is compiled and swapped
+//! in whole, an invalid one is logged with every error and the last good
+//! snapshot stays. It also keeps the live snapshot's JWKS fresh.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -50,8 +51,17 @@ impl BackgroundService for Reloader {
                 return;
             }
         };
+        // JWKS are fetched in the background too (at start and when due), so
+        // requests rarely wait for one
+        let mut jwks_tick = tokio::time::interval(std::time::Duration::from_secs(1));
         loop {
             tokio::select! {
+                _ = jwks_tick.tick() => {
+                    let jwt = self.runtime.load().auth.jwt.clone();
+                    if let Some(jwt) = jwt {
+                        jwt.maybe_refresh(None).await;
+                    }
+                }
                 _ = hup.recv() => match self.reload() {
                     Ok(()) => log::info!("reload: configuration {} applied", self.path.display()),
                     Err(e) => log::error!("reload: kept the previous configuration; {e}"),

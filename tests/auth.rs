@@ -12,6 +12,7 @@ use std::sync::atomic::Ordering;
 const KEY: &str = "canary-key-7f3a9c1d";
 const HASHED_KEY: &str = "canary-hashed-key-55e0b2";
 const WRONG: &str = "canary-wrong-key-0b9e44";
+const URI_SECRET: &str = "canary-uri-token-9d2c11";
 
 fn config(up: &Upstream) -> String {
     let hash = mcp_edge::auth::apikey::hash_form(HASHED_KEY.as_bytes());
@@ -203,6 +204,11 @@ fn one_audit_line_per_request_and_no_secret_anywhere() {
     assert_eq!(send(&call("echo"), &[]), 401);
     assert_eq!(send(b"{broken", &[("X-API-Key", KEY)]), 400);
     assert_eq!(send(&call("echo"), &[("X-API-Key", HASHED_KEY)]), 200);
+    // a secret in a resource URI's query is masked in the logs
+    let read = format!(
+        r#"{{"jsonrpc":"2.0","id":8,"method":"resources/read","params":{{"uri":"file:///public/r?token={URI_SECRET}&page=2"}}}}"#
+    );
+    assert_eq!(send(read.as_bytes(), &[("X-API-Key", KEY)]), 200);
     let lines = audit(&g);
     assert_eq!(lines.len(), n, "{lines:#?}");
     let by_status: Vec<(u64, &str)> = lines
@@ -222,7 +228,8 @@ fn one_audit_line_per_request_and_no_secret_anywhere() {
             (401, "deny"),
             (401, "deny"),
             (400, "deny"),
-            (200, "deny")
+            (200, "deny"),
+            (200, "allow")
         ]
     );
     assert_eq!(lines[0]["principal"]["key_id"], "dev-key");
@@ -239,7 +246,11 @@ fn one_audit_line_per_request_and_no_secret_anywhere() {
         std::fs::read_to_string(g.dir.path().join("audit.jsonl")).unwrap(),
         g.log_text()
     );
-    for secret in [KEY, HASHED_KEY, WRONG, "upstream-secret"] {
+    assert_eq!(
+        lines[6]["target"],
+        "file:///public/r?token=[redacted]&page=2"
+    );
+    for secret in [KEY, HASHED_KEY, WRONG, "upstream-secret", URI_SECRET] {
         assert!(!all.contains(secret), "secret {secret} found in logs");
     }
 }

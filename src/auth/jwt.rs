@@ -288,7 +288,7 @@ impl JwtVerifier {
     /// refresh interval, or when the token names an unknown `kid` (at most
     /// every 30 s). Concurrent requests share one fetch; failures keep the
     /// keys already known (served stale).
-    async fn maybe_refresh(&self, kid: Option<&str>) {
+    pub async fn maybe_refresh(&self, kid: Option<&str>) {
         let JwksSource::Url(url) = &self.settings.source else {
             return;
         };

@@ -931,15 +931,27 @@ logging: {level: loud, format: xml}
         let t = format!("{GOOD}audit: {{path: \"-\", environments: [\"prod*\"]}}\n");
         let with_env = |v: Option<&str>| {
             let v = v.map(String::from);
-            compile(&t, &move |n| if n == "MCP_EDGE_ENV" { v.clone() } else { None })
-                .map(|rt| rt.audit_settings.is_some())
-                .unwrap_or_default()
+            compile(&t, &move |n| {
+                if n == "MCP_EDGE_ENV" {
+                    v.clone()
+                } else {
+                    None
+                }
+            })
+            .map(|rt| rt.audit_settings.is_some())
+            .unwrap_or_default()
         };
         assert!(with_env(None), "unset = production");
         assert!(with_env(Some("prod-eu")));
         assert!(!with_env(Some("dev")));
-        one_error(&format!("{GOOD}audit: {{on_full: maybe}}\n"), "audit.on_full");
-        one_error(&format!("{GOOD}audit: {{path: /no/such/dir/a.jsonl}}\n"), "audit.path");
+        one_error(
+            &format!("{GOOD}audit: {{on_full: maybe}}\n"),
+            "audit.on_full",
+        );
+        one_error(
+            &format!("{GOOD}audit: {{path: /no/such/dir/a.jsonl}}\n"),
+            "audit.path",
+        );
     }
 
     #[test]

@@ -50,6 +50,7 @@ pub fn access_log(session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx
     if !log::log_enabled!(target: ACCESS_TARGET, log::Level::Info) {
         return;
     }
+    let target = redacted_target(ctx);
     let req = session.req_header();
     let status = session
         .response_written()
@@ -64,7 +65,7 @@ pub fn access_log(session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx
         path: req.uri.path(),
         status,
         mcp_method: ctx.method(),
-        target: ctx.target(),
+        target: target.as_deref(),
         era: match ctx.era {
             Era::Session => "session",
             Era::Stateless => "stateless",
@@ -86,6 +87,15 @@ pub fn access_log(session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx
     }
 }
 
+/// The tool/resource/prompt for logs, with `redact_keys` query values masked.
+fn redacted_target(ctx: &RequestCtx) -> Option<std::borrow::Cow<'_, str>> {
+    let t = ctx.target()?;
+    Some(match &ctx.runtime {
+        Some(rt) => crate::audit::redact_query(t, &rt.redact_keys),
+        None => std::borrow::Cow::Borrowed(t),
+    })
+}
+
 /// One audit line per request, rejections included.
 fn audit_event(session: &Session, ctx: &RequestCtx) {
     let Some(audit) = ctx.runtime.as_ref().and_then(|rt| rt.audit()) else {
@@ -96,6 +106,7 @@ fn audit_event(session: &Session, ctx: &RequestCtx) {
         .map(|r| r.status.as_u16())
         .or_else(|| ctx.error.as_ref().map(|e| e.status()))
         .unwrap_or(0);
+    let target = redacted_target(ctx);
     let (decision, reason, code) = match &ctx.error {
         None => ("allow", None, None),
         Some(e) => (
@@ -118,7 +129,7 @@ fn audit_event(session: &Session, ctx: &RequestCtx) {
         http_method: session.req_header().method.as_str(),
         path: Capped(session.req_header().uri.path()),
         method: ctx.method().map(Capped),
-        target: ctx.target().map(Capped),
+        target: target.as_deref().map(Capped),
         upstream: ctx.upstream.as_ref().map(|u| &*u.name),
         decision,
         reason,
