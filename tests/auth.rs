@@ -254,3 +254,35 @@ fn one_audit_line_per_request_and_no_secret_anywhere() {
         assert!(!all.contains(secret), "secret {secret} found in logs");
     }
 }
+
+#[test]
+fn audit_lines_are_flushed_when_the_gateway_stops() {
+    let slow = Upstream::start(Mode::Slow(std::time::Duration::from_millis(700)));
+    let cfg = simple_config(&slow.url(), "").replace(
+        "auth: {anonymous: true}",
+        "auth: {anonymous: true}\naudit: {path: \"{DIR}/audit.jsonl\"}",
+    );
+    let mut g = Gateway::start(&cfg);
+    let port = g.port;
+    let t = std::thread::spawn(move || post_json(port, &call("echo"), &[]).status);
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    g.signal("TERM");
+    assert_eq!(t.join().unwrap(), 200, "in-flight request cut by SIGTERM");
+    // the process exits after the grace period; its last line must be on disk
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while g.child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(
+        g.child.try_wait().unwrap().is_some(),
+        "gateway did not exit after SIGTERM"
+    );
+    let text = std::fs::read_to_string(g.dir.path().join("audit.jsonl")).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter(|a| a["path"] == "/mcp")
+        .collect();
+    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines[0]["status"], 200);
+}
