@@ -209,4 +209,19 @@ fn python_client_stateless_2026_07_28_through_gateway() {
     assert!(!lines
         .iter()
         .any(|l| l["http_method"] == "GET" || l["mcp_method"] == "initialize"));
+    // calling the hidden tool gets the answer an unknown tool gets, from the gateway
+    let call = br#"{"jsonrpc":"2.0","id":9,"method":"tools/call","params":{"name":"add","arguments":{"a":1,"b":2},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
+    let r = post_json(
+        g.port,
+        call,
+        &[
+            ("X-API-Key", PY_KEY),
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "add"),
+        ],
+    );
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["error"]["code"], -32602);
+    assert_eq!(r.json()["error"]["message"], "Unknown tool: add");
 }
