@@ -10,7 +10,7 @@ cd "$(dirname "$0")/.."
 mode=${1:-all}
 
 if [ "$mode" != "--peers-only" ]; then
-  pkgs=(cmake libssl-dev pkg-config curl nginx-light wrk redis-server nodejs npm)
+  pkgs=(cmake libssl-dev pkg-config openssl curl nginx-light wrk redis-server nodejs npm)
   missing=()
   for p in "${pkgs[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
