@@ -251,8 +251,38 @@ fn bench_jwt(c: &mut Criterion) {
     });
 }
 
+fn bench_ratelimit(c: &mut Criterion) {
+    use mcp_edge::ratelimit::{local::LocalStore, Limits, Rate};
+    let store = LocalStore::default();
+    let limits = Limits {
+        default_rpm: 600,
+        by_method: [("tools/call".to_string(), 1_000_000)].into(),
+        by_tool: Default::default(),
+        prefix: "mcp-edge".into(),
+    };
+    c.bench_function("ratelimit/local_check", |b| {
+        b.iter(|| {
+            store.check(
+                black_box("mcp-edge:rate:team:c1:tools/call"),
+                Rate {
+                    per_minute: 1_000_000,
+                },
+            )
+        })
+    });
+    c.bench_function("ratelimit/bucket_key+local_check", |b| {
+        b.iter(|| {
+            let (k, r) = limits
+                .bucket("team", black_box("c1"), Some("tools/call"), Some("search"))
+                .unwrap_or_default();
+            store.check(&k, r)
+        })
+    });
+}
+
 criterion_group!(
     benches,
+    bench_ratelimit,
     bench_inspect,
     bench_route,
     bench_headers,

@@ -60,6 +60,8 @@ pub enum GatewayError {
     HeaderMismatch(&'static str),
     /// Unsupported `MCP-Protocol-Version` header value.
     UnsupportedProtocolVersion,
+    /// The identity's rate limit is used up (`rate_limit`).
+    RateLimited,
     /// No routing rule matched the call.
     NoRoute,
     /// Upstream refused or reset the connection, or answered garbage.
@@ -93,6 +95,7 @@ impl GatewayError {
             GatewayError::InvalidParams(_) => 400,
             GatewayError::HeaderMismatch(_) => 400,
             GatewayError::UnsupportedProtocolVersion => 400,
+            GatewayError::RateLimited => 429,
             GatewayError::NoRoute => 404,
             GatewayError::UpstreamUnavailable => 502,
             GatewayError::UpstreamTimeout => 504,
@@ -124,6 +127,7 @@ impl GatewayError {
             GatewayError::InvalidParams(_) => INVALID_PARAMS,
             GatewayError::HeaderMismatch(_) => HEADER_MISMATCH,
             GatewayError::UnsupportedProtocolVersion => UNSUPPORTED_PROTOCOL_VERSION,
+            GatewayError::RateLimited => INVALID_REQUEST,
             GatewayError::NoRoute => METHOD_NOT_FOUND,
             GatewayError::UpstreamUnavailable => INTERNAL_ERROR,
             GatewayError::UpstreamTimeout => INTERNAL_ERROR,
@@ -154,6 +158,7 @@ impl GatewayError {
             GatewayError::InvalidParams(m) => m,
             GatewayError::HeaderMismatch(m) => m,
             GatewayError::UnsupportedProtocolVersion => "unsupported MCP-Protocol-Version",
+            GatewayError::RateLimited => "rate limit exceeded",
             GatewayError::NoRoute => "method not found",
             GatewayError::UpstreamUnavailable => "upstream unavailable",
             GatewayError::UpstreamTimeout => "upstream timed out",
@@ -194,6 +199,7 @@ impl GatewayError {
             GatewayError::InvalidParams(_) => "invalid_params",
             GatewayError::HeaderMismatch(_) => "header_mismatch",
             GatewayError::UnsupportedProtocolVersion => "unsupported_protocol_version",
+            GatewayError::RateLimited => "rate_limited",
             GatewayError::NoRoute => "no_route",
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
             GatewayError::UpstreamTimeout => "upstream_timeout",

@@ -16,6 +16,7 @@ pub mod logsetup;
 pub mod mcp;
 pub mod policy;
 pub mod proxy;
+pub mod ratelimit;
 pub mod reload;
 pub mod routing;
 pub mod runtime;

@@ -85,6 +85,8 @@ pub struct Runtime {
     pub audit_settings: Option<(Target, OnFull)>,
     /// The audit writer, opened by [`Runtime::open_audit`] when serving.
     pub audit: std::sync::OnceLock<Option<Audit>>,
+    /// Per-identity rate limits (`None` = no `rate_limit` section).
+    pub rate_limits: Option<crate::ratelimit::Limits>,
     /// Field names never logged (`logging.redact_keys`, lowercase).
     pub redact_keys: Vec<String>,
     /// Log level.

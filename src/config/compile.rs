@@ -31,6 +31,7 @@ const SECTIONS: &[&str] = &[
     "auth",
     "policy",
     "audit",
+    "rate_limit",
 ];
 
 /// Deepest `max_json_depth` accepted (serde_json's own recursion guard is 128).
@@ -148,6 +149,8 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         .and_then(|v| section::<raw::Policy>(v, "policy", &mut errs))
         .unwrap_or_default();
     let audit_raw = get("audit").and_then(|v| section::<raw::Audit>(v, "audit", &mut errs));
+    let rate_raw =
+        get("rate_limit").and_then(|v| section::<raw::RateLimit>(v, "rate_limit", &mut errs));
     let headers = get("upstream_headers")
         .and_then(|v| section::<raw::UpstreamHeaders>(v, "upstream_headers", &mut errs))
         .unwrap_or_default();
@@ -258,6 +261,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
     });
     let policy = compile_policy(&policy_raw, &mut errs);
     let audit_settings = audit_raw.and_then(|a| compile_audit(&a, env, &mut errs));
+    let rate_limits = rate_raw.and_then(|r| compile_rate_limit(&r, env, &mut errs));
     let redact_keys = logging
         .redact_keys
         .iter()
@@ -280,6 +284,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         policy,
         audit_settings,
         audit: std::sync::OnceLock::new(),
+        rate_limits,
         redact_keys,
         log_level: level,
         log_format: format,
@@ -621,6 +626,48 @@ fn compile_policy(p: &raw::Policy, errs: &mut Errors) -> Policy {
         })
         .collect();
     Policy { rules }
+}
+
+fn compile_rate_limit(
+    r: &raw::RateLimit,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Errors,
+) -> Option<crate::ratelimit::Limits> {
+    let before = errs.0.len();
+    for (m, v) in &r.by_method {
+        if *v == 0 {
+            errs.push(
+                format!("rate_limit.by_method.{m}"),
+                "must be at least 1 per minute",
+            );
+        }
+    }
+    for (t, v) in &r.by_tool {
+        if *v == 0 {
+            errs.push(
+                format!("rate_limit.by_tool.{t}"),
+                "must be at least 1 per minute",
+            );
+        }
+    }
+    let redis_url = env("REDIS_URL").or_else(|| r.redis.as_ref().map(|x| x.url.clone()));
+    if redis_url.is_some() {
+        // shared limits are the next step of issue 4; refuse rather than
+        // silently limiting per process
+        errs.push(
+            "rate_limit.redis",
+            "the Redis store is not available in this version (limits are in memory)",
+        );
+    }
+    if errs.0.len() != before {
+        return None;
+    }
+    Some(crate::ratelimit::Limits {
+        default_rpm: r.default_rpm,
+        by_method: r.by_method.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        by_tool: r.by_tool.iter().map(|(k, v)| (k.clone(), *v)).collect(),
+        prefix: env("RATE_LIMIT_KEY_PREFIX").unwrap_or_else(|| r.key_prefix.clone()),
+    })
 }
 
 /// Environment name when `MCP_EDGE_ENV` is not set.

@@ -417,6 +417,52 @@ pub struct Grants {
     pub prompts: Vec<String>,
 }
 
+/// `rate_limit:`: per-identity request rates.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    /// Prefix of bucket keys (env `RATE_LIMIT_KEY_PREFIX` overrides).
+    #[serde(default = "default_prefix")]
+    pub key_prefix: String,
+    /// Requests per minute per identity, any method (0 = none).
+    #[serde(default)]
+    pub default_rpm: u32,
+    /// Requests per minute per identity for a method.
+    #[serde(default)]
+    pub by_method: std::collections::BTreeMap<String, u32>,
+    /// Requests per minute per identity for a tool.
+    #[serde(default)]
+    pub by_tool: std::collections::BTreeMap<String, u32>,
+    /// Shared limits through Redis (absent = in memory).
+    #[serde(default)]
+    pub redis: Option<RateLimitRedis>,
+}
+
+fn default_prefix() -> String {
+    "mcp-edge".into()
+}
+
+/// `rate_limit.redis:`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitRedis {
+    /// `redis://host:port[/db]`.
+    pub url: String,
+    /// Longest wait for Redis per decision, ms.
+    #[serde(default = "default_redis_timeout")]
+    pub timeout_ms: u64,
+    /// `local` | `allow` | `deny` when Redis fails at runtime.
+    #[serde(default = "default_on_error")]
+    pub on_error: String,
+}
+
+fn default_redis_timeout() -> u64 {
+    100
+}
+fn default_on_error() -> String {
+    "local".into()
+}
+
 /// `audit:`: one JSON line per request, including every rejection.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -37,6 +37,8 @@ pub struct RequestCtx {
     pub listen_stream: bool,
     /// Any hook: the answer the gateway gave itself, for the access log.
     pub error: Option<GatewayError>,
+    /// `request_filter`: the rate-limit decision, reported in `RateLimit-*` headers.
+    pub rate: Option<crate::ratelimit::Decision>,
     /// `response_filter`: the response is an SSE stream.
     pub sse: bool,
     /// `response_filter`: a list result being filtered by policy
@@ -59,6 +61,7 @@ impl RequestCtx {
             listen_stream: false,
             error: None,
             sse: false,
+            rate: None,
             list_filter: None,
         }
     }

@@ -113,9 +113,11 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
     }
 
     // 2. authenticate
+    // the address only: anonymous identities are per client IP, not per connection
     let client_ip = session
         .client_addr()
-        .map(|a| a.to_string())
+        .and_then(|a| a.as_inet())
+        .map(|a| a.ip().to_string())
         .unwrap_or_default();
     match rt
         .auth
@@ -135,6 +137,10 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
         // GET listen stream / DELETE session end: no body, default route
         if let Err(deny) = authorize(&rt, ctx, &Call::default()) {
             return respond(session, ctx, GatewayError::Forbidden(deny), false).await;
+        }
+        ctx.rate = rate_check(&rt, ctx, &Call::default());
+        if ctx.rate.is_some_and(|d| !d.allowed) {
+            return respond(session, ctx, GatewayError::RateLimited, false).await;
         }
         ctx.listen_stream = method == Method::GET;
         return match rt.routes.default_upstream() {
@@ -211,6 +217,13 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
         };
         return respond(session, ctx, err, true).await;
     }
+    // rate limit: counts only calls that would be forwarded
+    let call = Call::from_parts(ctx.method(), name_of(ctx), uri_of(ctx));
+    let rate = rate_check(&rt, ctx, &call);
+    ctx.rate = rate;
+    if rate.is_some_and(|d| !d.allowed) {
+        return respond(session, ctx, GatewayError::RateLimited, true).await;
+    }
     match upstream {
         Some(u) => {
             ctx.upstream = Some(u);
@@ -218,6 +231,26 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
         }
         None => respond(session, ctx, GatewayError::NoRoute, true).await,
     }
+}
+
+fn name_of(ctx: &RequestCtx) -> Option<&str> {
+    ctx.envelope.as_ref()?.name(ctx.body.as_deref()?)
+}
+
+fn uri_of(ctx: &RequestCtx) -> Option<&str> {
+    ctx.envelope.as_ref()?.uri(ctx.body.as_deref()?)
+}
+
+/// Counts the call against the identity's most specific limit; `None` = not limited.
+fn rate_check(
+    rt: &Runtime,
+    ctx: &RequestCtx,
+    call: &Call<'_>,
+) -> Option<crate::ratelimit::Decision> {
+    let limits = rt.rate_limits.as_ref()?;
+    let p = ctx.principal.as_ref()?;
+    let (key, rate) = limits.bucket(&p.tenant, &p.client, call.method, call.tool)?;
+    Some(crate::ratelimit::local::shared().check(&key, rate))
 }
 
 /// Policy decision for the request's principal.

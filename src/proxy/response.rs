@@ -38,8 +38,13 @@ pub async fn respond(
         GatewayError::Unauthenticated | GatewayError::BadCredentials => {
             resp.insert_header("www-authenticate", www_authenticate(ctx, &err))?
         }
+        GatewayError::RateLimited => {
+            let retry = ctx.rate.map_or(1, |d| d.retry_after_secs);
+            resp.insert_header("retry-after", retry)?
+        }
         _ => {}
     }
+    rate_headers(&mut resp, ctx)?;
     ctx.error = Some(err);
     if !body_consumed {
         session.set_keepalive(None);
@@ -47,6 +52,16 @@ pub async fn respond(
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await?;
     Ok(true)
+}
+
+/// `RateLimit-Limit`/`-Remaining`/`-Reset` on every rate-limited response.
+fn rate_headers(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
+    if let Some(d) = ctx.rate {
+        resp.insert_header("ratelimit-limit", d.limit)?;
+        resp.insert_header("ratelimit-remaining", d.remaining)?;
+        resp.insert_header("ratelimit-reset", d.reset_secs)?;
+    }
+    Ok(())
 }
 
 /// `WWW-Authenticate` for a 401 (RFC 6750, with the RFC 9728 metadata URL).
@@ -108,6 +123,7 @@ pub fn filter(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     ctx.sse = ctype.starts_with(b"text/event-stream");
     let json = ctype.starts_with(b"application/json");
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    rate_headers(resp, ctx)?;
     if resp.status == 200 && (ctx.sse || json) {
         if let Some(kind) = ctx.method().and_then(ListKind::of) {
             // the body changes length: send it chunked
