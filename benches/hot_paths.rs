@@ -259,6 +259,7 @@ fn bench_ratelimit(c: &mut Criterion) {
         by_method: [("tools/call".to_string(), 1_000_000)].into(),
         by_tool: Default::default(),
         prefix: "mcp-edge".into(),
+        redis: None,
     };
     c.bench_function("ratelimit/local_check", |b| {
         b.iter(|| {

@@ -76,6 +76,10 @@ pub fn run() -> i32 {
         } => match config::load_file(&config) {
             Ok(rt) => {
                 logsetup::init(&rt.log_level, rt.log_format);
+                if let Err(e) = check_redis(&rt) {
+                    eprintln!("{}: rate_limit.redis: {e}", config.display());
+                    return 2;
+                }
                 log::info!(
                     "mcp-edge {} starting on {:?} with {} worker(s), {} upstream(s)",
                     env!("CARGO_PKG_VERSION"),
@@ -126,6 +130,22 @@ pub fn run() -> i32 {
             0
         }
     }
+}
+
+/// Redis unreachable at startup = refuse to start (a gateway that silently
+/// limited per process would let N × replicas through). The check uses a
+/// throwaway runtime; the serving connection is made later on the workers.
+fn check_redis(rt: &crate::runtime::Runtime) -> Result<(), String> {
+    let Some(store) = rt.rate_limits.as_ref().and_then(|l| l.redis.clone()) else {
+        return Ok(());
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| e.to_string())?;
+    runtime
+        .block_on(store.ping(Duration::from_secs(3)))
+        .map_err(|e| format!("Redis is unreachable at startup: {e}"))
 }
 
 /// The `routes` output.

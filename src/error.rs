@@ -62,6 +62,8 @@ pub enum GatewayError {
     UnsupportedProtocolVersion,
     /// The identity's rate limit is used up (`rate_limit`).
     RateLimited,
+    /// The shared rate-limit store failed and `on_error: deny`.
+    RateLimitUnavailable,
     /// No routing rule matched the call.
     NoRoute,
     /// Upstream refused or reset the connection, or answered garbage.
@@ -96,6 +98,7 @@ impl GatewayError {
             GatewayError::HeaderMismatch(_) => 400,
             GatewayError::UnsupportedProtocolVersion => 400,
             GatewayError::RateLimited => 429,
+            GatewayError::RateLimitUnavailable => 503,
             GatewayError::NoRoute => 404,
             GatewayError::UpstreamUnavailable => 502,
             GatewayError::UpstreamTimeout => 504,
@@ -128,6 +131,7 @@ impl GatewayError {
             GatewayError::HeaderMismatch(_) => HEADER_MISMATCH,
             GatewayError::UnsupportedProtocolVersion => UNSUPPORTED_PROTOCOL_VERSION,
             GatewayError::RateLimited => INVALID_REQUEST,
+            GatewayError::RateLimitUnavailable => INTERNAL_ERROR,
             GatewayError::NoRoute => METHOD_NOT_FOUND,
             GatewayError::UpstreamUnavailable => INTERNAL_ERROR,
             GatewayError::UpstreamTimeout => INTERNAL_ERROR,
@@ -159,6 +163,7 @@ impl GatewayError {
             GatewayError::HeaderMismatch(m) => m,
             GatewayError::UnsupportedProtocolVersion => "unsupported MCP-Protocol-Version",
             GatewayError::RateLimited => "rate limit exceeded",
+            GatewayError::RateLimitUnavailable => "rate limiting unavailable",
             GatewayError::NoRoute => "method not found",
             GatewayError::UpstreamUnavailable => "upstream unavailable",
             GatewayError::UpstreamTimeout => "upstream timed out",
@@ -174,6 +179,7 @@ impl GatewayError {
             self,
             GatewayError::UpstreamUnavailable
                 | GatewayError::UpstreamTimeout
+                | GatewayError::RateLimitUnavailable
                 | GatewayError::ShuttingDown
                 | GatewayError::Internal
         )
@@ -200,6 +206,7 @@ impl GatewayError {
             GatewayError::HeaderMismatch(_) => "header_mismatch",
             GatewayError::UnsupportedProtocolVersion => "unsupported_protocol_version",
             GatewayError::RateLimited => "rate_limited",
+            GatewayError::RateLimitUnavailable => "rate_limit_unavailable",
             GatewayError::NoRoute => "no_route",
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
             GatewayError::UpstreamTimeout => "upstream_timeout",

@@ -651,14 +651,36 @@ fn compile_rate_limit(
         }
     }
     let redis_url = env("REDIS_URL").or_else(|| r.redis.as_ref().map(|x| x.url.clone()));
-    if redis_url.is_some() {
-        // shared limits are the next step of issue 4; refuse rather than
-        // silently limiting per process
-        errs.push(
-            "rate_limit.redis",
-            "the Redis store is not available in this version (limits are in memory)",
-        );
+    let (timeout_ms, on_error) = r
+        .redis
+        .as_ref()
+        .map_or((100, "local"), |x| (x.timeout_ms, x.on_error.as_str()));
+    use crate::ratelimit::redis::{OnError, RedisStore};
+    let on_error = match on_error {
+        "local" => OnError::Local,
+        "allow" => OnError::Allow,
+        "deny" => OnError::Deny,
+        other => {
+            errs.push(
+                "rate_limit.redis.on_error",
+                format!("expected local, allow or deny, got \"{other}\""),
+            );
+            OnError::Local
+        }
+    };
+    if timeout_ms == 0 {
+        errs.push("rate_limit.redis.timeout_ms", "must be at least 1");
     }
+    let redis = match redis_url {
+        Some(url) => match RedisStore::new(&url, Duration::from_millis(timeout_ms), on_error) {
+            Ok(s) => Some(std::sync::Arc::new(s)),
+            Err(e) => {
+                errs.push("rate_limit.redis.url", e);
+                None
+            }
+        },
+        None => None,
+    };
     if errs.0.len() != before {
         return None;
     }
@@ -667,6 +689,7 @@ fn compile_rate_limit(
         by_method: r.by_method.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         by_tool: r.by_tool.iter().map(|(k, v)| (k.clone(), *v)).collect(),
         prefix: env("RATE_LIMIT_KEY_PREFIX").unwrap_or_else(|| r.key_prefix.clone()),
+        redis,
     })
 }
 

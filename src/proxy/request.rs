@@ -138,7 +138,10 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
         if let Err(deny) = authorize(&rt, ctx, &Call::default()) {
             return respond(session, ctx, GatewayError::Forbidden(deny), false).await;
         }
-        ctx.rate = rate_check(&rt, ctx, &Call::default());
+        match rate_check(&rt, ctx, &Call::default()).await {
+            Ok(d) => ctx.rate = d,
+            Err(e) => return respond(session, ctx, e, false).await,
+        }
         if ctx.rate.is_some_and(|d| !d.allowed) {
             return respond(session, ctx, GatewayError::RateLimited, false).await;
         }
@@ -219,7 +222,10 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
     }
     // rate limit: counts only calls that would be forwarded
     let call = Call::from_parts(ctx.method(), name_of(ctx), uri_of(ctx));
-    let rate = rate_check(&rt, ctx, &call);
+    let rate = match rate_check(&rt, ctx, &call).await {
+        Ok(d) => d,
+        Err(e) => return respond(session, ctx, e, true).await,
+    };
     ctx.rate = rate;
     if rate.is_some_and(|d| !d.allowed) {
         return respond(session, ctx, GatewayError::RateLimited, true).await;
@@ -241,16 +247,23 @@ fn uri_of(ctx: &RequestCtx) -> Option<&str> {
     ctx.envelope.as_ref()?.uri(ctx.body.as_deref()?)
 }
 
-/// Counts the call against the identity's most specific limit; `None` = not limited.
-fn rate_check(
+/// Counts the call against the identity's most specific limit; `Ok(None)` =
+/// not limited; `Err` = the shared store failed and `on_error: deny`.
+async fn rate_check(
     rt: &Runtime,
     ctx: &RequestCtx,
     call: &Call<'_>,
-) -> Option<crate::ratelimit::Decision> {
-    let limits = rt.rate_limits.as_ref()?;
-    let p = ctx.principal.as_ref()?;
-    let (key, rate) = limits.bucket(&p.tenant, &p.client, call.method, call.tool)?;
-    Some(crate::ratelimit::local::shared().check(&key, rate))
+) -> std::result::Result<Option<crate::ratelimit::Decision>, GatewayError> {
+    let (Some(limits), Some(p)) = (rt.rate_limits.as_ref(), ctx.principal.as_ref()) else {
+        return Ok(None);
+    };
+    let Some((key, rate)) = limits.bucket(&p.tenant, &p.client, call.method, call.tool) else {
+        return Ok(None);
+    };
+    match limits.decide(&key, rate).await {
+        Ok(d) => Ok(Some(d)),
+        Err(()) => Err(GatewayError::RateLimitUnavailable),
+    }
 }
 
 /// Policy decision for the request's principal.

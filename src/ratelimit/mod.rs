@@ -1,9 +1,10 @@
 //! Per-client rate limits: which bucket a call counts against (`Limits`), the
-//! GCRA decision (`gcra`), and the in-memory store (`local`). The Redis store
-//! arrives in the next step. Pingora-free.
+//! GCRA decision (`gcra`), the in-memory store (`local`) and the shared Redis
+//! store (`redis`). Pingora-free.
 
 pub mod gcra;
 pub mod local;
+pub mod redis;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -51,6 +52,32 @@ pub struct Limits {
     pub by_tool: HashMap<String, u32>,
     /// Key prefix (`key_prefix`, env `RATE_LIMIT_KEY_PREFIX`).
     pub prefix: String,
+    /// The shared store, when `rate_limit.redis` (or `REDIS_URL`) is set.
+    pub redis: Option<std::sync::Arc<redis::RedisStore>>,
+}
+
+impl Limits {
+    /// Decides a call in the configured store, applying `on_error` when Redis
+    /// fails. `Err(())` = Redis failed and `on_error: deny`.
+    pub async fn decide(&self, key: &str, rate: Rate) -> Result<Decision, ()> {
+        let Some(store) = &self.redis else {
+            return Ok(local::shared().check(key, rate));
+        };
+        match store.check(key, rate).await {
+            Ok(d) => Ok(d),
+            Err(_) => match store.on_error {
+                redis::OnError::Local => Ok(local::shared().check(key, rate)),
+                redis::OnError::Allow => Ok(Decision {
+                    allowed: true,
+                    limit: rate.per_minute,
+                    remaining: rate.per_minute,
+                    reset_secs: 0,
+                    retry_after_secs: 0,
+                }),
+                redis::OnError::Deny => Err(()),
+            },
+        }
+    }
 }
 
 impl Limits {
@@ -104,6 +131,7 @@ mod tests {
             by_method: [("tools/call".to_string(), 120)].into(),
             by_tool: [("expensive.search".to_string(), 10)].into(),
             prefix: "mcp-edge".into(),
+            redis: None,
         };
         let (k, r) = l
             .bucket("t", "c", Some("tools/call"), Some("expensive.search"))
