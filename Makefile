@@ -50,7 +50,7 @@ bench-micro: ## criterion benches of the hot paths
 
 bench-load: release ## wrk load: direct upstream, nginx proxy, mcp-edge (ratios)
 	scripts/deps.sh --system-only
-	benches/load.py --gateway $(BIN_RELEASE) --duration $(BENCH_SECS)
+	benches/load.py --gateway $(BIN_RELEASE) --duration $(BENCH_SECS) --redis
 
 clean:
 	$(CARGO) clean

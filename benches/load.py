@@ -83,12 +83,14 @@ def main():
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", default="1,32")
     ap.add_argument("--json", help="also write results here")
+    ap.add_argument("--redis", action="store_true",
+                    help="also run mcp-edge with rate limits shared through a local redis-server")
     a = ap.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool):
             raise SystemExit(f"{tool} not found (apt-get install nginx-light wrk)")
     tmp = tempfile.mkdtemp(prefix="mcp-edge-bench-")
-    up, px, gw = free_port(), free_port(), free_port()
+    up, px, gw, gwr, rport = free_port(), free_port(), free_port(), free_port(), free_port()
     procs = []
     try:
         reply = '{"jsonrpc":"2.0","id":1723,"result":{"content":[{"type":"text","text":"ok"}]}}'
@@ -122,11 +124,29 @@ logging: {{level: info, format: json}}
         open(f"{tmp}/gw.yaml", "w").write(conf)
         gwlog = open(f"{tmp}/gw.log", "w")
         procs.append(subprocess.Popen([a.gateway, "run", "-c", f"{tmp}/gw.yaml"], stderr=gwlog))
-        for p in (up, px, gw):
-            wait_port(p)
         pids = {"direct": None, "nginx-proxy": procs[1].pid, "mcp-edge": procs[2].pid}
         urls = {"direct": f"http://127.0.0.1:{up}/mcp", "nginx-proxy": f"http://127.0.0.1:{px}/mcp",
                 "mcp-edge": f"http://127.0.0.1:{gw}/mcp"}
+        ports = [up, px, gw]
+        if a.redis:
+            if not shutil.which("redis-server"):
+                raise SystemExit("redis-server not found (apt-get install redis-server)")
+            procs.append(subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
+                                           "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL))
+            wait_port(rport)
+            rconf = conf.replace(f"listen: 127.0.0.1:{gw}", f"listen: 127.0.0.1:{gwr}") \
+                .replace(f"{tmp}/gw.pid", f"{tmp}/gwr.pid").replace(f"{tmp}/gw.sock", f"{tmp}/gwr.sock") \
+                .replace(f"{tmp}/audit.jsonl", f"{tmp}/audit-r.jsonl") \
+                + (f"rate_limit:\n  default_rpm: 100000000\n"
+                   f"  redis: {{url: \"redis://127.0.0.1:{rport}\", timeout_ms: 100}}\n")
+            open(f"{tmp}/gwr.yaml", "w").write(rconf)
+            procs.append(subprocess.Popen([a.gateway, "run", "-c", f"{tmp}/gwr.yaml"],
+                                          stderr=open(f"{tmp}/gwr.log", "w")))
+            pids["mcp-edge+redis"] = procs[-1].pid
+            urls["mcp-edge+redis"] = f"http://127.0.0.1:{gwr}/mcp"
+            ports.append(gwr)
+        for p in ports:
+            wait_port(p)
         # warm up keep-alive pools
         for u in urls.values():
             wrk(u, 4, 1, tmp)
@@ -168,6 +188,10 @@ def print_table(results):
         px = base
         print(f"      added p50 vs direct: mcp-edge {gw['p50_ms']-direct['p50_ms']:.3f} ms, "
               f"nginx-proxy {px['p50_ms']-direct['p50_ms']:.3f} ms")
+        red = next((r for r in rows if r["target"] == "mcp-edge+redis"), None)
+        if red:
+            print(f"      Redis rate limit adds: p50 {red['p50_ms']-gw['p50_ms']:+.3f} ms, "
+                  f"p99 {red['p99_ms']-gw['p99_ms']:+.3f} ms, CPU {red['cpu_us_per_req']-gw['cpu_us_per_req']:+.1f} us/req")
 
 
 if __name__ == "__main__":
