@@ -21,6 +21,13 @@ pub const NEVER_FORWARDED: &[&str] = &[
     "upgrade",
     "host",
     "x-request-id",
+    // forwarding headers: the gateway writes its own (edge::trusted)
+    "x-forwarded-for",
+    "forwarded",
+    "x-real-ip",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-forwarded-port",
 ];
 
 /// Content headers that always travel with a body.

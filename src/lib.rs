@@ -8,6 +8,7 @@ pub mod audit;
 pub mod auth;
 pub mod cli;
 pub mod config;
+pub mod edge;
 pub mod error;
 pub mod hygiene;
 pub mod jsonrpc;

@@ -45,6 +45,8 @@ pub struct ServerSettings {
     pub allowed_origins: Vec<String>,
     /// Allowed Host names (lowercase; empty = any).
     pub allowed_hosts: Vec<String>,
+    /// Whose forwarding headers are believed.
+    pub trust_proxy: crate::edge::trusted::TrustProxy,
     /// Request limits.
     pub limits: Limits,
     /// Drain time on shutdown/upgrade.

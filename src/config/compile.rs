@@ -349,6 +349,7 @@ fn compile_server(s: raw::Server, errs: &mut Errors) -> Option<ServerSettings> {
     if l.body_timeout_ms == 0 {
         errs.push("server.limits.body_timeout_ms", "must be at least 1");
     }
+    let trust_proxy = compile_trust_proxy(s.trust_proxy.as_ref(), errs);
     let threads = if s.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     } else {
@@ -364,6 +365,7 @@ fn compile_server(s: raw::Server, errs: &mut Errors) -> Option<ServerSettings> {
             .iter()
             .map(|h| h.to_ascii_lowercase())
             .collect(),
+        trust_proxy,
         limits: Limits {
             max_body_bytes: usize::try_from(l.max_body_bytes).unwrap_or(usize::MAX),
             max_header_bytes: usize::try_from(l.max_header_bytes).unwrap_or(usize::MAX),
@@ -739,6 +741,61 @@ fn compile_audit(
         crate::audit::Audit::target(&a.path, a.max_file_bytes),
         on_full,
     ))
+}
+
+fn compile_trust_proxy(
+    t: Option<&raw::TrustProxy>,
+    errs: &mut Errors,
+) -> crate::edge::trusted::TrustProxy {
+    use crate::edge::trusted::TrustProxy;
+    let mut out = TrustProxy::default();
+    let (list, headers) = match t {
+        None | Some(raw::TrustProxy::Flag(false)) => return out,
+        Some(raw::TrustProxy::Flag(true)) => {
+            errs.push(
+                "server.trust_proxy",
+                "true would let any client forge its address; list the proxies' CIDRs",
+            );
+            return out;
+        }
+        Some(raw::TrustProxy::List(l)) => (l.as_slice(), None),
+        Some(raw::TrustProxy::Full(f)) => (f.proxies.as_slice(), Some(&f.headers)),
+    };
+    let path = if headers.is_some() {
+        "server.trust_proxy.proxies"
+    } else {
+        "server.trust_proxy"
+    };
+    for (i, c) in list.iter().enumerate() {
+        let net = c
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from));
+        match net {
+            Ok(n) => out.proxies.push(n),
+            Err(_) => errs.push(
+                format!("{path}[{i}]"),
+                format!("\"{c}\" is not an address or CIDR"),
+            ),
+        }
+    }
+    if let Some(h) = headers {
+        for (field, value, slot) in [
+            ("client_ip", &h.client_ip, &mut out.client_ip),
+            ("protocol", &h.protocol, &mut out.protocol),
+            ("host", &h.host, &mut out.host),
+        ] {
+            if let Some(v) = value {
+                match http::HeaderName::from_bytes(v.as_bytes()) {
+                    Ok(name) => *slot = name,
+                    Err(_) => errs.push(
+                        format!("server.trust_proxy.headers.{field}"),
+                        format!("\"{v}\" is not a header name"),
+                    ),
+                }
+            }
+        }
+    }
+    out
 }
 
 fn compile_upstream(

@@ -32,6 +32,10 @@ pub struct Server {
     /// Optional `Host` allowlist (DNS-rebinding defence); empty = any host.
     #[serde(default)]
     pub allowed_hosts: Vec<String>,
+    /// Whose forwarding headers to believe: `false`, `[cidr, …]` or
+    /// `{proxies: [cidr, …], headers: {client_ip, protocol, host}}`.
+    #[serde(default)]
+    pub trust_proxy: Option<TrustProxy>,
     /// Request size and time limits.
     #[serde(default)]
     pub limits: Limits,
@@ -44,6 +48,44 @@ pub struct Server {
     /// Unix socket a new binary started with `-u` takes the listeners over.
     #[serde(default)]
     pub upgrade_sock: Option<String>,
+}
+
+/// `server.trust_proxy`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum TrustProxy {
+    /// `false` (trust nobody); `true` is refused (name the proxies).
+    Flag(bool),
+    /// Trusted proxy addresses/CIDRs.
+    List(Vec<String>),
+    /// Proxies and the header names they use.
+    Full(TrustProxyFull),
+}
+
+/// `server.trust_proxy: {proxies, headers}`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustProxyFull {
+    /// Trusted proxy addresses/CIDRs.
+    pub proxies: Vec<String>,
+    /// Header names (defaults: X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host).
+    #[serde(default)]
+    pub headers: TrustHeaders,
+}
+
+/// `server.trust_proxy.headers`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrustHeaders {
+    /// Client address header: `X-Forwarded-For`, `Forwarded` or `X-Real-IP`.
+    #[serde(default)]
+    pub client_ip: Option<String>,
+    /// Original scheme header.
+    #[serde(default)]
+    pub protocol: Option<String>,
+    /// Original host header.
+    #[serde(default)]
+    pub host: Option<String>,
 }
 
 fn default_path() -> String {

@@ -22,6 +22,8 @@ pub struct RequestCtx {
     pub runtime: Option<Arc<Runtime>>,
     /// `early_request_filter`: kept from a sane client `X-Request-ID`, else generated.
     pub request_id: String,
+    /// `request_filter`: the client as the edge sees it (trusted proxies resolved).
+    pub client: Option<crate::edge::trusted::Client>,
     /// `request_filter`: who the request acts as (set before the body is read).
     pub principal: Option<Principal>,
     /// `request_filter`: protocol era from `MCP-Protocol-Version`.
@@ -53,6 +55,7 @@ impl RequestCtx {
             started: Instant::now(),
             runtime: None,
             request_id: String::new(),
+            client: None,
             principal: None,
             era: Era::Session,
             body: None,

@@ -60,7 +60,7 @@ pub fn access_log(session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx
     let line = AccessLine {
         kind: "access",
         request_id: &ctx.request_id,
-        client: session.client_addr().map(|a| a.to_string()),
+        client: client_text(session, ctx),
         http_method: req.method.as_str(),
         path: req.uri.path(),
         status,
@@ -96,6 +96,14 @@ fn redacted_target(ctx: &RequestCtx) -> Option<std::borrow::Cow<'_, str>> {
     })
 }
 
+/// The client address for logs: as resolved by the edge, else the peer.
+fn client_text(session: &Session, ctx: &RequestCtx) -> Option<String> {
+    match &ctx.client {
+        Some(c) => Some(c.ip.to_string()),
+        None => session.client_addr().map(|a| a.to_string()),
+    }
+}
+
 /// One audit line per request, rejections included.
 fn audit_event(session: &Session, ctx: &RequestCtx) {
     let Some(audit) = ctx.runtime.as_ref().and_then(|rt| rt.audit()) else {
@@ -118,7 +126,7 @@ fn audit_event(session: &Session, ctx: &RequestCtx) {
     let event = Event {
         ts: now_rfc3339(),
         request_id: Capped(&ctx.request_id),
-        client_ip: session.client_addr().map(|a| a.to_string()),
+        client_ip: client_text(session, ctx),
         principal: ctx.principal.as_ref().map(|p| Who {
             tenant: Capped(&p.tenant),
             client: Capped(&p.client),

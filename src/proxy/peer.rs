@@ -45,6 +45,11 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<
     req.set_uri(up.uri.clone());
     req.insert_header("host", up.host_header.as_str())?;
     req.insert_header("x-request-id", ctx.request_id.as_str())?;
+    if let Some(c) = &ctx.client {
+        // the gateway's own forwarding headers replace whatever the client sent
+        req.insert_header("x-forwarded-for", c.ip.to_string())?;
+        req.insert_header("x-forwarded-proto", c.proto.as_deref().unwrap_or("http"))?;
+    }
     if let Some(auth) = &up.auth {
         req.insert_header(auth.header.clone(), auth.value.clone())?;
     }

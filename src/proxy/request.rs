@@ -113,12 +113,19 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
     }
 
     // 2. authenticate
-    // the address only: anonymous identities are per client IP, not per connection
-    let client_ip = session
+    // the client address: the peer, or what trusted proxies say it is;
+    // anonymous identities are per client IP, not per connection
+    let peer = session
         .client_addr()
         .and_then(|a| a.as_inet())
-        .map(|a| a.ip().to_string())
-        .unwrap_or_default();
+        .map(|a| a.ip())
+        .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
+    let client = rt
+        .server
+        .trust_proxy
+        .resolve(peer, &session.req_header().headers);
+    let client_ip = client.ip.to_string();
+    ctx.client = Some(client);
     match rt
         .auth
         .authenticate(&session.req_header().headers, &client_ip)
