@@ -31,7 +31,7 @@ pub enum GatewayError {
     MethodNotAllowed(&'static str),
     /// `Origin` header present and not allowed (MCP transport security rule).
     OriginNotAllowed,
-    /// `Host` header not in `server.allowed_hosts` (DNS-rebinding defence).
+    /// `Host` header not in `server.allowed_hosts` (DNS-rebinding defence): 421.
     HostNotAllowed,
     /// No credentials were sent and anonymous access is off.
     Unauthenticated,
@@ -43,6 +43,8 @@ pub enum GatewayError {
     UnknownTool,
     /// Too many or too large request headers.
     HeadersTooLarge,
+    /// Request target longer than `limits.max_uri_bytes`.
+    UriTooLong,
     /// Body larger than `limits.max_body_bytes`.
     BodyTooLarge,
     /// Body is not `application/json`, or is compressed (cannot be inspected).
@@ -83,11 +85,12 @@ impl GatewayError {
             GatewayError::NotFound => 404,
             GatewayError::MethodNotAllowed(_) => 405,
             GatewayError::OriginNotAllowed => 403,
-            GatewayError::HostNotAllowed => 403,
+            GatewayError::HostNotAllowed => 421,
             GatewayError::Unauthenticated => 401,
             GatewayError::BadCredentials => 401,
             GatewayError::Forbidden(_) => 403,
             GatewayError::UnknownTool => 200,
+            GatewayError::UriTooLong => 414,
             GatewayError::HeadersTooLarge => 431,
             GatewayError::BodyTooLarge => 413,
             GatewayError::UnsupportedMediaType => 415,
@@ -121,6 +124,7 @@ impl GatewayError {
             GatewayError::BadCredentials => INVALID_REQUEST,
             GatewayError::Forbidden(_) => INVALID_REQUEST,
             GatewayError::UnknownTool => INVALID_PARAMS,
+            GatewayError::UriTooLong => INVALID_REQUEST,
             GatewayError::HeadersTooLarge => INVALID_REQUEST,
             GatewayError::BodyTooLarge => INVALID_REQUEST,
             GatewayError::UnsupportedMediaType => INVALID_REQUEST,
@@ -151,6 +155,7 @@ impl GatewayError {
             GatewayError::BadCredentials => "invalid credentials",
             GatewayError::Forbidden(_) => "forbidden by policy",
             GatewayError::UnknownTool => "Unknown tool",
+            GatewayError::UriTooLong => "request URI too long",
             GatewayError::HeadersTooLarge => "request headers too large",
             GatewayError::BodyTooLarge => "request body too large",
             GatewayError::UnsupportedMediaType => {
@@ -196,6 +201,7 @@ impl GatewayError {
             GatewayError::BadCredentials => "bad_credentials",
             GatewayError::Forbidden(d) => d.as_str(),
             GatewayError::UnknownTool => "policy_unknown_tool",
+            GatewayError::UriTooLong => "uri_too_long",
             GatewayError::HeadersTooLarge => "headers_too_large",
             GatewayError::BodyTooLarge => "body_too_large",
             GatewayError::UnsupportedMediaType => "unsupported_media_type",

@@ -24,6 +24,8 @@ pub struct Limits {
     pub max_header_bytes: usize,
     /// Most request header fields.
     pub max_headers: usize,
+    /// Longest request target.
+    pub max_uri_bytes: usize,
     /// Request header read timeout.
     pub header_timeout: Duration,
     /// Time allowed between body reads.

@@ -122,3 +122,27 @@ fn trust_proxy_config_errors() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn host_allowlist_is_421_and_long_uris_414() {
+    let up = Upstream::start(Mode::Echo);
+    let g = Gateway::start(&simple_config(
+        &up.url(),
+        "  allowed_hosts: [mcp.example.com]\n  limits: {max_uri_bytes: 256}",
+    ));
+    // the test client sends Host: 127.0.0.1:<port>
+    let r = post_json(g.port, LIST, &[]);
+    assert_eq!(r.status, 421);
+    assert_eq!(r.json()["error"]["code"], -32600);
+    let allowed = format!(
+        "POST /mcp HTTP/1.1\r\nHost: mcp.example.com\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        LIST.len()
+    );
+    let mut req = allowed.into_bytes();
+    req.extend_from_slice(LIST);
+    assert_eq!(raw(g.port, &req).unwrap().status, 200);
+    let long = format!("/mcp?{}", "a".repeat(400));
+    let r = request(g.port, "GET", &long, &[], b"").unwrap();
+    assert_eq!(r.status, 414);
+    assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

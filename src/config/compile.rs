@@ -337,6 +337,9 @@ fn compile_server(s: raw::Server, errs: &mut Errors) -> Option<ServerSettings> {
             format!("must be between 1 and {MAX_JSON_DEPTH_LIMIT}"),
         );
     }
+    if l.max_uri_bytes < 256 {
+        errs.push("server.limits.max_uri_bytes", "must be at least 256");
+    }
     if l.max_headers == 0 {
         errs.push("server.limits.max_headers", "must be at least 1");
     }
@@ -370,6 +373,7 @@ fn compile_server(s: raw::Server, errs: &mut Errors) -> Option<ServerSettings> {
             max_body_bytes: usize::try_from(l.max_body_bytes).unwrap_or(usize::MAX),
             max_header_bytes: usize::try_from(l.max_header_bytes).unwrap_or(usize::MAX),
             max_headers: usize::try_from(l.max_headers).unwrap_or(usize::MAX),
+            max_uri_bytes: usize::try_from(l.max_uri_bytes).unwrap_or(usize::MAX),
             header_timeout: ms(l.header_timeout_ms),
             body_timeout: ms(l.body_timeout_ms),
             max_json_depth: l.max_json_depth,

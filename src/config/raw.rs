@@ -105,6 +105,8 @@ pub struct Limits {
     pub max_header_bytes: u64,
     /// Most request header fields.
     pub max_headers: u64,
+    /// Longest request target (path and query); longer gets 414.
+    pub max_uri_bytes: u64,
     /// Time allowed to receive a request header, in milliseconds.
     pub header_timeout_ms: u64,
     /// Time allowed between body reads, in milliseconds.
@@ -122,6 +124,7 @@ impl Default for Limits {
             header_timeout_ms: 10_000,
             body_timeout_ms: 30_000,
             max_json_depth: 64,
+            max_uri_bytes: 8192,
         }
     }
 }

@@ -306,6 +306,10 @@ async fn health(session: &mut Session, ctx: &mut RequestCtx, live: bool) -> Resu
 /// Pingora accepts up to 256 headers / 1 MiB; enforce the configured limits.
 fn check_header_limits(rt: &Runtime, req: &RequestHeader) -> std::result::Result<(), GatewayError> {
     let limits = &rt.server.limits;
+    let uri_len = req.uri.path_and_query().map_or(0, |p| p.as_str().len());
+    if uri_len > limits.max_uri_bytes {
+        return Err(GatewayError::UriTooLong);
+    }
     if req.headers.len() > limits.max_headers {
         return Err(GatewayError::HeadersTooLarge);
     }
@@ -314,7 +318,7 @@ fn check_header_limits(rt: &Runtime, req: &RequestHeader) -> std::result::Result
         .iter()
         .map(|(k, v)| k.as_str().len() + v.len() + 4)
         .sum::<usize>()
-        + req.uri.path_and_query().map_or(0, |p| p.as_str().len());
+        + uri_len;
     if size > limits.max_header_bytes {
         return Err(GatewayError::HeadersTooLarge);
     }
