@@ -2,4 +2,5 @@
 //! Today: trusted-proxy forwarding headers (`trusted`). PROXY protocol and
 //! TLS settings join here with the rest of issue 5.
 
+pub mod proxy_protocol;
 pub mod trusted;
