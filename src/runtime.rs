@@ -89,6 +89,8 @@ pub struct Runtime {
     pub audit_settings: Option<(Target, OnFull)>,
     /// The audit writer, opened by [`Runtime::open_audit`] when serving.
     pub audit: std::sync::OnceLock<Option<Audit>>,
+    /// PROXY protocol on the listener (`None` = off).
+    pub proxy_protocol: Option<crate::edge::listener::ProxyProtocol>,
     /// Per-identity rate limits (`None` = no `rate_limit` section).
     pub rate_limits: Option<crate::ratelimit::Limits>,
     /// Field names never logged (`logging.redact_keys`, lowercase).

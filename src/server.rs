@@ -12,9 +12,11 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
 
+use crate::edge::listener::ProxyProtocolApp;
 use crate::proxy::Gateway;
 use crate::reload::Reloader;
 use crate::runtime::Runtime;
+use pingora::services::listening::Service;
 
 /// How `run` was asked to start.
 #[derive(Debug, Clone, Default)]
@@ -75,25 +77,37 @@ pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Res
         conf: None,
     };
     let listen = rt.server.listen.clone();
+    let proxy_protocol = rt.proxy_protocol.clone();
     let shared = Arc::new(ArcSwap::from_pointee(rt));
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
-    let mut svc = pingora_proxy::http_proxy_service_with_name(
-        &server.configuration,
-        Gateway::new(shared.clone()),
-        "mcp-edge",
-    );
-    for addr in &listen {
-        svc.add_tcp(addr);
+    let mut proxy = pingora_proxy::http_proxy(&server.configuration, Gateway::new(shared.clone()));
+    let mut options = HttpServerOptions::default();
+    // HTTP/2 with prior knowledge on plaintext listeners (h2c); HTTP/1.1 otherwise
+    options.h2c = true;
+    proxy.server_options = Some(options);
+    match proxy_protocol {
+        Some(settings) => {
+            // the PROXY header is read before Pingora sees HTTP
+            let app = ProxyProtocolApp {
+                inner: Arc::new(proxy),
+                settings,
+            };
+            let mut svc = Service::new("mcp-edge".to_string(), app);
+            for addr in &listen {
+                svc.add_tcp(addr);
+            }
+            server.add_service(svc);
+        }
+        None => {
+            let mut svc = Service::new("mcp-edge".to_string(), proxy);
+            for addr in &listen {
+                svc.add_tcp(addr);
+            }
+            server.add_service(svc);
+        }
     }
-    if let Some(app) = svc.app_logic_mut() {
-        let mut options = HttpServerOptions::default();
-        // HTTP/2 with prior knowledge on plaintext listeners (h2c); HTTP/1.1 otherwise
-        options.h2c = true;
-        app.server_options = Some(options);
-    }
-    server.add_service(svc);
     server.add_service(background_service(
         "config reload",
         Reloader {

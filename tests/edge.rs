@@ -146,3 +146,76 @@ fn host_allowlist_is_421_and_long_uris_414() {
     assert_eq!(r.status, 414);
     assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
 }
+
+/// A PROXY v2 LOCAL header (a balancer's own health check): keeps the peer.
+const V2_LOCAL: &[u8] = b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00";
+
+fn pp_gateway(up: &Upstream, trusted: &str, probe: &[u8]) -> Gateway {
+    Gateway::start_with_probe_prefix(
+        &(simple_config(&up.url(), "")
+            + &format!("proxy_protocol: {{enabled: true, trusted_cidrs: [{trusted}], header_timeout_ms: 500}}\n")),
+        probe,
+    )
+}
+
+fn send(port: u16, prefix: &[u8]) -> std::io::Result<Response> {
+    let mut req = prefix.to_vec();
+    req.extend_from_slice(
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            LIST.len()
+        )
+        .as_bytes(),
+    );
+    req.extend_from_slice(LIST);
+    raw(port, &req)
+}
+
+#[test]
+fn proxy_protocol_from_a_trusted_balancer_names_the_client() {
+    let up = Upstream::start(Mode::Echo);
+    // (the harness's readiness probe came in with a v2 LOCAL header)
+    let g = pp_gateway(&up, "127.0.0.1/32", V2_LOCAL);
+    let r = send(g.port, b"PROXY TCP4 203.0.113.7 10.0.0.1 51000 80\r\n").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["headers"]["x-forwarded-for"], "203.0.113.7");
+    // v2, IPv6
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n".to_vec();
+    v2.extend_from_slice(&[0x21, 0x21, 0x00, 36]);
+    let mut src = [0u8; 16];
+    src[0] = 0x20;
+    src[1] = 0x01;
+    src[2] = 0x0d;
+    src[3] = 0xb8;
+    src[15] = 9;
+    v2.extend_from_slice(&src);
+    v2.extend_from_slice(&[0u8; 16]);
+    v2.extend_from_slice(&[0xc3, 0x50, 0x00, 0x50]);
+    let r = send(g.port, &v2).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["headers"]["x-forwarded-for"], "2001:db8::9");
+    // a trusted peer without a header, or with a broken one, is cut off
+    assert!(send(g.port, b"").map(|r| r.status).is_err());
+    assert!(send(g.port, b"PROXY TCP4 1.2.3.4 5.6.7.8 99999 80\r\n")
+        .map(|r| r.status)
+        .is_err());
+    let lines = g.wait_access_lines(2);
+    assert_eq!(lines[0]["client"], "203.0.113.7");
+}
+
+#[test]
+fn proxy_protocol_from_an_untrusted_peer_is_refused() {
+    let up = Upstream::start(Mode::Echo);
+    let g = pp_gateway(&up, "10.0.0.0/8", b"");
+    // plain HTTP from an untrusted peer is served as is
+    let r = send(g.port, b"").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["headers"]["x-forwarded-for"], "127.0.0.1");
+    // but it may not name its own address
+    assert!(
+        send(g.port, b"PROXY TCP4 203.0.113.7 10.0.0.1 51000 80\r\n")
+            .map(|r| r.status)
+            .is_err()
+    );
+    assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
+}

@@ -32,6 +32,7 @@ const SECTIONS: &[&str] = &[
     "policy",
     "audit",
     "rate_limit",
+    "proxy_protocol",
 ];
 
 /// Deepest `max_json_depth` accepted (serde_json's own recursion guard is 128).
@@ -149,6 +150,8 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         .and_then(|v| section::<raw::Policy>(v, "policy", &mut errs))
         .unwrap_or_default();
     let audit_raw = get("audit").and_then(|v| section::<raw::Audit>(v, "audit", &mut errs));
+    let pp_raw = get("proxy_protocol")
+        .and_then(|v| section::<raw::ProxyProtocol>(v, "proxy_protocol", &mut errs));
     let rate_raw =
         get("rate_limit").and_then(|v| section::<raw::RateLimit>(v, "rate_limit", &mut errs));
     let headers = get("upstream_headers")
@@ -262,6 +265,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
     let policy = compile_policy(&policy_raw, &mut errs);
     let audit_settings = audit_raw.and_then(|a| compile_audit(&a, env, &mut errs));
     let rate_limits = rate_raw.and_then(|r| compile_rate_limit(&r, env, &mut errs));
+    let proxy_protocol = pp_raw.and_then(|p| compile_proxy_protocol(&p, &mut errs));
     let redact_keys = logging
         .redact_keys
         .iter()
@@ -285,6 +289,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         audit_settings,
         audit: std::sync::OnceLock::new(),
         rate_limits,
+        proxy_protocol,
         redact_keys,
         log_level: level,
         log_format: format,
@@ -745,6 +750,41 @@ fn compile_audit(
         crate::audit::Audit::target(&a.path, a.max_file_bytes),
         on_full,
     ))
+}
+
+fn compile_proxy_protocol(
+    p: &raw::ProxyProtocol,
+    errs: &mut Errors,
+) -> Option<crate::edge::listener::ProxyProtocol> {
+    if !p.enabled {
+        return None;
+    }
+    if p.trusted_cidrs.is_empty() {
+        errs.push(
+            "proxy_protocol.trusted_cidrs",
+            "required when enabled (who may name the client address)",
+        );
+    }
+    let mut trusted = Vec::new();
+    for (i, c) in p.trusted_cidrs.iter().enumerate() {
+        match c
+            .parse::<ipnet::IpNet>()
+            .or_else(|_| c.parse::<std::net::IpAddr>().map(ipnet::IpNet::from))
+        {
+            Ok(n) => trusted.push(n),
+            Err(_) => errs.push(
+                format!("proxy_protocol.trusted_cidrs[{i}]"),
+                format!("\"{c}\" is not an address or CIDR"),
+            ),
+        }
+    }
+    if p.header_timeout_ms == 0 {
+        errs.push("proxy_protocol.header_timeout_ms", "must be at least 1");
+    }
+    Some(crate::edge::listener::ProxyProtocol {
+        trusted,
+        header_timeout: Duration::from_millis(p.header_timeout_ms),
+    })
 }
 
 fn compile_trust_proxy(

@@ -462,6 +462,25 @@ pub struct Grants {
     pub prompts: Vec<String>,
 }
 
+/// `proxy_protocol:` (HAProxy PROXY protocol v1/v2 on the plaintext listener).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProxyProtocol {
+    /// Expect PROXY headers from trusted peers.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Peers that must send a header (mandatory when enabled).
+    #[serde(default)]
+    pub trusted_cidrs: Vec<String>,
+    /// Time allowed for the header, ms.
+    #[serde(default = "default_pp_timeout")]
+    pub header_timeout_ms: u64,
+}
+
+fn default_pp_timeout() -> u64 {
+    5000
+}
+
 /// `rate_limit:`: per-identity request rates.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

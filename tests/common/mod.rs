@@ -46,6 +46,16 @@ impl Gateway {
 
     /// Like `start`, with extra environment variables.
     pub fn start_with_env(yaml: &str, env: &[(&str, &str)]) -> Gateway {
+        Self::start_full(yaml, env, b"")
+    }
+
+    /// Like `start`; the readiness probe sends `probe_prefix` first (a PROXY
+    /// protocol header when the gateway expects one).
+    pub fn start_with_probe_prefix(yaml: &str, probe_prefix: &[u8]) -> Gateway {
+        Self::start_full(yaml, &[], probe_prefix)
+    }
+
+    fn start_full(yaml: &str, env: &[(&str, &str)], probe_prefix: &[u8]) -> Gateway {
         let port = free_port();
         let dir = tempfile::tempdir().expect("tempdir");
         let conf = dir.path().join("gw.yaml");
@@ -71,14 +81,16 @@ impl Gateway {
             dir,
             log,
         };
-        gw.wait_ready();
+        gw.wait_ready(probe_prefix);
         gw
     }
 
-    fn wait_ready(&self) {
+    fn wait_ready(&self, prefix: &[u8]) {
         let deadline = Instant::now() + Duration::from_secs(20);
+        let mut probe = prefix.to_vec();
+        probe.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         while Instant::now() < deadline {
-            if let Ok(r) = get(self.port, "/healthz", &[]) {
+            if let Ok(r) = raw(self.port, &probe) {
                 if r.status == 200 {
                     return;
                 }
