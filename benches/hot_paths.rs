@@ -281,8 +281,22 @@ fn bench_ratelimit(c: &mut Criterion) {
     });
 }
 
+fn bench_proxy_protocol(c: &mut Criterion) {
+    use mcp_edge::edge::proxy_protocol::parse;
+    let v1 = b"PROXY TCP4 192.0.2.10 198.51.100.1 56324 443\r\n";
+    let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
+    v2.extend_from_slice(&[192, 0, 2, 10, 198, 51, 100, 1, 0xdc, 0x04, 0x01, 0xbb]);
+    c.bench_function("proxy_protocol/v1_tcp4", |b| {
+        b.iter(|| parse(black_box(v1)))
+    });
+    c.bench_function("proxy_protocol/v2_tcp4", |b| {
+        b.iter(|| parse(black_box(&v2)))
+    });
+}
+
 criterion_group!(
     benches,
+    bench_proxy_protocol,
     bench_ratelimit,
     bench_inspect,
     bench_route,
