@@ -46,22 +46,29 @@ fn peer_ip(stream: &Stream) -> Option<std::net::IpAddr> {
 
 /// Reads exactly one PROXY header.
 async fn read_header(stream: &mut Stream) -> Result<Parsed, String> {
-    let mut buf: Vec<u8> = Vec::with_capacity(128);
-    let mut need = 16usize.min(proxy_protocol::V1_MAX);
+    let mut buf = [0u8; proxy_protocol::V2_MAX];
+    let mut have = 0usize;
+    let mut need = 16usize;
     loop {
-        // v1 is read byte by byte past its first 16 bytes (the line ends at
-        // an unknown offset); v2 announces its length. Never read past the
+        // v1 is read byte by byte past its first bytes (the line ends at an
+        // unknown offset); v2 announces its length. Never read past the
         // header: the rest belongs to HTTP.
-        let mut chunk = vec![0u8; need.saturating_sub(buf.len()).max(1)];
-        let n = stream.read(&mut chunk).await.map_err(|e| e.to_string())?;
+        let end = need.min(buf.len());
+        if end <= have {
+            return Err("PROXY header too long".into());
+        }
+        let n = stream
+            .read(&mut buf[have..end])
+            .await
+            .map_err(|e| e.to_string())?;
         if n == 0 {
             return Err("connection closed inside the PROXY header".into());
         }
-        buf.extend_from_slice(&chunk[..n]);
-        match proxy_protocol::parse(&buf) {
+        have += n;
+        match proxy_protocol::parse(&buf[..have]) {
             Parsed::Incomplete(more) => {
-                need = if buf.starts_with(b"PROXY ") {
-                    buf.len() + 1
+                need = if buf[..have].starts_with(b"PROXY ") {
+                    have + 1
                 } else {
                     more
                 };

@@ -2,7 +2,8 @@
 //! protocol/host headers) are believed only when the direct peer is a trusted
 //! proxy; the client is then the right-most address that is not itself a
 //! trusted proxy. From anyone else the headers are ignored, and they are never
-//! passed upstream as sent: the gateway writes its own. Pingora-free.
+//! passed upstream as sent (they are on `hygiene::NEVER_FORWARDED`): the
+//! gateway writes its own. Pingora-free.
 
 use std::net::IpAddr;
 
@@ -22,16 +23,6 @@ pub struct TrustProxy {
     /// Header naming the original host.
     pub host: HeaderName,
 }
-
-/// Forwarding headers the gateway never passes upstream as the client sent them.
-pub const FORWARDING_HEADERS: &[&str] = &[
-    "x-forwarded-for",
-    "forwarded",
-    "x-real-ip",
-    "x-forwarded-proto",
-    "x-forwarded-host",
-    "x-forwarded-port",
-];
 
 /// What the edge decided about the client.
 #[derive(Debug, Clone, PartialEq, Eq)]
