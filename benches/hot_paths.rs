@@ -110,6 +110,7 @@ fn bench_auth_policy(c: &mut Criterion) {
         anonymous: false,
         keys,
         jwt: None,
+        client_cert: None,
     };
     let globs = |v: &[&str]| v.iter().map(|g| Glob::new(g)).collect::<Vec<_>>();
     let policy = Policy {
@@ -167,7 +168,7 @@ fn bench_auth_policy(c: &mut Criterion) {
     c.bench_function("auth/api_key_1000_keys+policy", |b| {
         b.iter(|| {
             // API-key authentication never awaits: poll it once on a no-op runtime
-            let p = rt.block_on(auth.authenticate(black_box(&headers), "127.0.0.1:1"));
+            let p = rt.block_on(auth.authenticate(black_box(&headers), "127.0.0.1:1", None));
             match p {
                 Ok(p) => policy.check(&p, black_box(&call)).is_ok(),
                 Err(_) => false,

@@ -98,8 +98,20 @@ pub struct Who<'a> {
     /// JWT subject.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub subject: Option<Capped<'a>>,
-    /// `api_key`, `jwt`, `anonymous`.
+    /// `api_key`, `jwt`, `client_cert`, `anonymous`.
     pub source: &'static str,
+}
+
+/// The client-certificate part of an event.
+#[derive(Debug, Serialize)]
+pub struct CertWho<'a> {
+    /// Subject CN.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cn: Option<Capped<'a>>,
+    /// Serial number (hex).
+    pub serial: Capped<'a>,
+    /// SHA-256 fingerprint (hex).
+    pub sha256: Capped<'a>,
 }
 
 /// One audit line.
@@ -113,6 +125,10 @@ pub struct Event<'a> {
     pub client_ip: Option<String>,
     /// Who; absent when authentication failed.
     pub principal: Option<Who<'a>>,
+    /// The verified client certificate of the connection (mTLS), whoever
+    /// the principal is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<CertWho<'a>>,
     /// HTTP method.
     pub http_method: &'a str,
     /// Request path (never the query string).
@@ -210,6 +226,7 @@ mod tests {
             request_id: Capped("r\r\nInjected: yes"),
             client_ip: None,
             principal: None,
+            client_cert: None,
             http_method: "POST",
             path: Capped("/mcp"),
             method: Some(Capped(&long)),

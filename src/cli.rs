@@ -87,10 +87,11 @@ pub fn run() -> i32 {
                     rt.server.threads,
                     rt.upstreams.len()
                 );
+                raise_fd_limit();
                 match server::build(rt, &config, &RunOptions { daemon, upgrade }) {
                     Ok(srv) => srv.run_forever(),
                     Err(e) => {
-                        eprintln!("{}: audit.path: {e}", config.display());
+                        eprintln!("{}: {e}", config.display());
                         2
                     }
                 }
@@ -272,4 +273,19 @@ fn http_get(url: &str, timeout: Duration) -> Result<(u16, String), String> {
         .ok_or("not an HTTP response")?;
     let body = text.split("\r\n\r\n").nth(1).unwrap_or("").to_string();
     Ok((status, body))
+}
+
+/// Raises the soft open-file limit to the hard one: each client connection
+/// and each upstream connection is a descriptor, and the common soft default
+/// (1024) is far below what `server.limits.max_connections` allows.
+fn raise_fd_limit() {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => log::info!("open-file limit raised from {soft} to {hard}"),
+            Err(e) => log::warn!("cannot raise the open-file limit ({soft}): {e}"),
+        },
+        Ok((soft, _)) => log::debug!("open-file limit {soft}"),
+        Err(e) => log::warn!("cannot read the open-file limit: {e}"),
+    }
 }

@@ -30,10 +30,30 @@ impl Reloader {
             return Err(config::ConfigError(vec![format!("audit.path: {e}")]));
         }
         let old = self.runtime.load();
+        listener_compatible(&old, &new)?;
         if new.server.listen != old.server.listen || new.server.threads != old.server.threads {
             log::warn!(
                 "reload: server.listen/threads changed; they take effect on restart or upgrade (-u)"
             );
+        }
+        let proxy_protocol = |rt: &crate::runtime::Runtime| {
+            rt.proxy_protocol
+                .as_ref()
+                .map(|p| (p.trusted.clone(), p.header_timeout))
+        };
+        if proxy_protocol(&old) != proxy_protocol(&new) {
+            log::warn!(
+                "reload: proxy_protocol changed; it takes effect on restart or upgrade (-u)"
+            );
+        }
+        if let (Some(a), Some(b)) = (&old.tls, &new.tls) {
+            if a.serial != b.serial {
+                log::info!(
+                    "reload: TLS certificate serial {} replaces {}",
+                    b.serial,
+                    a.serial
+                );
+            }
         }
         self.runtime.store(Arc::new(new));
         Ok(())
@@ -73,5 +93,25 @@ impl BackgroundService for Reloader {
                 }
             }
         }
+    }
+}
+
+/// Listener-level settings a reload cannot change: TLS on/off and whether
+/// client certificates are requested are fixed when the listener is built.
+/// A reload that changes them is refused whole (restart or upgrade instead).
+pub fn listener_compatible(
+    old: &crate::runtime::Runtime,
+    new: &crate::runtime::Runtime,
+) -> Result<(), config::ConfigError> {
+    let mode = |rt: &crate::runtime::Runtime| rt.tls.as_ref().map(|t| t.files.client_auth);
+    match (mode(old), mode(new)) {
+        (None, None) => Ok(()),
+        (Some(a), Some(b)) if a == b => Ok(()),
+        (None, Some(_)) | (Some(_), None) => Err(config::ConfigError(vec![
+            "tls: switching TLS on or off needs a restart or upgrade (-u)".into(),
+        ])),
+        (Some(_), Some(_)) => Err(config::ConfigError(vec![
+            "tls.client_ca/tls.client_auth: changing whether client certificates are requested needs a restart or upgrade (-u)".into(),
+        ])),
     }
 }

@@ -28,10 +28,12 @@ pub struct Limits {
     pub max_uri_bytes: usize,
     /// Request header read timeout.
     pub header_timeout: Duration,
-    /// Time allowed between body reads.
+    /// Time allowed for a whole request body.
     pub body_timeout: Duration,
     /// Deepest JSON nesting.
     pub max_json_depth: u32,
+    /// Most client connections open at once.
+    pub max_connections: usize,
 }
 
 /// Compiled `server:` section.
@@ -89,6 +91,8 @@ pub struct Runtime {
     pub audit_settings: Option<(Target, OnFull)>,
     /// The audit writer, opened by [`Runtime::open_audit`] when serving.
     pub audit: std::sync::OnceLock<Option<Audit>>,
+    /// TLS on the listener (`None` = plaintext): checked certificate, key and client CA.
+    pub tls: Option<Arc<crate::edge::tls::Material>>,
     /// PROXY protocol on the listener (`None` = off).
     pub proxy_protocol: Option<crate::edge::listener::ProxyProtocol>,
     /// Per-identity rate limits (`None` = no `rate_limit` section).

@@ -12,7 +12,7 @@ use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
 
-use crate::edge::listener::ProxyProtocolApp;
+use crate::edge::listener::{EdgeApp, Gate, PreTls};
 use crate::proxy::Gateway;
 use crate::reload::Reloader;
 use crate::runtime::Runtime;
@@ -67,7 +67,8 @@ pub fn server_conf(rt: &Runtime, opts: &RunOptions) -> ServerConf {
 
 /// Builds the Pingora server for a compiled configuration.
 pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Result<Server> {
-    rt.open_audit()?;
+    rt.open_audit()
+        .map_err(|e| std::io::Error::other(format!("audit.path: {e}")))?;
     let conf = server_conf(&rt, opts);
     let opt = Opt {
         upgrade: opts.upgrade,
@@ -78,36 +79,48 @@ pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Res
     };
     let listen = rt.server.listen.clone();
     let proxy_protocol = rt.proxy_protocol.clone();
+    let tls = rt.tls.clone();
     let shared = Arc::new(ArcSwap::from_pointee(rt));
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
 
     let mut proxy = pingora_proxy::http_proxy(&server.configuration, Gateway::new(shared.clone()));
     let mut options = HttpServerOptions::default();
-    // HTTP/2 with prior knowledge on plaintext listeners (h2c); HTTP/1.1 otherwise
+    // HTTP/2 with prior knowledge on plaintext listeners (h2c); on TLS, ALPN decides
     options.h2c = true;
     proxy.server_options = Some(options);
-    match proxy_protocol {
-        Some(settings) => {
-            // the PROXY header is read before Pingora sees HTTP
-            let app = ProxyProtocolApp {
-                inner: Arc::new(proxy),
-                settings,
-            };
-            let mut svc = Service::new("mcp-edge".to_string(), app);
+    let gate = Gate::new(shared.clone());
+    let app = EdgeApp {
+        inner: Arc::new(proxy),
+        gate: gate.clone(),
+        // on TLS listeners the PROXY header is read before the handshake
+        proxy_protocol: if tls.is_some() {
+            None
+        } else {
+            proxy_protocol.clone()
+        },
+    };
+    let mut svc = Service::new("mcp-edge".to_string(), app);
+    match tls {
+        Some(material) => {
+            // before adding endpoints: the hook is copied into each
+            svc.endpoints().set_pre_tls_callback(Arc::new(PreTls {
+                gate,
+                proxy_protocol,
+            }));
             for addr in &listen {
-                svc.add_tcp(addr);
+                let settings = crate::edge::tls::settings(shared.clone(), material.clone())
+                    .map_err(|e| std::io::Error::other(format!("TLS settings: {e}")))?;
+                svc.add_tls_with_settings(addr, None, settings);
             }
-            server.add_service(svc);
         }
         None => {
-            let mut svc = Service::new("mcp-edge".to_string(), proxy);
             for addr in &listen {
                 svc.add_tcp(addr);
             }
-            server.add_service(svc);
         }
     }
+    server.add_service(svc);
     server.add_service(background_service(
         "config reload",
         Reloader {

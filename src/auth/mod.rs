@@ -1,9 +1,14 @@
 //! Identity: the [`Principal`] a request acts as, and the [`Authenticator`]
 //! that decides it from the request headers in `request_filter`, before any
-//! byte is forwarded. One file per scheme (`apikey`; JWT and mTLS follow).
+//! byte is forwarded. One file per scheme (`apikey`, `jwt`, `mtls`).
+//!
+//! Precedence: a credential in the headers (API key or JWT) decides; without
+//! one, a verified client certificate does (when `auth.client_cert` is set);
+//! without either, anonymous access or 401.
 
 pub mod apikey;
 pub mod jwt;
+pub mod mtls;
 
 use std::sync::Arc;
 
@@ -19,6 +24,8 @@ pub enum Source {
     ApiKey,
     /// A JWT verified against `auth.jwt`.
     Jwt,
+    /// A verified client certificate mapped by `auth.client_cert`.
+    ClientCert,
     /// `auth.anonymous: true` and no credentials.
     Anonymous,
 }
@@ -29,6 +36,7 @@ impl Source {
         match self {
             Source::ApiKey => "api_key",
             Source::Jwt => "jwt",
+            Source::ClientCert => "client_cert",
             Source::Anonymous => "anonymous",
         }
     }
@@ -158,6 +166,8 @@ pub struct Authenticator {
     pub keys: ApiKeys,
     /// `auth.jwt`.
     pub jwt: Option<Arc<jwt::JwtVerifier>>,
+    /// `auth.client_cert`: how a verified client certificate names the principal.
+    pub client_cert: Option<mtls::CertIdentity>,
 }
 
 impl Authenticator {
@@ -168,10 +178,18 @@ impl Authenticator {
         &self,
         headers: &HeaderMap,
         client_ip: &str,
+        cert: Option<&crate::edge::tls::ClientCert>,
     ) -> Result<Principal, AuthError> {
+        let from_cert = || {
+            let id = self.client_cert.as_ref()?;
+            id.principal(cert?)
+        };
         match credential(headers)? {
-            None if self.anonymous => Ok(Principal::anonymous(client_ip)),
-            None => Err(AuthError::Missing),
+            None => match from_cert() {
+                Some(p) => Ok(p),
+                None if self.anonymous => Ok(Principal::anonymous(client_ip)),
+                None => Err(AuthError::Missing),
+            },
             Some(Credential::Bearer(t)) if jwt::looks_like_jwt(t) && self.jwt.is_some() => {
                 match &self.jwt {
                     Some(v) => v.verify(t).await,

@@ -33,6 +33,7 @@ const SECTIONS: &[&str] = &[
     "audit",
     "rate_limit",
     "proxy_protocol",
+    "tls",
 ];
 
 /// Deepest `max_json_depth` accepted (serde_json's own recursion guard is 128).
@@ -150,6 +151,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         .and_then(|v| section::<raw::Policy>(v, "policy", &mut errs))
         .unwrap_or_default();
     let audit_raw = get("audit").and_then(|v| section::<raw::Audit>(v, "audit", &mut errs));
+    let tls_raw = get("tls").and_then(|v| section::<raw::Tls>(v, "tls", &mut errs));
     let pp_raw = get("proxy_protocol")
         .and_then(|v| section::<raw::ProxyProtocol>(v, "proxy_protocol", &mut errs));
     let rate_raw =
@@ -266,6 +268,14 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
     let audit_settings = audit_raw.and_then(|a| compile_audit(&a, env, &mut errs));
     let rate_limits = rate_raw.and_then(|r| compile_rate_limit(&r, env, &mut errs));
     let proxy_protocol = pp_raw.and_then(|p| compile_proxy_protocol(&p, &mut errs));
+    let has_client_ca = tls_raw.as_ref().is_some_and(|t| t.client_ca.is_some());
+    let tls = tls_raw.and_then(|t| compile_tls(&t, &mut errs));
+    if authenticator.client_cert.is_some() && !has_client_ca {
+        errs.push(
+            "auth.client_cert",
+            "needs tls.client_ca (client certificates are only verified with it)",
+        );
+    }
     let redact_keys = logging
         .redact_keys
         .iter()
@@ -290,6 +300,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         audit: std::sync::OnceLock::new(),
         rate_limits,
         proxy_protocol,
+        tls,
         redact_keys,
         log_level: level,
         log_format: format,
@@ -357,6 +368,9 @@ fn compile_server(s: raw::Server, errs: &mut Errors) -> Option<ServerSettings> {
     if l.body_timeout_ms == 0 {
         errs.push("server.limits.body_timeout_ms", "must be at least 1");
     }
+    if l.max_connections == 0 {
+        errs.push("server.limits.max_connections", "must be at least 1");
+    }
     let trust_proxy = compile_trust_proxy(s.trust_proxy.as_ref(), errs);
     let threads = if s.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -382,6 +396,7 @@ fn compile_server(s: raw::Server, errs: &mut Errors) -> Option<ServerSettings> {
             header_timeout: ms(l.header_timeout_ms),
             body_timeout: ms(l.body_timeout_ms),
             max_json_depth: l.max_json_depth,
+            max_connections: usize::try_from(l.max_connections).unwrap_or(usize::MAX),
         },
         grace_period_secs: s.grace_period_secs,
         pid_file: s.pid_file,
@@ -447,10 +462,74 @@ fn compile_auth(
         .as_ref()
         .and_then(|j| compile_jwt(j, errs))
         .map(std::sync::Arc::new);
+    let client_cert = auth.client_cert.as_ref().and_then(|c| {
+        use crate::auth::mtls::{CertIdentity, ClientField, TenantField};
+        let client_from = ClientField::parse(&c.client_from);
+        if client_from.is_none() {
+            errs.push(
+                "auth.client_cert.client_from",
+                format!(
+                    "expected cn, san_dns, san_email or san_uri, got \"{}\"",
+                    c.client_from
+                ),
+            );
+        }
+        let tenant_from = TenantField::parse(&c.tenant_from);
+        if tenant_from.is_none() {
+            errs.push(
+                "auth.client_cert.tenant_from",
+                format!("expected o, ou, cn or fixed, got \"{}\"", c.tenant_from),
+            );
+        }
+        if c.tenant.is_empty() {
+            errs.push("auth.client_cert.tenant", "must not be empty");
+        }
+        Some(CertIdentity {
+            client_from: client_from?,
+            tenant_from: tenant_from?,
+            tenant: c.tenant.clone(),
+        })
+    });
     Authenticator {
         anonymous: auth.anonymous,
         keys,
         jwt,
+        client_cert,
+    }
+}
+
+fn compile_tls(t: &raw::Tls, errs: &mut Errors) -> Option<Arc<crate::edge::tls::Material>> {
+    use crate::edge::tls::{ClientAuth, Material, TlsFiles};
+    let client_auth = match (t.client_ca.as_deref(), t.client_auth.as_deref()) {
+        (None, None) => ClientAuth::None,
+        (None, Some(_)) => {
+            errs.push("tls.client_auth", "needs tls.client_ca");
+            ClientAuth::None
+        }
+        (Some(_), None | Some("required")) => ClientAuth::Required,
+        (Some(_), Some("optional")) => ClientAuth::Optional,
+        (Some(_), Some(other)) => {
+            errs.push(
+                "tls.client_auth",
+                format!("expected required or optional, got \"{other}\""),
+            );
+            ClientAuth::Required
+        }
+    };
+    let files = TlsFiles {
+        cert_file: t.cert_file.clone().into(),
+        key_file: t.key_file.clone().into(),
+        client_ca: t.client_ca.clone().map(Into::into),
+        client_auth,
+    };
+    match Material::load(&files) {
+        Ok(m) => Some(Arc::new(m)),
+        Err(problems) => {
+            for (key, msg) in problems {
+                errs.push(key, msg);
+            }
+            None
+        }
     }
 }
 

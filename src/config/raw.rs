@@ -109,10 +109,12 @@ pub struct Limits {
     pub max_uri_bytes: u64,
     /// Time allowed to receive a request header, in milliseconds.
     pub header_timeout_ms: u64,
-    /// Time allowed between body reads, in milliseconds.
+    /// Time allowed to receive a whole request body, in milliseconds.
     pub body_timeout_ms: u64,
     /// Deepest JSON nesting accepted in a request body.
     pub max_json_depth: u32,
+    /// Most client connections open at once; further ones are closed at accept.
+    pub max_connections: u64,
 }
 
 impl Default for Limits {
@@ -125,6 +127,7 @@ impl Default for Limits {
             body_timeout_ms: 30_000,
             max_json_depth: 64,
             max_uri_bytes: 8192,
+            max_connections: 10_000,
         }
     }
 }
@@ -294,6 +297,9 @@ pub struct Auth {
     /// JWT bearer tokens checked against a JWKS.
     #[serde(default)]
     pub jwt: Option<Jwt>,
+    /// mTLS identity: a verified client certificate as the principal.
+    #[serde(default)]
+    pub client_cert: Option<ClientCert>,
     /// RFC 9728 protected-resource metadata, served at
     /// `/.well-known/oauth-protected-resource` and named in `WWW-Authenticate`.
     #[serde(default)]
@@ -460,6 +466,47 @@ pub struct Grants {
     /// Prompt name globs.
     #[serde(default)]
     pub prompts: Vec<String>,
+}
+
+/// `tls:`: HTTPS on `server.listen` (switching it on or off needs a restart).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// Certificate chain, leaf first (PEM).
+    pub cert_file: String,
+    /// Private key of the leaf (PEM).
+    pub key_file: String,
+    /// CA bundle client certificates must chain to (PEM); enables mTLS.
+    #[serde(default)]
+    pub client_ca: Option<String>,
+    /// `required` (default with `client_ca`) or `optional`.
+    #[serde(default)]
+    pub client_auth: Option<String>,
+}
+
+/// `auth.client_cert:`: how a verified client certificate names the principal.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientCert {
+    /// `cn` (default), `san_dns`, `san_email` or `san_uri`.
+    #[serde(default = "default_client_from")]
+    pub client_from: String,
+    /// `o` (default), `ou`, `cn` or `fixed`.
+    #[serde(default = "default_tenant_from")]
+    pub tenant_from: String,
+    /// Tenant when `tenant_from` is `fixed` or the field is absent (default `mtls`).
+    #[serde(default = "default_cert_tenant")]
+    pub tenant: String,
+}
+
+fn default_client_from() -> String {
+    "cn".into()
+}
+fn default_tenant_from() -> String {
+    "o".into()
+}
+fn default_cert_tenant() -> String {
+    "mtls".into()
 }
 
 /// `proxy_protocol:` (HAProxy PROXY protocol v1/v2 on the plaintext listener).

@@ -1,23 +1,35 @@
-//! The PROXY protocol front of the plaintext listener: a Pingora `ServerApp`
-//! that reads the header once per connection (never a byte more), makes the
-//! announced source the connection's peer address (so `client_addr()`, logs,
-//! limits and policy see the real client), then hands the connection to the
-//! HTTP proxy for its keep-alive loop. Connections from outside
-//! `trusted_cidrs` that send a PROXY header are closed; trusted connections
-//! without a valid header within `header_timeout_ms` are closed.
+//! The connection front of the public listener, before HTTP: the connection
+//! cap (`server.limits.max_connections`) and the PROXY protocol.
+//!
+//! - [`EdgeApp`] wraps the HTTP proxy as a Pingora `ServerApp`. It counts
+//!   open connections and closes those over the cap at once, and on a
+//!   plaintext listener reads the PROXY header once per connection (never a
+//!   byte more) and makes the announced source the connection's peer
+//!   address, so `client_addr()`, logs, limits and policy see the real
+//!   client. The proxy then runs its keep-alive loop inside.
+//! - [`PreTls`] does the same checks on a TLS listener before the handshake
+//!   (Pingora's pre-TLS hook), where the PROXY header sits in clear text.
+//!
+//! Connections from outside `trusted_cidrs` that send a PROXY header are
+//! closed; trusted connections without a valid header within
+//! `header_timeout_ms` are closed. Every refusal is logged and audited.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use ipnet::IpNet;
 use pingora::apps::ServerApp;
+use pingora::listeners::PreTlsProcess;
 use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
-use pingora::protocols::{SocketDigest, Stream};
+use pingora::protocols::l4::stream::Stream as L4Stream;
+use pingora::protocols::{GetSocketDigest, Peek, SocketDigest, Stream, UniqueID};
 use pingora::server::ShutdownWatch;
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use super::proxy_protocol::{self, Parsed};
+use crate::runtime::SharedRuntime;
 
 /// PROXY protocol settings.
 #[derive(Debug, Clone)]
@@ -28,31 +40,77 @@ pub struct ProxyProtocol {
     pub header_timeout: Duration,
 }
 
-/// Wraps an application (the HTTP proxy) with PROXY protocol handling.
-pub struct ProxyProtocolApp<A> {
-    /// The wrapped application.
-    pub inner: Arc<A>,
-    /// Settings.
-    pub settings: ProxyProtocol,
+/// Counts open client connections against `server.limits.max_connections`
+/// (read from the live configuration, so a reload changes the cap).
+#[derive(Clone)]
+pub struct Gate {
+    runtime: SharedRuntime,
+    open: Arc<AtomicUsize>,
 }
 
-fn peer_ip(stream: &Stream) -> Option<std::net::IpAddr> {
-    let digest = stream.get_socket_digest()?;
-    match digest.peer_addr()? {
-        PingoraAddr::Inet(a) => Some(a.ip()),
+/// One admitted connection; dropping it frees the slot.
+pub struct Slot(Arc<AtomicUsize>);
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Gate {
+    /// A gate over the live configuration.
+    pub fn new(runtime: SharedRuntime) -> Gate {
+        Gate {
+            runtime,
+            open: Arc::new(AtomicUsize::new(0)),
+        }
+    }
+
+    fn cap(&self) -> usize {
+        self.runtime.load().server.limits.max_connections
+    }
+
+    /// Admits a connection if there is room.
+    pub fn enter(&self) -> Option<Slot> {
+        let cap = self.cap();
+        let before = self.open.fetch_add(1, Ordering::AcqRel);
+        let slot = Slot(self.open.clone());
+        (before < cap).then_some(slot)
+    }
+
+    /// Whether a new connection would be over the cap (a cheap early check
+    /// before a TLS handshake).
+    pub fn full(&self) -> bool {
+        self.open.load(Ordering::Acquire) >= self.cap()
+    }
+
+    /// Connections open now.
+    pub fn open(&self) -> usize {
+        self.open.load(Ordering::Acquire)
+    }
+
+    fn refuse(&self, peer: Option<std::net::SocketAddr>, reason: &'static str) {
+        let rt = self.runtime.load();
+        crate::proxy::finish::connection_refused(&rt, peer, reason);
+    }
+}
+
+fn peer_of<S: GetSocketDigest + ?Sized>(stream: &S) -> Option<std::net::SocketAddr> {
+    match stream.get_socket_digest()?.peer_addr()? {
+        PingoraAddr::Inet(a) => Some(*a),
         _ => None,
     }
 }
 
 /// Reads exactly one PROXY header.
-async fn read_header(stream: &mut Stream) -> Result<Parsed, String> {
+async fn read_header<S: AsyncRead + Unpin + ?Sized>(stream: &mut S) -> Result<Parsed, String> {
     let mut buf = [0u8; proxy_protocol::V2_MAX];
     let mut have = 0usize;
     let mut need = 16usize;
     loop {
         // v1 is read byte by byte past its first bytes (the line ends at an
         // unknown offset); v2 announces its length. Never read past the
-        // header: the rest belongs to HTTP.
+        // header: the rest belongs to HTTP or TLS.
         let end = need.min(buf.len());
         if end <= have {
             return Err("PROXY header too long".into());
@@ -78,59 +136,109 @@ async fn read_header(stream: &mut Stream) -> Result<Parsed, String> {
     }
 }
 
+/// Applies the PROXY protocol to a fresh connection: trusted peers must
+/// send a valid header in time (its source becomes the peer address),
+/// untrusted peers must not send one. `Err` is the refusal reason.
+async fn front<S>(stream: &mut S, pp: &ProxyProtocol) -> Result<(), &'static str>
+where
+    S: AsyncRead + Unpin + GetSocketDigest + UniqueID + Peek + Send + ?Sized,
+{
+    let peer = peer_of(stream).map(|a| a.ip());
+    let trusted = peer.is_some_and(|ip| pp.trusted.iter().any(|n| n.contains(&ip)));
+    if trusted {
+        match tokio::time::timeout(pp.header_timeout, read_header(stream)).await {
+            Ok(Ok(Parsed::Header {
+                source,
+                destination,
+                ..
+            })) => {
+                // LOCAL (a balancer's own health check) keeps the peer
+                if let Some(src) = source {
+                    let digest = SocketDigest::from_raw_fd(stream.id());
+                    let _ = digest.peer_addr.set(Some(PingoraAddr::Inet(src)));
+                    if let Some(dst) = destination {
+                        let _ = digest.local_addr.set(Some(PingoraAddr::Inet(dst)));
+                    }
+                    stream.set_socket_digest(digest);
+                }
+                Ok(())
+            }
+            Ok(Ok(_)) | Ok(Err(_)) => Err("proxy_header_invalid"),
+            Err(_) => Err("proxy_header_timeout"),
+        }
+    } else {
+        // an untrusted peer must not name its own address; a peer that
+        // sends fewer than 12 bytes in the header time is stalled anyway
+        let mut first = [0u8; 12];
+        match tokio::time::timeout(pp.header_timeout, stream.try_peek(&mut first)).await {
+            Ok(Ok(true)) if proxy_protocol::looks_like_header(&first) => {
+                Err("proxy_header_untrusted")
+            }
+            Ok(_) => Ok(()),
+            Err(_) => Err("proxy_header_timeout"),
+        }
+    }
+}
+
+/// Wraps an application (the HTTP proxy) with the connection cap and, on
+/// plaintext listeners, the PROXY protocol.
+pub struct EdgeApp<A> {
+    /// The wrapped application.
+    pub inner: Arc<A>,
+    /// Connection counting.
+    pub gate: Gate,
+    /// PROXY protocol on a plaintext listener (`None` = off, or done pre-TLS).
+    pub proxy_protocol: Option<ProxyProtocol>,
+}
+
 #[async_trait]
-impl<A: ServerApp + Send + Sync + 'static> ServerApp for ProxyProtocolApp<A> {
+impl<A: ServerApp + Send + Sync + 'static> ServerApp for EdgeApp<A> {
     async fn process_new(
         self: &Arc<Self>,
         mut stream: Stream,
         shutdown: &ShutdownWatch,
     ) -> Option<Stream> {
-        let trusted = peer_ip(&stream)
-            .is_some_and(|ip| self.settings.trusted.iter().any(|n| n.contains(&ip)));
-        if trusted {
-            let header =
-                tokio::time::timeout(self.settings.header_timeout, read_header(&mut stream)).await;
-            match header {
-                Ok(Ok(Parsed::Header {
-                    source,
-                    destination,
-                    ..
-                })) => {
-                    if let Some(src) = source {
-                        let digest = SocketDigest::from_raw_fd(stream.id());
-                        let _ = digest.peer_addr.set(Some(PingoraAddr::Inet(src)));
-                        if let Some(dst) = destination {
-                            let _ = digest.local_addr.set(Some(PingoraAddr::Inet(dst)));
-                        }
-                        stream.set_socket_digest(digest);
-                    }
-                }
-                Ok(Ok(_)) | Ok(Err(_)) => {
-                    log::debug!("PROXY header missing or invalid from a trusted peer: closing");
-                    return None;
-                }
-                Err(_) => {
-                    log::debug!(
-                        "no PROXY header within {:?}: closing",
-                        self.settings.header_timeout
-                    );
-                    return None;
-                }
-            }
-        } else {
-            // an untrusted peer must not name its own address
-            let mut first = [0u8; 12];
-            if let Ok(true) = stream.try_peek(&mut first).await {
-                if proxy_protocol::looks_like_header(&first) {
-                    log::debug!("PROXY header from an untrusted peer: closing");
-                    return None;
-                }
+        let Some(_slot) = self.gate.enter() else {
+            self.gate.refuse(peer_of(&*stream), "connection_limit");
+            return None;
+        };
+        if let Some(pp) = &self.proxy_protocol {
+            if let Err(reason) = front(&mut *stream, pp).await {
+                self.gate.refuse(peer_of(&*stream), reason);
+                return None;
             }
         }
+        // the proxy runs the connection's keep-alive loop and returns None
         self.inner.process_new(stream, shutdown).await
     }
 
     async fn cleanup(&self) {
         self.inner.cleanup().await;
+    }
+}
+
+/// The pre-handshake step of a TLS listener: refuse over the cap without
+/// spending a handshake, and read the PROXY header that precedes TLS.
+pub struct PreTls {
+    /// Connection counting (checked here, counted in [`EdgeApp`]).
+    pub gate: Gate,
+    /// PROXY protocol (`None` = off).
+    pub proxy_protocol: Option<ProxyProtocol>,
+}
+
+#[async_trait]
+impl PreTlsProcess for PreTls {
+    async fn process(&self, stream: &mut L4Stream) -> pingora::Result<()> {
+        if self.gate.full() {
+            self.gate.refuse(peer_of(stream), "connection_limit");
+            return pingora::Error::e_explain(pingora::ErrorType::AcceptError, "connection limit");
+        }
+        if let Some(pp) = &self.proxy_protocol {
+            if let Err(reason) = front(stream, pp).await {
+                self.gate.refuse(peer_of(stream), reason);
+                return pingora::Error::e_explain(pingora::ErrorType::AcceptError, reason);
+            }
+        }
+        Ok(())
     }
 }

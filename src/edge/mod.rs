@@ -1,7 +1,9 @@
-//! The edge: learning the real client from what arrives at the listener.
-//! Today: trusted-proxy forwarding headers (`trusted`). PROXY protocol and
-//! TLS settings join here with the rest of issue 5.
+//! The edge: everything about a connection before the request. Trusted-proxy
+//! forwarding headers (`trusted`), the PROXY protocol parser
+//! (`proxy_protocol`), the listener front with the connection cap and PROXY
+//! handling (`listener`), and TLS termination with reload and mTLS (`tls`).
 
 pub mod listener;
 pub mod proxy_protocol;
+pub mod tls;
 pub mod trusted;

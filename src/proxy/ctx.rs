@@ -94,3 +94,13 @@ impl Default for RequestCtx {
         Self::new()
     }
 }
+
+/// The verified client certificate of the connection (mTLS), if any.
+pub fn client_cert(session: &pingora_proxy::Session) -> Option<&crate::edge::tls::ClientCert> {
+    session
+        .digest()?
+        .ssl_digest
+        .as_ref()?
+        .extension
+        .get::<crate::edge::tls::ClientCert>()
+}

@@ -7,7 +7,7 @@ use serde::Serialize;
 
 use super::response::classify;
 use super::RequestCtx;
-use crate::audit::{now_rfc3339, Capped, Event, Who};
+use crate::audit::{now_rfc3339, Capped, CertWho, Event, Who};
 use crate::mcp::Era;
 
 /// Target of access-log records (`RUST_LOG=access=off` silences them).
@@ -134,6 +134,11 @@ fn audit_event(session: &Session, ctx: &RequestCtx) {
             subject: p.subject.as_deref().map(Capped),
             source: p.source.as_str(),
         }),
+        client_cert: super::ctx::client_cert(session).map(|c| CertWho {
+            cn: c.cn.as_deref().map(Capped),
+            serial: Capped(&c.serial),
+            sha256: Capped(&c.sha256),
+        }),
         http_method: session.req_header().method.as_str(),
         path: Capped(session.req_header().uri.path()),
         method: ctx.method().map(Capped),
@@ -148,4 +153,46 @@ fn audit_event(session: &Session, ctx: &RequestCtx) {
         bytes_out: session.body_bytes_sent(),
     };
     audit.record(&event);
+}
+
+/// Logs and audits a connection the edge closed before any request was
+/// complete: over the connection cap, a PROXY header problem, or a request
+/// header that did not arrive within `limits.header_timeout_ms`.
+pub fn connection_refused(
+    rt: &crate::runtime::Runtime,
+    peer: Option<std::net::SocketAddr>,
+    reason: &'static str,
+) {
+    let client_ip = peer.map(|a| a.ip().to_string());
+    if log::log_enabled!(target: ACCESS_TARGET, log::Level::Info) {
+        let line = serde_json::json!({
+            "type": "connection",
+            "client": client_ip,
+            "error": reason,
+        });
+        crate::accesslog::write(line.to_string());
+    }
+    let Some(audit) = rt.audit() else {
+        return;
+    };
+    let request_id = crate::hygiene::new_request_id();
+    audit.record(&Event {
+        ts: now_rfc3339(),
+        request_id: Capped(&request_id),
+        client_ip,
+        principal: None,
+        client_cert: None,
+        http_method: "-",
+        path: Capped("-"),
+        method: None,
+        target: None,
+        upstream: None,
+        decision: "deny",
+        reason: Some(reason),
+        status: 0,
+        jsonrpc_code: None,
+        duration_ms: 0.0,
+        bytes_in: 0,
+        bytes_out: 0,
+    });
 }

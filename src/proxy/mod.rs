@@ -4,7 +4,7 @@
 //! log), which call the Pingora-free domain modules.
 
 mod ctx;
-mod finish;
+pub(crate) mod finish;
 mod peer;
 mod request;
 mod response;
@@ -41,6 +41,15 @@ impl ProxyHttp for Gateway {
 
     fn new_ctx(&self) -> RequestCtx {
         RequestCtx::new()
+    }
+
+    fn request_header_timeout(&self) -> Option<std::time::Duration> {
+        Some(self.runtime.load().server.limits.header_timeout)
+    }
+
+    fn request_header_timed_out(&self, session: &pingora::protocols::http::ServerSession) {
+        let peer = session.client_addr().and_then(|a| a.as_inet()).copied();
+        finish::connection_refused(&self.runtime.load(), peer, "header_timeout");
     }
 
     async fn early_request_filter(

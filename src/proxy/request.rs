@@ -120,15 +120,20 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
         .and_then(|a| a.as_inet())
         .map(|a| a.ip())
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    let client = rt
+    let mut client = rt
         .server
         .trust_proxy
         .resolve(peer, &session.req_header().headers);
+    if client.proto.is_none() && session.digest().is_some_and(|d| d.ssl_digest.is_some()) {
+        // the scheme the client used to reach this gateway
+        client.proto = Some("https".into());
+    }
     let client_ip = client.ip.to_string();
     ctx.client = Some(client);
+    let cert = super::ctx::client_cert(session);
     match rt
         .auth
-        .authenticate(&session.req_header().headers, &client_ip)
+        .authenticate(&session.req_header().headers, &client_ip, cert)
         .await
     {
         Ok(p) => ctx.principal = Some(p),
@@ -382,6 +387,9 @@ async fn read_body(
             .await
             .map_err(|_| GatewayError::BodyIncomplete)?;
     }
+    // one deadline for the whole body (a per-read timeout would let a client
+    // trickle a byte at a time forever)
+    let deadline = tokio::time::Instant::now() + limits.body_timeout;
     session
         .as_downstream_mut()
         .set_read_timeout(Some(limits.body_timeout));
@@ -389,7 +397,11 @@ async fn read_body(
     let mut rest: Option<BytesMut> = None;
     let mut total = 0usize;
     loop {
-        match session.read_request_body().await {
+        let chunk = tokio::time::timeout_at(deadline, session.read_request_body()).await;
+        let Ok(chunk) = chunk else {
+            return Err(GatewayError::BodyIncomplete);
+        };
+        match chunk {
             Ok(Some(chunk)) => {
                 total += chunk.len();
                 if total > max {

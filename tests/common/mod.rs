@@ -56,12 +56,34 @@ impl Gateway {
     }
 
     fn start_full(yaml: &str, env: &[(&str, &str)], probe_prefix: &[u8]) -> Gateway {
+        let mut probe = probe_prefix.to_vec();
+        probe.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
+        Self::start_probed(yaml, env, &|port| {
+            raw(port, &probe).is_ok_and(|r| r.status == 200)
+        })
+    }
+
+    /// Starts the gateway and waits until `ready(port)` says it serves (a
+    /// TLS listener needs a TLS probe); `{DIR}` files can be written by
+    /// `prepare` before the start.
+    pub fn start_probed(yaml: &str, env: &[(&str, &str)], ready: &dyn Fn(u16) -> bool) -> Gateway {
+        Self::start_prepared(yaml, env, &|_| {}, ready)
+    }
+
+    /// Like `start_probed`, running `prepare(dir)` before the gateway starts.
+    pub fn start_prepared(
+        yaml: &str,
+        env: &[(&str, &str)],
+        prepare: &dyn Fn(&Path),
+        ready: &dyn Fn(u16) -> bool,
+    ) -> Gateway {
         let port = free_port();
         let dir = tempfile::tempdir().expect("tempdir");
         let conf = dir.path().join("gw.yaml");
         let yaml = yaml
             .replace("{PORT}", &port.to_string())
             .replace("{DIR}", &dir.path().display().to_string());
+        prepare(dir.path());
         std::fs::write(&conf, yaml).expect("write config");
         let log = dir.path().join("gw.log");
         let logf = std::fs::File::create(&log).expect("log file");
@@ -81,19 +103,15 @@ impl Gateway {
             dir,
             log,
         };
-        gw.wait_ready(probe_prefix);
+        gw.wait_ready(ready);
         gw
     }
 
-    fn wait_ready(&self, prefix: &[u8]) {
+    fn wait_ready(&self, ready: &dyn Fn(u16) -> bool) {
         let deadline = Instant::now() + Duration::from_secs(20);
-        let mut probe = prefix.to_vec();
-        probe.extend_from_slice(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         while Instant::now() < deadline {
-            if let Ok(r) = raw(self.port, &probe) {
-                if r.status == 200 {
-                    return;
-                }
+            if ready(self.port) {
+                return;
             }
             thread::sleep(Duration::from_millis(50));
         }

@@ -329,14 +329,30 @@ where
     {
         // phase 1 read request header
 
+        // mcp-edge patch: a deadline for the whole request header (slowloris)
+        let header_timeout = self.inner.request_header_timeout();
         let res = tokio::select! {
             biased; // biased select is cheaper, and we don't want to drop already buffered requests
-            res = downstream_session.read_request() => { res }
+            res = async {
+                match header_timeout {
+                    Some(t) => time::timeout(t, downstream_session.read_request())
+                        .await
+                        .unwrap_or_else(|_| Error::e_explain(ReadTimedout, "request header timeout")),
+                    None => downstream_session.read_request().await,
+                }
+            } => { res }
             _ = self.await_shutdown() => {
                 // service shutting down, dropping the connection to stop more req from coming in
                 return None;
             }
         };
+        if let Err(e) = &res {
+            if e.etype == ReadTimedout && header_timeout.is_some() {
+                self.inner.request_header_timed_out(&downstream_session);
+                downstream_session.shutdown().await;
+                return None;
+            }
+        }
         match res {
             Ok(true) => {
                 // TODO: check n==0

@@ -106,6 +106,17 @@ pub trait ProxyHttp {
         Ok(false)
     }
 
+    /// mcp-edge patch: the deadline for reading a whole request header
+    /// (including the wait for its first byte on a kept-alive connection).
+    /// `None` (the default) keeps Pingora's per-read timeouts only.
+    fn request_header_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+
+    /// mcp-edge patch: called when a request header did not arrive within
+    /// [`Self::request_header_timeout`]; the connection is closed afterwards.
+    fn request_header_timed_out(&self, _session: &pingora_core::protocols::http::ServerSession) {}
+
     /// Handle the incoming request before any downstream module is executed.
     ///
     /// This function is similar to [Self::request_filter()] but executes before any other logic,
