@@ -9,8 +9,10 @@ CARGO ?= cargo
 BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/mcp-edge
 BIN_RELEASE := $(CARGO_TARGET_DIR)/release/mcp-edge
 BENCH_SECS ?= 10
+FUZZ_SECS ?= 300
+FUZZ_TARGET_DIR ?= $(HOME)/.cache/mcp-edge/fuzz-target
 
-.PHONY: help deps peers build release run demo test lint fmt bench bench-micro bench-load clean
+.PHONY: help deps peers build release run demo test lint fmt bench bench-micro bench-load fuzz clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -51,6 +53,12 @@ bench-micro: ## criterion benches of the hot paths
 bench-load: release ## wrk load: direct upstream, nginx proxy, mcp-edge (ratios)
 	scripts/deps.sh --system-only
 	benches/load.py --gateway $(BIN_RELEASE) --duration $(BENCH_SECS) --redis
+
+fuzz: ## run every cargo-fuzz target for FUZZ_SECS each (stable toolchain, -s none)
+	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked
+	cd fuzz && for t in $$($(CARGO) fuzz list); do \
+		$(CARGO) fuzz run $$t -s none --target-dir $(FUZZ_TARGET_DIR) -- -max_total_time=$(FUZZ_SECS) || exit 1; \
+	done
 
 clean:
 	$(CARGO) clean

@@ -81,7 +81,11 @@ fn parse_v1(buf: &[u8]) -> Parsed {
             Parsed::Incomplete(buf.len() + 1)
         };
     };
-    match window.get(cr + 1) {
+    if cr + 2 > V1_MAX {
+        // the LF would be byte 108
+        return Parsed::Invalid("v1 header longer than 107 bytes");
+    }
+    match buf.get(cr + 1) {
         None => return Parsed::Incomplete(cr + 2),
         Some(b'\n') => {}
         Some(_) => return Parsed::Invalid("v1 header: CR not followed by LF"),
@@ -229,6 +233,63 @@ fn parse_v2(buf: &[u8]) -> Parsed {
     }
 }
 
+/// The parser's contract, checked on arbitrary input by the fuzz target
+/// (`fuzz/`) and by `cargo test` over the committed corpus. Panics when
+/// broken:
+///
+/// - a header is never longer than the input, nor a v1 line over 107 bytes;
+/// - split invariance: every prefix shorter than a header is `Incomplete`,
+///   and every prefix that contains it gives the same header;
+/// - a prefix of invalid input is `Incomplete` or `Invalid`, never a header;
+/// - `Incomplete(n)` always asks for more than it was given.
+#[doc(hidden)]
+pub fn check_contract(data: &[u8]) {
+    let full = parse(data);
+    match &full {
+        Parsed::Header { len, .. } => {
+            assert!(*len <= data.len(), "header longer than input");
+            if data.starts_with(b"PROXY ") {
+                assert!(*len <= V1_MAX, "v1 header over 107 bytes");
+            }
+            for k in 0..data.len() {
+                let part = parse(&data[..k]);
+                if k < *len {
+                    assert!(
+                        matches!(part, Parsed::Incomplete(_)),
+                        "prefix {k} of a {len}-byte header: {part:?}"
+                    );
+                } else {
+                    assert_eq!(part, full, "prefix {k} changes the header");
+                }
+            }
+        }
+        Parsed::Invalid(_) => {
+            for k in 0..data.len() {
+                let part = parse(&data[..k]);
+                assert!(
+                    !matches!(part, Parsed::Header { .. }),
+                    "prefix {k} of invalid input is a header"
+                );
+            }
+        }
+        Parsed::Incomplete(need) => {
+            assert!(
+                *need > data.len(),
+                "Incomplete({need}) with {} bytes",
+                data.len()
+            );
+            for k in 0..data.len() {
+                assert!(matches!(parse(&data[..k]), Parsed::Incomplete(_)));
+            }
+        }
+    }
+    // whatever the parser says, the connection front's signature check agrees
+    // on complete headers
+    if matches!(full, Parsed::Header { .. }) {
+        assert!(looks_like_header(data));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +298,23 @@ mod tests {
         match parse(src.as_bytes()) {
             Parsed::Header { len, source, .. } => (len, source),
             other => panic!("{src:?}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn v1_length_limit_is_exactly_107_bytes_with_crlf() {
+        let line = |total: usize| {
+            let mut v = b"PROXY UNKNOWN ".to_vec();
+            v.resize(total - 2, b'x');
+            v.extend_from_slice(b"\r\n");
+            v.extend_from_slice(b"GET / HTTP/1.1\r\n");
+            v
+        };
+        assert!(matches!(parse(&line(107)), Parsed::Header { len: 107, .. }));
+        // found by the fuzzer: CR at byte 107, LF at 108 was "Incomplete"
+        assert!(matches!(parse(&line(108)), Parsed::Invalid(_)));
+        for total in [107, 108, 109] {
+            check_contract(&line(total));
         }
     }
 
