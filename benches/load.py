@@ -7,7 +7,10 @@ Prints requests/s, p50/p99 latency and the proxy's CPU time per request
 (utime+stime of the whole process from /proc, all threads), with ratios to (b).
 Every run is bounded: fixed duration per scenario, processes killed at the end.
 
-Usage: benches/load.py --gateway target/release/mcp-edge [--duration 10] [--connections 1,32]
+Usage: benches/load.py --gateway target/release/mcp-edge [--duration 10] [--connections 1,32] [--redis] [--tls]
+
+--tls adds HTTPS: nginx (TLS proxy) and mcp-edge with the same certificate, keep-alive and one new
+connection per request (wrk), and full vs resumed handshakes per second (openssl s_time).
 """
 import argparse, json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
@@ -56,12 +59,13 @@ http {{
     return subprocess.Popen(["nginx", "-c", path, "-p", f"{tmp}/{name}"], stderr=subprocess.DEVNULL)
 
 
-def wrk(url, conns, duration, tmp):
-    lua = f"{tmp}/post.lua"
+def wrk(url, conns, duration, tmp, close=False):
+    lua = f"{tmp}/post{'-close' if close else ''}.lua"
     open(lua, "w").write('wrk.method = "POST"\nwrk.body = [[%s]]\n'
                          'wrk.headers["Content-Type"] = "application/json"\n'
                          'wrk.headers["Accept"] = "application/json, text/event-stream"\n'
-                         'wrk.headers["X-API-Key"] = "bench-key-0123456789"\n' % BODY)
+                         'wrk.headers["X-API-Key"] = "bench-key-0123456789"\n' % BODY
+                         + ('wrk.headers["Connection"] = "close"\n' if close else ''))
     out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "-s", lua, url],
                          capture_output=True, text=True, timeout=duration + 30).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -85,6 +89,8 @@ def main():
     ap.add_argument("--json", help="also write results here")
     ap.add_argument("--redis", action="store_true",
                     help="also run mcp-edge with rate limits shared through a local redis-server")
+    ap.add_argument("--tls", action="store_true",
+                    help="also compare HTTPS termination: nginx and mcp-edge with the same certificate")
     a = ap.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool):
@@ -145,6 +151,10 @@ logging: {{level: info, format: json}}
             pids["mcp-edge+redis"] = procs[-1].pid
             urls["mcp-edge+redis"] = f"http://127.0.0.1:{gwr}/mcp"
             ports.append(gwr)
+        tls = None
+        if a.tls:
+            tls = start_tls(tmp, conf, gw, up, a.gateway, procs)
+            ports += [tls["nginx_port"], tls["gw_port"]]
         for p in ports:
             wait_port(p)
         # warm up keep-alive pools
@@ -161,6 +171,8 @@ logging: {{level: info, format: json}}
                 r.update(target=name, connections=conns)
                 results.append(r)
         print_table(results)
+        if tls:
+            results += run_tls(tls, a.duration, tmp)
         if a.json:
             json.dump(results, open(a.json, "w"), indent=2)
     finally:
@@ -192,6 +204,80 @@ def print_table(results):
         if red:
             print(f"      Redis rate limit adds: p50 {red['p50_ms']-gw['p50_ms']:+.3f} ms, "
                   f"p99 {red['p99_ms']-gw['p99_ms']:+.3f} ms, CPU {red['cpu_us_per_req']-gw['cpu_us_per_req']:+.1f} us/req")
+
+
+def start_tls(tmp, conf, gw, up, gateway, procs):
+    """nginx (TLS proxy) and mcp-edge (TLS) with one ECDSA P-256 certificate."""
+    crt, key = f"{tmp}/tls.pem", f"{tmp}/tls.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+                    "-nodes", "-keyout", key, "-out", crt, "-days", "2", "-subj", "/CN=localhost",
+                    "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    np, gp = free_port(), free_port()
+    procs.append(nginx(tmp, "proxy-tls", f"""upstream up {{ server 127.0.0.1:{up}; keepalive 64; }}
+        ssl_session_cache shared:SSL:10m; ssl_session_tickets on;
+        ssl_protocols TLSv1.2 TLSv1.3;
+        server {{ listen 127.0.0.1:{np} ssl http2; ssl_certificate {crt}; ssl_certificate_key {key};
+        location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}"""))
+    tconf = conf.replace(f"listen: 127.0.0.1:{gw}", f"listen: 127.0.0.1:{gp}") \
+        .replace(f"{tmp}/gw.pid", f"{tmp}/gwt.pid").replace(f"{tmp}/gw.sock", f"{tmp}/gwt.sock") \
+        .replace(f"{tmp}/audit.jsonl", f"{tmp}/audit-t.jsonl") \
+        + f"tls: {{cert_file: {crt}, key_file: {key}}}\n"
+    open(f"{tmp}/gwt.yaml", "w").write(tconf)
+    procs.append(subprocess.Popen([gateway, "run", "-c", f"{tmp}/gwt.yaml"],
+                                  stderr=open(f"{tmp}/gwt.log", "w")))
+    return {"nginx_port": np, "gw_port": gp, "nginx_pid": procs[-2].pid, "gw_pid": procs[-1].pid}
+
+
+def s_time(port, reuse, seconds):
+    """Handshakes per second (openssl s_time): full (-new) or resumed (-reuse).
+    TLS 1.2: s_time does not pick up TLS 1.3 tickets, so -reuse would not resume there."""
+    out = subprocess.run(["openssl", "s_time", "-connect", f"127.0.0.1:{port}", "-time", str(seconds),
+                          "-reuse" if reuse else "-new", "-tls1_2"],
+                         capture_output=True, text=True, timeout=seconds + 30).stdout
+    m = re.findall(r"(\d+) connections in ([\d.]+)s", out)
+    if not m:
+        return 0.0
+    n, t = m[-1]
+    return int(n) / float(t)
+
+
+def run_tls(tls, duration, tmp):
+    targets = {"nginx-tls": (tls["nginx_port"], tls["nginx_pid"]), "mcp-edge-tls": (tls["gw_port"], tls["gw_pid"])}
+    for port, _ in targets.values():
+        wrk(f"https://127.0.0.1:{port}/mcp", 4, 1, tmp)
+    rows = []
+    for mode, conns, close in (("keep-alive", 32, False), ("new conn/request", 8, True)):
+        for name, (port, pid) in targets.items():
+            c0 = cpu_seconds(pid)
+            r = wrk(f"https://127.0.0.1:{port}/mcp", conns, duration, tmp, close=close)
+            r["cpu_us_per_req"] = (cpu_seconds(pid) - c0) * 1e6 / max(r["requests"], 1)
+            r.update(target=name, connections=conns, mode=mode)
+            rows.append(r)
+    hs = {}
+    for name, (port, pid) in targets.items():
+        for reuse in (False, True):
+            c0 = cpu_seconds(pid)
+            t0 = time.time()
+            rate = s_time(port, reuse, max(3, duration // 2))
+            n = rate * (time.time() - t0)
+            hs[(name, reuse)] = (rate, (cpu_seconds(pid) - c0) * 1e6 / max(n, 1))
+    print("\nHTTPS (same ECDSA P-256 certificate, TLS 1.3; nginx: session cache + tickets; mcp-edge: OpenSSL tickets)")
+    hdr = f"{'mode':<17} {'conns':>5} {'target':<13} {'req/s':>9} {'p50 ms':>8} {'p99 ms':>8} {'CPU us/req':>10} {'rps x':>6} {'CPU x':>6} {'errors':>6}"
+    print(hdr); print("-" * len(hdr))
+    for mode in ("keep-alive", "new conn/request"):
+        base = next(r for r in rows if r["mode"] == mode and r["target"] == "nginx-tls")
+        for r in (r for r in rows if r["mode"] == mode):
+            print(f"{mode:<17} {r['connections']:>5} {r['target']:<13} {r['rps']:>9.0f} {r['p50_ms']:>8.3f} {r['p99_ms']:>8.3f} "
+                  f"{r['cpu_us_per_req']:>10.1f} {r['rps']/base['rps']:>6.2f} {r['cpu_us_per_req']/base['cpu_us_per_req']:>6.2f} {r['non2xx']:>6}")
+    print(f"\n{'TLS 1.2 handshakes (s_time)':<30} {'full /s':>9} {'CPU us':>8} {'resumed /s':>11} {'CPU us':>8}")
+    for name in targets:
+        (f, fc), (r, rc) = hs[(name, False)], hs[(name, True)]
+        print(f"{name:<30} {f:>9.0f} {fc:>8.0f} {r:>11.0f} {rc:>8.0f}")
+    for (name, reuse), (rate, cpu) in hs.items():
+        rows.append({"target": name, "mode": "s_time-reuse" if reuse else "s_time-new",
+                     "handshakes_per_s": rate, "cpu_us_per_handshake": cpu})
+    return rows
 
 
 if __name__ == "__main__":

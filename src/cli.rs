@@ -102,8 +102,9 @@ pub fn run() -> i32 {
             }
         },
         Command::Validate { config } => match config::load_file(&config) {
-            Ok(_) => {
+            Ok(rt) => {
                 println!("{}: ok", config.display());
+                println!("{}", listener_summary(&rt));
                 0
             }
             Err(e) => {
@@ -288,4 +289,32 @@ fn raise_fd_limit() {
         Ok((soft, _)) => log::debug!("open-file limit {soft}"),
         Err(e) => log::warn!("cannot read the open-file limit: {e}"),
     }
+}
+
+/// What the listener will be, and which of it a reload cannot change.
+fn listener_summary(rt: &crate::runtime::Runtime) -> String {
+    use crate::edge::tls::ClientAuth;
+    let scheme = match &rt.tls {
+        None => "http (plaintext, h2c)".to_string(),
+        Some(t) => format!(
+            "https (TLS 1.2+, ALPN h2/http1.1, certificate serial {}{})",
+            t.serial,
+            match t.files.client_auth {
+                ClientAuth::None => "",
+                ClientAuth::Required => ", client certificates required",
+                ClientAuth::Optional => ", client certificates optional",
+            }
+        ),
+    };
+    format!(
+        "listener: {scheme} on {}{}\n\
+         restart or upgrade (run -u) needed to change: TLS on/off, client certificates on/off, \
+         server.listen, server.threads, proxy_protocol; everything else (certificates included) reloads on SIGHUP",
+        rt.server.listen.join(", "),
+        if rt.proxy_protocol.is_some() {
+            ", PROXY protocol from trusted_cidrs"
+        } else {
+            ""
+        }
+    )
 }

@@ -322,6 +322,22 @@ fn https_h1_and_h2_with_tls12_minimum() {
     let mut old = Tls::new(dir);
     old.max_version = Some(SslVersion::TLS1_1);
     assert!(old.connect(g.port).is_err());
+    // a reload that would turn TLS off is refused; TLS keeps serving
+    let conf = g.dir.path().join("gw.yaml");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    let cut = text.find("tls:").unwrap();
+    let end = text[cut..].find("\n  key_file").map(|i| cut + i).unwrap();
+    let end = end + text[end + 1..].find('\n').unwrap() + 2;
+    std::fs::write(&conf, format!("{}{}", &text[..cut], &text[end..])).unwrap();
+    g.signal("HUP");
+    std::thread::sleep(Duration::from_millis(400));
+    assert!(
+        g.log_text()
+            .contains("switching TLS on or off needs a restart"),
+        "{}",
+        g.log_text()
+    );
+    assert_eq!(serial(&Tls::new(dir).connect(g.port).unwrap()), 10);
     // plaintext HTTP on the TLS port is not served
     let plain = raw(g.port, b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n");
     assert!(plain.map(|r| r.status).ok() != Some(200));
@@ -442,6 +458,32 @@ fn validate_lists_tls_problems() {
             assert!(text.contains(w), "missing {w:?} in:\n{text}");
         }
     }
+    // a valid TLS config: validate says what the listener is and what needs a restart
+    let path = dir.path().join("ok.yaml");
+    std::fs::write(
+        &path,
+        base.replace("{PORT}", "1")
+            + &format!(
+                "tls: {{cert_file: {d}/srv5.chain, key_file: {d}/srv5.key, client_ca: {d}/clientca.pem}}\n",
+                d = dir.path().display()
+            ),
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["validate", "-c"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains("https (TLS 1.2+"), "{text}");
+    assert!(text.contains("serial 05,"), "{text}");
+    assert!(text.contains("client certificates required"), "{text}");
+    assert!(text.contains("TLS on/off"), "{text}");
     // auth.client_cert needs a client CA
     let path = dir.path().join("c.yaml");
     std::fs::write(
