@@ -36,7 +36,8 @@ demo: ## gateway in front of @modelcontextprotocol/server-everything on loopback
 	scripts/demo.sh
 
 test: deps ## every test (unit, integration with real MCP peers)
-	$(CARGO) test --all-targets
+	# the slowloris test holds 1000+ sockets: use the hard open-file limit
+	ulimit -n $$(ulimit -Hn) 2>/dev/null || true; $(CARGO) test --all-targets
 
 lint: ## rustfmt and clippy (-D warnings)
 	$(CARGO) fmt --all -- --check
