@@ -233,3 +233,79 @@ fn proxy_protocol_fuzz_corpus_replays() {
     }
     assert!(n >= 10, "corpus missing: {n} files in {}", dir.display());
 }
+
+/// Connects from a chosen loopback source address (127.0.0.2, 127.0.0.3:
+/// Linux routes all of 127/8 to lo, no namespace needed).
+fn connect_from(src: &str, port: u16) -> std::net::TcpStream {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let s = tokio::net::TcpSocket::new_v4().unwrap();
+        s.bind(format!("{src}:0").parse().unwrap()).unwrap();
+        let stream = s
+            .connect(format!("127.0.0.1:{port}").parse().unwrap())
+            .await
+            .unwrap();
+        let std = stream.into_std().unwrap();
+        std.set_nonblocking(false).unwrap();
+        std
+    })
+}
+
+fn exchange(mut s: std::net::TcpStream, prefix: &[u8]) -> std::io::Result<Response> {
+    use std::io::Write;
+    let mut req = prefix.to_vec();
+    req.extend_from_slice(
+        format!(
+            "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+            LIST.len()
+        )
+        .as_bytes(),
+    );
+    req.extend_from_slice(LIST);
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))?;
+    s.write_all(&req)?;
+    read_response(&mut std::io::BufReader::new(s))
+}
+
+#[test]
+fn proxy_protocol_trusted_127_0_0_2_versus_untrusted_127_0_0_3() {
+    let up = Upstream::start(Mode::Echo);
+    // the readiness probe comes from 127.0.0.1: untrusted, plain HTTP is fine
+    let g = pp_gateway(&up, "127.0.0.2/32", b"");
+    let header = b"PROXY TCP4 198.51.100.23 10.0.0.1 40000 443\r\n";
+    // trusted balancer: the header names the client
+    let r = exchange(connect_from("127.0.0.2", g.port), header).unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["headers"]["x-forwarded-for"], "198.51.100.23");
+    // trusted balancer without a header: closed
+    assert!(exchange(connect_from("127.0.0.2", g.port), b"").is_err());
+    // untrusted peer with a header: closed, nothing forwarded
+    let before = up.hits.load(std::sync::atomic::Ordering::SeqCst);
+    assert!(exchange(connect_from("127.0.0.3", g.port), header).is_err());
+    assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), before);
+    // untrusted peer, plain HTTP: served as itself
+    let r = exchange(connect_from("127.0.0.3", g.port), b"").unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["headers"]["x-forwarded-for"], "127.0.0.3");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let refused: Vec<String> = g
+        .log_text()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["type"] == "connection")
+        .map(|v| format!("{} {}", v["client"], v["error"]))
+        .collect();
+    assert!(
+        refused.contains(&"\"127.0.0.3\" \"proxy_header_untrusted\"".to_string()),
+        "{refused:?}"
+    );
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.starts_with("\"127.0.0.2\" \"proxy_header_")),
+        "{refused:?}"
+    );
+}
