@@ -295,8 +295,42 @@ fn bench_proxy_protocol(c: &mut Criterion) {
     });
 }
 
+fn bench_session(c: &mut Criterion) {
+    use mcp_edge::session::{principal_digest, Owner, SessionKeys};
+    let Ok(keys) = SessionKeys::new(
+        &[
+            "new-key-0123456789-0123456789-0123456789".to_string(),
+            "old-key-0123456789-0123456789-0123456789".to_string(),
+        ],
+        std::time::Duration::from_secs(86_400),
+    ) else {
+        return;
+    };
+    let owner = Owner {
+        upstream: "mcp-math".into(),
+        endpoint: "10.0.0.12:9000".into(),
+        session: "3f2c6f1e-8a0b-4c55-9d8e-0d6c1b7a9e21".into(),
+        principal: principal_digest("acme", "ci-bot"),
+        issued: 1_800_000_000,
+    };
+    let Some(token) = keys.seal(&owner) else {
+        return;
+    };
+    c.bench_function("session/seal", |b| b.iter(|| keys.seal(black_box(&owner))));
+    c.bench_function("session/open", |b| {
+        b.iter(|| keys.open(black_box(&token), &owner.principal, 1_800_000_100))
+    });
+    c.bench_function("session/principal_digest+open", |b| {
+        b.iter(|| {
+            let p = principal_digest(black_box("acme"), black_box("ci-bot"));
+            keys.open(black_box(&token), &p, 1_800_000_100)
+        })
+    });
+}
+
 criterion_group!(
     benches,
+    bench_session,
     bench_proxy_protocol,
     bench_ratelimit,
     bench_inspect,

@@ -22,5 +22,6 @@ pub mod reload;
 pub mod routing;
 pub mod runtime;
 pub mod server;
+pub mod session;
 pub mod sink;
 pub mod upstream;

@@ -93,6 +93,8 @@ pub struct Runtime {
     pub audit: std::sync::OnceLock<Option<Audit>>,
     /// TLS on the listener (`None` = plaintext): checked certificate, key and client CA.
     pub tls: Option<Arc<crate::edge::tls::Material>>,
+    /// Session sealing keys (`sessions:`; `None` = not configured).
+    pub sessions: Option<Arc<crate::session::SessionKeys>>,
     /// PROXY protocol on the listener (`None` = off).
     pub proxy_protocol: Option<crate::edge::listener::ProxyProtocol>,
     /// Per-identity rate limits (`None` = no `rate_limit` section).

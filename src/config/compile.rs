@@ -34,6 +34,7 @@ const SECTIONS: &[&str] = &[
     "rate_limit",
     "proxy_protocol",
     "tls",
+    "sessions",
 ];
 
 /// Deepest `max_json_depth` accepted (serde_json's own recursion guard is 128).
@@ -152,6 +153,8 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         .unwrap_or_default();
     let audit_raw = get("audit").and_then(|v| section::<raw::Audit>(v, "audit", &mut errs));
     let tls_raw = get("tls").and_then(|v| section::<raw::Tls>(v, "tls", &mut errs));
+    let sessions_raw =
+        get("sessions").and_then(|v| section::<raw::Sessions>(v, "sessions", &mut errs));
     let pp_raw = get("proxy_protocol")
         .and_then(|v| section::<raw::ProxyProtocol>(v, "proxy_protocol", &mut errs));
     let rate_raw =
@@ -268,6 +271,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
     let audit_settings = audit_raw.and_then(|a| compile_audit(&a, env, &mut errs));
     let rate_limits = rate_raw.and_then(|r| compile_rate_limit(&r, env, &mut errs));
     let proxy_protocol = pp_raw.and_then(|p| compile_proxy_protocol(&p, &mut errs));
+    let sessions = sessions_raw.and_then(|s| compile_sessions(&s, env, &mut errs));
     let has_client_ca = tls_raw.as_ref().is_some_and(|t| t.client_ca.is_some());
     let tls = tls_raw.and_then(|t| compile_tls(&t, &mut errs));
     if authenticator.client_cert.is_some() && !has_client_ca {
@@ -301,6 +305,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         rate_limits,
         proxy_protocol,
         tls,
+        sessions,
         redact_keys,
         log_level: level,
         log_format: format,
@@ -1006,6 +1011,38 @@ fn compile_upstream(
     })
 }
 
+fn compile_sessions(
+    s: &raw::Sessions,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Errors,
+) -> Option<Arc<crate::session::SessionKeys>> {
+    let mut secrets = Vec::new();
+    let mut ok = true;
+    for (i, k) in s.keys.iter().enumerate() {
+        let mut env_errs = Vec::new();
+        let v = expand_env(k, &format!("sessions.keys[{i}]"), env, &mut env_errs);
+        for e in env_errs {
+            errs.0.push(e);
+            ok = false;
+        }
+        secrets.push(v);
+    }
+    if s.max_age_secs == 0 {
+        errs.push("sessions.max_age_secs", "must be at least 1");
+        ok = false;
+    }
+    match crate::session::SessionKeys::new(&secrets, Duration::from_secs(s.max_age_secs)) {
+        Ok(k) if ok => Some(Arc::new(k)),
+        Ok(_) => None,
+        Err(problems) => {
+            for (i, msg) in problems {
+                errs.push(format!("sessions.keys[{i}]"), msg);
+            }
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1047,6 +1084,32 @@ routing:
         assert_eq!(rt.server.limits.max_body_bytes, 1 << 20);
         assert!(rt.server.threads >= 1);
         assert!(!rt.auth.anonymous);
+    }
+
+    #[test]
+    fn session_keys_are_checked_with_their_paths() {
+        let long = "k".repeat(40);
+        let text = format!(
+            "{GOOD}sessions:\n  keys: [short, \"${{MISSING}}\", {long}, {long}]\n  max_age_secs: 0\n"
+        );
+        let e = errors(&text);
+        for want in [
+            "sessions.keys[0]: must be at least 32 characters",
+            "sessions.keys[1]: environment variable MISSING is not set or empty",
+            "sessions.keys[3]: duplicate key",
+            "sessions.max_age_secs: must be at least 1",
+        ] {
+            assert!(
+                e.iter().any(|l| l.contains(want)),
+                "wanted {want:?} in {e:#?}"
+            );
+        }
+        let ok = format!("{GOOD}sessions: {{keys: [{long}]}}\n");
+        let rt = match compile(&ok, &|_| None) {
+            Ok(rt) => rt,
+            Err(e) => panic!("{e}"),
+        };
+        assert!(rt.sessions.is_some());
     }
 
     #[test]

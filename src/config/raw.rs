@@ -468,6 +468,21 @@ pub struct Grants {
     pub prompts: Vec<String>,
 }
 
+/// `sessions:`: keys that seal session ownership into the session id.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sessions {
+    /// Secrets (≥ 32 characters, `${VAR}` allowed); the first seals, all open.
+    pub keys: Vec<String>,
+    /// Oldest session token accepted, in seconds (default 7 days).
+    #[serde(default = "default_session_age")]
+    pub max_age_secs: u64,
+}
+
+fn default_session_age() -> u64 {
+    7 * 86_400
+}
+
 /// `tls:`: HTTPS on `server.listen` (switching it on or off needs a restart).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

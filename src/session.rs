@@ -1,0 +1,409 @@
+//! Sealed MCP sessions (issue 6): the session id a client sees is an opaque
+//! token that seals who owns the session upstream, so any gateway process
+//! with the same keys can route it, across restarts and replicas, without a
+//! shared store.
+//!
+//! A token seals [`Owner`]: the upstream pool, the endpoint that answered
+//! `initialize`, the upstream's own `Mcp-Session-Id`, a digest of the
+//! principal that created it, and the issue time, with AES-256-GCM (AES-NI:
+//! ~0.2 µs; ChaCha20-Poly1305 measured 2 µs here without a SIMD backend).
+//! Keys come from `sessions.keys` (derived once with HKDF-SHA256 when the
+//! configuration is compiled, never per request); the first seals, all
+//! open, so keys rotate by prepending. Format (all visible ASCII, spec):
+//!
+//! ```text
+//! "1" base64url( hint(1) nonce(12) ciphertext+tag )
+//! ```
+//!
+//! `hint` is one byte of the key's fingerprint (saves trying every key);
+//! nothing of the upstream is readable. Anything that does not open, or
+//! opens for another principal, or is too old, is refused: the gateway
+//! answers 404 so the client re-initializes, and never routes it.
+
+use std::time::Duration;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+/// Token version prefix.
+const VERSION: u8 = b'1';
+/// Bound to every token (AEAD associated data).
+const AAD: &[u8] = b"mcp-edge/session/v1";
+/// Shortest accepted secret in `sessions.keys`.
+pub const MIN_SECRET_LEN: usize = 32;
+/// Longest upstream session id sealed (the spec sets no limit; tokens stay compact).
+pub const MAX_UPSTREAM_ID: usize = 512;
+/// How far in the future an issue time may be (clock skew between replicas).
+const SKEW_SECS: u64 = 300;
+
+const NONCE: usize = 12;
+const TAG: usize = 16;
+const DIGEST: usize = 16;
+
+/// Who owns a session upstream; what a token seals.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Owner {
+    /// Upstream (pool) name.
+    pub upstream: String,
+    /// The endpoint that answered `initialize` (as configured).
+    pub endpoint: String,
+    /// The upstream's own `Mcp-Session-Id`.
+    pub session: String,
+    /// [`principal_digest`] of the principal that initialized it.
+    pub principal: [u8; DIGEST],
+    /// Unix seconds when it was sealed.
+    pub issued: u64,
+}
+
+/// Why a token was refused (all answered 404; the label goes to the audit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// Not a token of this format (wrong prefix, bad base64, too short).
+    Malformed,
+    /// Did not open with any key: tampered, truncated, or sealed with a key
+    /// no longer configured.
+    NotOpened,
+    /// Opened, but belongs to another principal.
+    OtherPrincipal,
+    /// Older than `sessions.max_age_secs`, or issued in the future.
+    Expired,
+}
+
+impl Refused {
+    /// Label for logs and audit.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Refused::Malformed => "session_malformed",
+            Refused::NotOpened => "session_not_opened",
+            Refused::OtherPrincipal => "session_other_principal",
+            Refused::Expired => "session_expired",
+        }
+    }
+}
+
+/// The digest of a principal a session is bound to.
+pub fn principal_digest(tenant: &str, client: &str) -> [u8; DIGEST] {
+    let mut h = Sha256::new();
+    h.update(b"mcp-edge/principal\0");
+    h.update(tenant.as_bytes());
+    h.update([0]);
+    h.update(client.as_bytes());
+    let full = h.finalize();
+    let mut out = [0u8; DIGEST];
+    out.copy_from_slice(&full[..DIGEST]);
+    out
+}
+
+struct SealKey {
+    hint: u8,
+    aead: Aes256Gcm,
+}
+
+/// The compiled `sessions:` section: derived keys and the age limit.
+pub struct SessionKeys {
+    keys: Vec<SealKey>,
+    max_age: Duration,
+}
+
+impl std::fmt::Debug for SessionKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionKeys")
+            .field("keys", &self.keys.len())
+            .field("max_age", &self.max_age)
+            .finish()
+    }
+}
+
+impl SessionKeys {
+    /// Derives the keys from the configured secrets (first seals, all open).
+    /// Errors are `(index, message)` for each bad secret.
+    pub fn new(secrets: &[String], max_age: Duration) -> Result<SessionKeys, Vec<(usize, String)>> {
+        let mut errs = Vec::new();
+        if secrets.is_empty() {
+            errs.push((0, "at least one key is required".to_string()));
+        }
+        let mut keys = Vec::new();
+        for (i, s) in secrets.iter().enumerate() {
+            if s.len() < MIN_SECRET_LEN {
+                errs.push((i, format!("must be at least {MIN_SECRET_LEN} characters")));
+                continue;
+            }
+            if secrets[..i].contains(s) {
+                errs.push((i, "duplicate key".to_string()));
+                continue;
+            }
+            let hk = hkdf::Hkdf::<Sha256>::new(Some(b"mcp-edge sessions"), s.as_bytes());
+            let mut okm = [0u8; 32];
+            if hk.expand(b"aes-256-gcm v1", &mut okm).is_err() {
+                errs.push((i, "key derivation failed".to_string()));
+                continue;
+            }
+            let hint = Sha256::digest(okm)[0];
+            keys.push(SealKey {
+                hint,
+                aead: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(&okm)),
+            });
+        }
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        Ok(SessionKeys { keys, max_age })
+    }
+
+    /// Seals an owner into a token; `None` when a field is too long to seal
+    /// (upstream/endpoint over 255 bytes, upstream id over 512).
+    pub fn seal(&self, owner: &Owner) -> Option<String> {
+        let key = self.keys.first()?;
+        let (up, ep, id) = (
+            owner.upstream.as_bytes(),
+            owner.endpoint.as_bytes(),
+            owner.session.as_bytes(),
+        );
+        if up.len() > 255 || ep.len() > 255 || id.len() > MAX_UPSTREAM_ID {
+            return None;
+        }
+        let mut plain = Vec::with_capacity(8 + DIGEST + 2 + up.len() + ep.len() + id.len());
+        plain.extend_from_slice(&owner.issued.to_be_bytes());
+        plain.extend_from_slice(&owner.principal);
+        plain.push(up.len() as u8);
+        plain.extend_from_slice(up);
+        plain.push(ep.len() as u8);
+        plain.extend_from_slice(ep);
+        plain.extend_from_slice(id);
+        let nonce: [u8; NONCE] = rand::random();
+        let sealed = key
+            .aead
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: &plain,
+                    aad: AAD,
+                },
+            )
+            .ok()?;
+        let mut raw = Vec::with_capacity(1 + NONCE + sealed.len());
+        raw.push(key.hint);
+        raw.extend_from_slice(&nonce);
+        raw.extend_from_slice(&sealed);
+        let mut out = String::with_capacity(1 + raw.len().div_ceil(3) * 4);
+        out.push(VERSION as char);
+        URL_SAFE_NO_PAD.encode_string(&raw, &mut out);
+        Some(out)
+    }
+
+    /// Opens a token presented by `principal` at `now` (Unix seconds).
+    pub fn open(&self, token: &str, principal: &[u8; DIGEST], now: u64) -> Result<Owner, Refused> {
+        let body = token
+            .as_bytes()
+            .split_first()
+            .filter(|(v, _)| **v == VERSION)
+            .map(|(_, rest)| rest)
+            .ok_or(Refused::Malformed)?;
+        // longest possible token: 1 + 12 + 16 + 8 + 16 + 2 + 255 + 255 + 512
+        if body.len() > 1500 {
+            return Err(Refused::Malformed);
+        }
+        let raw = URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| Refused::Malformed)?;
+        if raw.len() < 1 + NONCE + TAG + 8 + DIGEST + 2 {
+            return Err(Refused::Malformed);
+        }
+        let (hint, rest) = (raw[0], &raw[1..]);
+        let (nonce, sealed) = rest.split_at(NONCE);
+        let plain = self
+            .keys
+            .iter()
+            .filter(|k| k.hint == hint)
+            .find_map(|k| {
+                k.aead
+                    .decrypt(
+                        Nonce::from_slice(nonce),
+                        Payload {
+                            msg: sealed,
+                            aad: AAD,
+                        },
+                    )
+                    .ok()
+            })
+            .ok_or(Refused::NotOpened)?;
+        // authenticated from here on: a layout error is our own bug, still refused
+        let owner = parse_plain(&plain).ok_or(Refused::Malformed)?;
+        if owner.principal != *principal {
+            return Err(Refused::OtherPrincipal);
+        }
+        let age = now.saturating_sub(owner.issued);
+        if age > self.max_age.as_secs() || owner.issued > now + SKEW_SECS {
+            return Err(Refused::Expired);
+        }
+        Ok(owner)
+    }
+}
+
+fn parse_plain(p: &[u8]) -> Option<Owner> {
+    let issued = u64::from_be_bytes(p.get(..8)?.try_into().ok()?);
+    let mut principal = [0u8; DIGEST];
+    principal.copy_from_slice(p.get(8..8 + DIGEST)?);
+    let mut at = 8 + DIGEST;
+    let mut field = |p: &[u8]| -> Option<String> {
+        let n = usize::from(*p.get(at)?);
+        let s = p.get(at + 1..at + 1 + n)?;
+        at += 1 + n;
+        String::from_utf8(s.to_vec()).ok()
+    };
+    let upstream = field(p)?;
+    let endpoint = field(p)?;
+    let session = String::from_utf8(p.get(at..)?.to_vec()).ok()?;
+    Some(Owner {
+        upstream,
+        endpoint,
+        session,
+        principal,
+        issued,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    fn keys(secrets: &[&str]) -> SessionKeys {
+        SessionKeys::new(
+            &secrets.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+            DAY,
+        )
+        .unwrap()
+    }
+
+    fn owner() -> Owner {
+        Owner {
+            upstream: "mcp-math".into(),
+            endpoint: "10.0.0.12:9000".into(),
+            session: "3f2c6f1e-8a0b-4c55-9d8e-0d6c1b7a9e21".into(),
+            principal: principal_digest("acme", "ci-bot"),
+            issued: 1_800_000_000,
+        }
+    }
+
+    const A: &str = "first-secret-0123456789-abcdefghijkl";
+    const B: &str = "second-secret-0123456789-abcdefghijk";
+
+    #[test]
+    fn round_trip_is_compact_visible_ascii_and_hides_the_upstream() {
+        let k = keys(&[A]);
+        let o = owner();
+        let t = k.seal(&o).unwrap();
+        assert!(t.len() < 200, "{} bytes", t.len());
+        assert!(t.bytes().all(|b| (0x21..=0x7e).contains(&b)), "{t}");
+        for secret in ["10.0.0.12", "mcp-math", "3f2c6f1e"] {
+            assert!(!t.contains(secret));
+        }
+        assert_eq!(k.open(&t, &o.principal, o.issued + 10), Ok(o.clone()));
+        // two seals of the same owner differ (random nonce)
+        assert_ne!(k.seal(&o).unwrap(), t);
+    }
+
+    #[test]
+    fn rotation_first_seals_all_open() {
+        let old = keys(&[A]);
+        let rotated = keys(&[B, A]);
+        let o = owner();
+        let t_old = old.seal(&o).unwrap();
+        assert!(rotated.open(&t_old, &o.principal, o.issued).is_ok());
+        let t_new = rotated.seal(&o).unwrap();
+        // a process that only knows the old key cannot open new tokens
+        assert_eq!(
+            old.open(&t_new, &o.principal, o.issued),
+            Err(Refused::NotOpened)
+        );
+        // once the old key is dropped, old tokens are refused
+        let only_new = keys(&[B]);
+        assert_eq!(
+            only_new.open(&t_old, &o.principal, o.issued),
+            Err(Refused::NotOpened)
+        );
+    }
+
+    #[test]
+    fn tampered_truncated_malformed_foreign_are_refused() {
+        let k = keys(&[A]);
+        let o = owner();
+        let t = k.seal(&o).unwrap();
+        // flip every character in turn
+        for i in 1..t.len() {
+            let mut b = t.clone().into_bytes();
+            b[i] = if b[i] == b'A' { b'B' } else { b'A' };
+            let forged = String::from_utf8(b).unwrap();
+            if forged == t {
+                continue;
+            }
+            assert!(
+                k.open(&forged, &o.principal, o.issued).is_err(),
+                "flip at {i}"
+            );
+        }
+        for n in 0..t.len() {
+            assert!(
+                k.open(&t[..n], &o.principal, o.issued).is_err(),
+                "truncated to {n}"
+            );
+        }
+        for junk in [
+            "",
+            "1",
+            "2abc",
+            "1!!!!",
+            "3f2c6f1e-8a0b-4c55-9d8e-0d6c1b7a9e21",
+        ] {
+            assert!(k.open(junk, &o.principal, o.issued).is_err(), "{junk}");
+        }
+        let foreign = keys(&[B]).seal(&o).unwrap();
+        assert_eq!(
+            k.open(&foreign, &o.principal, o.issued),
+            Err(Refused::NotOpened)
+        );
+    }
+
+    #[test]
+    fn other_principal_and_age_are_refused() {
+        let k = keys(&[A]);
+        let o = owner();
+        let t = k.seal(&o).unwrap();
+        let mallory = principal_digest("acme", "mallory");
+        assert_eq!(k.open(&t, &mallory, o.issued), Err(Refused::OtherPrincipal));
+        assert_eq!(
+            k.open(&t, &o.principal, o.issued + DAY.as_secs() + 1),
+            Err(Refused::Expired)
+        );
+        assert_eq!(
+            k.open(&t, &o.principal, o.issued - SKEW_SECS - 1),
+            Err(Refused::Expired)
+        );
+        assert!(
+            k.open(&t, &o.principal, o.issued - 10).is_ok(),
+            "small skew is fine"
+        );
+    }
+
+    #[test]
+    fn key_and_field_limits() {
+        let errs = SessionKeys::new(&["short".into(), A.into(), A.into()], DAY).unwrap_err();
+        assert_eq!(errs.len(), 2, "{errs:?}");
+        assert!(SessionKeys::new(&[], DAY).is_err());
+        let k = keys(&[A]);
+        let mut o = owner();
+        o.session = "x".repeat(MAX_UPSTREAM_ID + 1);
+        assert!(k.seal(&o).is_none());
+        o.session = "x".repeat(MAX_UPSTREAM_ID);
+        let t = k.seal(&o).unwrap();
+        assert_eq!(
+            k.open(&t, &o.principal, o.issued).unwrap().session.len(),
+            MAX_UPSTREAM_ID
+        );
+    }
+}
