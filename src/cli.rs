@@ -88,6 +88,13 @@ pub fn run() -> i32 {
                     rt.upstreams.len()
                 );
                 raise_fd_limit();
+                if rt.sessions.is_none() {
+                    log::warn!(
+                        "sessions.keys not set: session ids are sealed with a per-process key, \
+                         so MCP sessions end with this process (restart, upgrade) and do not \
+                         span gateway replicas"
+                    );
+                }
                 match server::build(rt, &config, &RunOptions { daemon, upgrade }) {
                     Ok(srv) => srv.run_forever(),
                     Err(e) => {

@@ -60,6 +60,10 @@ pub enum GatewayError {
     InvalidParams(&'static str),
     /// MCP 2026-07-28 header/body disagreement (`Mcp-Method`, `Mcp-Name`).
     HeaderMismatch(&'static str),
+    /// An `Mcp-Session-Id` that does not open, belongs to another principal,
+    /// is too old, or names an upstream that is gone: 404 so the client
+    /// re-initializes (carries the reason label).
+    SessionNotFound(&'static str),
     /// Unsupported `MCP-Protocol-Version` header value.
     UnsupportedProtocolVersion,
     /// The identity's rate limit is used up (`rate_limit`).
@@ -99,6 +103,7 @@ impl GatewayError {
             GatewayError::InvalidRequest(_) => 400,
             GatewayError::InvalidParams(_) => 400,
             GatewayError::HeaderMismatch(_) => 400,
+            GatewayError::SessionNotFound(_) => 404,
             GatewayError::UnsupportedProtocolVersion => 400,
             GatewayError::RateLimited => 429,
             GatewayError::RateLimitUnavailable => 503,
@@ -133,6 +138,7 @@ impl GatewayError {
             GatewayError::InvalidRequest(_) => INVALID_REQUEST,
             GatewayError::InvalidParams(_) => INVALID_PARAMS,
             GatewayError::HeaderMismatch(_) => HEADER_MISMATCH,
+            GatewayError::SessionNotFound(_) => INVALID_REQUEST,
             GatewayError::UnsupportedProtocolVersion => UNSUPPORTED_PROTOCOL_VERSION,
             GatewayError::RateLimited => INVALID_REQUEST,
             GatewayError::RateLimitUnavailable => INTERNAL_ERROR,
@@ -166,6 +172,7 @@ impl GatewayError {
             GatewayError::InvalidRequest(r) => r.message(),
             GatewayError::InvalidParams(m) => m,
             GatewayError::HeaderMismatch(m) => m,
+            GatewayError::SessionNotFound(_) => "Session not found: initialize a new session",
             GatewayError::UnsupportedProtocolVersion => "unsupported MCP-Protocol-Version",
             GatewayError::RateLimited => "rate limit exceeded",
             GatewayError::RateLimitUnavailable => "rate limiting unavailable",
@@ -210,6 +217,7 @@ impl GatewayError {
             GatewayError::InvalidRequest(_) => "invalid_request",
             GatewayError::InvalidParams(_) => "invalid_params",
             GatewayError::HeaderMismatch(_) => "header_mismatch",
+            GatewayError::SessionNotFound(r) => r,
             GatewayError::UnsupportedProtocolVersion => "unsupported_protocol_version",
             GatewayError::RateLimited => "rate_limited",
             GatewayError::RateLimitUnavailable => "rate_limit_unavailable",

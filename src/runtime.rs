@@ -119,6 +119,14 @@ pub struct ResourceMetadata {
 }
 
 impl Runtime {
+    /// The keys sessions are sealed with: `sessions.keys`, else per-process.
+    pub fn session_keys(&self) -> &crate::session::SessionKeys {
+        match &self.sessions {
+            Some(k) => k,
+            None => crate::session::ephemeral(),
+        }
+    }
+
     /// Opens the audit writer (at startup and after a reload) so a bad
     /// `audit.path` is reported at once; requests then find it ready.
     pub fn open_audit(&self) -> std::io::Result<()> {

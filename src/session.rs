@@ -58,6 +58,35 @@ pub struct Owner {
     pub issued: u64,
 }
 
+/// Keys for a gateway without `sessions.keys`: one random key per process
+/// (sessions then end with the process and do not span replicas; `run`
+/// warns).
+pub fn ephemeral() -> &'static SessionKeys {
+    static KEYS: std::sync::OnceLock<SessionKeys> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let secret = format!(
+            "{:032x}{:032x}",
+            rand::random::<u128>(),
+            rand::random::<u128>()
+        );
+        match SessionKeys::new(&[secret], Duration::from_secs(7 * 86_400)) {
+            Ok(k) => k,
+            // unreachable: the secret is 64 characters
+            Err(_) => SessionKeys {
+                keys: Vec::new(),
+                max_age: Duration::ZERO,
+            },
+        }
+    })
+}
+
+/// Seconds since the Unix epoch.
+pub fn now_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Why a token was refused (all answered 404; the label goes to the audit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {

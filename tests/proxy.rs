@@ -24,6 +24,10 @@ fn forwards_exact_bytes_and_only_allowed_headers() {
         "auth: {api_keys: [{id: k1, key: client-key-123, tenant: t}]}",
     );
     let g = Gateway::start(&cfg);
+    let token = post_json(g.port, CALL, &[("X-API-Key", "client-key-123")])
+        .header("mcp-session-id")
+        .expect("sealed session id")
+        .to_string();
     let r = post_json(
         g.port,
         CALL,
@@ -36,7 +40,7 @@ fn forwards_exact_bytes_and_only_allowed_headers() {
             ("Proxy-Authorization", "Basic x"),
             ("X-Forwarded-For", "6.6.6.6"),
             ("X-Custom", "nope"),
-            ("Mcp-Session-Id", "s-123"),
+            ("Mcp-Session-Id", &token),
             ("MCP-Protocol-Version", "2025-06-18"),
             ("Last-Event-ID", "ev-9"),
             ("X-Request-ID", "req-abc.1"),
@@ -63,7 +67,8 @@ fn forwards_exact_bytes_and_only_allowed_headers() {
     ] {
         assert!(h.get(never).is_none(), "{never} leaked upstream: {h}");
     }
-    assert_eq!(h["mcp-session-id"], "s-123");
+    // the sealed token is opened: the upstream gets its own session id back
+    assert_eq!(h["mcp-session-id"], "upstream-session-1");
     assert_eq!(h["mcp-protocol-version"], "2025-06-18");
     assert_eq!(h["last-event-id"], "ev-9");
     assert_eq!(h["x-upstream-key"], "upstream-secret");
@@ -72,10 +77,12 @@ fn forwards_exact_bytes_and_only_allowed_headers() {
     assert_eq!(h["x-forwarded-for"], "127.0.0.1");
     assert_eq!(h["host"], format!("127.0.0.1:{}", up.port));
     assert_eq!(r.header("x-request-id"), Some("req-abc.1"));
-    // the upstream's own headers come back untouched
-    assert_eq!(r.header("mcp-session-id"), Some("upstream-session-1"));
+    // the upstream's session id never reaches the client: a sealed token does
+    let back = r.header("mcp-session-id").unwrap_or_default();
+    assert!(back.starts_with('1') && back.len() > 40, "{back}");
+    assert!(!back.contains("upstream"), "{back}");
 
-    let lines = g.wait_access_lines(1);
+    let lines = g.wait_access_lines(2);
     let l = lines.last().expect("access line");
     assert_eq!(l["status"], 200);
     assert_eq!(l["mcp_method"], "tools/call");
@@ -356,10 +363,11 @@ fn stateless_era_headers_must_match_the_body() {
         assert_jsonrpc_error(&r, 405, -32600, serde_json::Value::Null);
     }
     // the session era on the same endpoint keeps GET/DELETE
-    let r = request(g.port, "DELETE", "/mcp", &[("Mcp-Session-Id", "s1")], b"").expect("delete");
+    let token = session_token(g.port);
+    let r = request(g.port, "DELETE", "/mcp", &[("Mcp-Session-Id", &token)], b"").expect("delete");
     assert_eq!(r.status, 200);
     assert_eq!(r.json()["method"], "DELETE");
-    assert_eq!(r.json()["headers"]["mcp-session-id"], "s1");
+    assert_eq!(r.json()["headers"]["mcp-session-id"], "upstream-session-1");
 }
 
 #[test]
@@ -370,9 +378,13 @@ fn notifications_and_responses_pass_with_202() {
         &br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#[..],
         &br#"{"jsonrpc":"2.0","id":"srv-1","result":{"roots":[]}}"#[..],
     ] {
-        let r = post_json(g.port, body, &[("Mcp-Session-Id", "s1")]);
+        let r = post_json(g.port, body, &[]);
         assert_eq!(r.status, 202);
         assert!(r.body.is_empty());
+        // a session id the gateway did not seal is refused, never forwarded
+        let r = post_json(g.port, body, &[("Mcp-Session-Id", "s1")]);
+        assert_eq!(r.status, 404);
+        assert_eq!(r.json()["error"]["code"], -32600);
     }
     assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 2);
 }
@@ -455,4 +467,17 @@ fn sighup_reloads_and_a_bad_file_keeps_the_old_config() {
         g.child.try_wait().expect("wait").is_none(),
         "SIGHUP killed the gateway"
     );
+}
+
+/// A sealed session token minted by the gateway (the echo upstream answers
+/// every call with `Mcp-Session-Id: upstream-session-1`).
+fn session_token(port: u16) -> String {
+    let r = post_json(
+        port,
+        br#"{"jsonrpc":"2.0","id":0,"method":"initialize","params":{}}"#,
+        &[],
+    );
+    r.header("mcp-session-id")
+        .expect("sealed session id")
+        .to_string()
 }

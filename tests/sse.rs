@@ -58,13 +58,27 @@ fn post_response_stream_is_not_buffered() {
 fn get_listen_stream_forwards_session_and_last_event_id() {
     let gap = Duration::from_millis(250);
     let up = Upstream::start(Mode::Sse { n: 4, gap });
-    let g = Gateway::start(&simple_config(&up.url(), ""));
+    const KEY: &str = "test-session-key-0123456789abcdefghij";
+    let g =
+        Gateway::start(&(simple_config(&up.url(), "") + &format!("sessions: {{keys: [{KEY}]}}\n")));
+    // a token sealed by "another replica" with the same key (this test)
+    let keys =
+        mcp_edge::session::SessionKeys::new(&[KEY.to_string()], Duration::from_secs(3600)).unwrap();
+    let token = keys
+        .seal(&mcp_edge::session::Owner {
+            upstream: "up".into(),
+            endpoint: format!("127.0.0.1:{}", up.port),
+            session: "sess-7".into(),
+            principal: mcp_edge::session::principal_digest("anonymous", "127.0.0.1"),
+            issued: mcp_edge::session::now_secs(),
+        })
+        .unwrap();
     let (resp, events) = sse_events(
         g.port,
         "GET",
         &[
             ("Accept", "text/event-stream"),
-            ("Mcp-Session-Id", "sess-7"),
+            ("Mcp-Session-Id", &token),
             ("Last-Event-ID", "ev-3"),
             ("MCP-Protocol-Version", "2025-11-25"),
             ("Cookie", "session=secret"),

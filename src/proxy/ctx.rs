@@ -35,6 +35,8 @@ pub struct RequestCtx {
     pub envelope: Option<Envelope>,
     /// `request_filter`: the upstream chosen by routing.
     pub upstream: Option<Arc<Upstream>>,
+    /// `request_filter`: the opened session token (its upstream overrides routing).
+    pub session: Option<crate::session::Owner>,
     /// `request_filter`: a GET listen stream (uses the SSE idle timeout).
     pub listen_stream: bool,
     /// Any hook: the answer the gateway gave itself, for the access log.
@@ -61,6 +63,7 @@ impl RequestCtx {
             body: None,
             envelope: None,
             upstream: None,
+            session: None,
             listen_stream: false,
             error: None,
             sse: false,

@@ -42,6 +42,10 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<
         // the body is replayed whole: announce its exact length (no chunking)
         req.insert_header("content-length", body.len())?;
     }
+    if let Some(owner) = &ctx.session {
+        // the upstream gets its own session id back
+        req.insert_header("mcp-session-id", owner.session.as_str())?;
+    }
     req.set_uri(up.uri.clone());
     req.insert_header("host", up.host_header.as_str())?;
     req.insert_header("x-request-id", ctx.request_id.as_str())?;

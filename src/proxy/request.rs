@@ -8,6 +8,8 @@
 //! 5. authorize (deny by default; rate limits arrive with issue 4);
 //! 6. route to an upstream.
 
+use std::sync::Arc;
+
 use bytes::{Bytes, BytesMut};
 use http::header::{CONTENT_ENCODING, CONTENT_LENGTH, CONTENT_TYPE, EXPECT, HOST, ORIGIN};
 use http::Method;
@@ -144,6 +146,12 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
             return respond(session, ctx, GatewayError::BadCredentials, false).await
         }
     }
+    // a session id is a routing hint sealed for this principal, never
+    // authentication: it opens only after the credentials were accepted
+    let pinned = match open_session(&rt, ctx, &session.req_header().headers) {
+        Ok(p) => p,
+        Err(e) => return respond(session, ctx, e, false).await,
+    };
 
     if method != Method::POST {
         // GET listen stream / DELETE session end: no body, default route
@@ -158,7 +166,7 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
             return respond(session, ctx, GatewayError::RateLimited, false).await;
         }
         ctx.listen_stream = method == Method::GET;
-        return match rt.routes.default_upstream() {
+        return match pinned.as_ref().or(rt.routes.default_upstream()) {
             Some(u) => {
                 ctx.upstream = Some(u.clone());
                 Ok(false)
@@ -242,13 +250,47 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
     if rate.is_some_and(|d| !d.allowed) {
         return respond(session, ctx, GatewayError::RateLimited, true).await;
     }
-    match upstream {
+    // a session lives on one upstream: its calls go there
+    match pinned.or(upstream) {
         Some(u) => {
             ctx.upstream = Some(u);
             Ok(false)
         }
         None => respond(session, ctx, GatewayError::NoRoute, true).await,
     }
+}
+
+/// Opens the `Mcp-Session-Id` token of a session-era request for the
+/// authenticated principal; the upstream that owns the session, if any.
+fn open_session(
+    rt: &Runtime,
+    ctx: &mut RequestCtx,
+    headers: &http::HeaderMap,
+) -> std::result::Result<Option<Arc<crate::upstream::Upstream>>, GatewayError> {
+    if ctx.era != Era::Session {
+        return Ok(None);
+    }
+    let Some(value) = headers.get("mcp-session-id") else {
+        return Ok(None);
+    };
+    let (Some(principal), Ok(token)) = (&ctx.principal, value.to_str()) else {
+        return Err(GatewayError::SessionNotFound(
+            crate::session::Refused::Malformed.label(),
+        ));
+    };
+    let digest = crate::session::principal_digest(&principal.tenant, &principal.client);
+    let owner = rt
+        .session_keys()
+        .open(token, &digest, crate::session::now_secs())
+        .map_err(|r| GatewayError::SessionNotFound(r.label()))?;
+    let upstream = rt
+        .upstreams
+        .iter()
+        .find(|u| *u.name == *owner.upstream && u.addr.to_string() == owner.endpoint)
+        .cloned()
+        .ok_or(GatewayError::SessionNotFound("session_endpoint_gone"))?;
+    ctx.session = Some(owner);
+    Ok(Some(upstream))
 }
 
 fn name_of(ctx: &RequestCtx) -> Option<&str> {

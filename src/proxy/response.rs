@@ -124,12 +124,43 @@ pub fn filter(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     let json = ctype.starts_with(b"application/json");
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
     rate_headers(resp, ctx)?;
+    seal_session(resp, ctx)?;
     if resp.status == 200 && (ctx.sse || json) {
         if let Some(kind) = ctx.method().and_then(ListKind::of) {
             // the body changes length: send it chunked
             resp.remove_header("content-length");
             resp.insert_header("transfer-encoding", "chunked")?;
             ctx.list_filter = Some(ListFilter::new(kind, ctx.sse));
+        }
+    }
+    Ok(())
+}
+
+/// An upstream `Mcp-Session-Id` never reaches the client: it is replaced by
+/// a token sealing (upstream, endpoint, id, principal, time).
+fn seal_session(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
+    let Some(id) = resp.headers.get("mcp-session-id") else {
+        return Ok(());
+    };
+    let sealed = (|| {
+        let id = id.to_str().ok()?;
+        let up = ctx.upstream.as_ref()?;
+        let p = ctx.principal.as_ref()?;
+        let rt = ctx.runtime.as_ref()?;
+        rt.session_keys().seal(&crate::session::Owner {
+            upstream: up.name.to_string(),
+            endpoint: up.addr.to_string(),
+            session: id.to_string(),
+            principal: crate::session::principal_digest(&p.tenant, &p.client),
+            issued: crate::session::now_secs(),
+        })
+    })();
+    match sealed {
+        Some(token) => resp.insert_header("mcp-session-id", token)?,
+        None => {
+            // too long or not text: the client must not see the upstream's id
+            log::warn!("upstream session id could not be sealed; dropped");
+            resp.remove_header("mcp-session-id");
         }
     }
     Ok(())
