@@ -3,6 +3,7 @@
 //! health checks and load balancing arrive with issue 6.)
 
 use std::net::{SocketAddr, ToSocketAddrs};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -37,28 +38,20 @@ impl UpstreamAuth {
 }
 
 /// One upstream MCP endpoint.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Upstream {
     /// Name used by routing rules and logs.
     pub name: Arc<str>,
-    /// The configured URL (for display).
+    /// The configured URL(s), for display.
     pub url: String,
-    /// Resolved address (resolved at config load).
-    pub addr: SocketAddr,
-    /// `https://` upstream.
-    pub tls: bool,
-    /// SNI and verified host name for TLS.
-    pub sni: String,
+    /// The pool: one endpoint per configured URL.
+    pub endpoints: Vec<Arc<Endpoint>>,
+    /// How a new session or a stateless call picks an endpoint.
+    pub balance: Balance,
     /// Verify the upstream certificate.
     pub verify_tls: bool,
     /// CA bundle for verification instead of the system store.
     pub ca_file: Option<String>,
-    /// `Host` header sent upstream (`host[:port]` from the URL).
-    pub host_header: String,
-    /// Request path (and query) of the upstream MCP endpoint.
-    pub path: String,
-    /// `path` as a request URI.
-    pub uri: http::Uri,
     /// Credential added to each request.
     pub auth: Option<UpstreamAuth>,
     /// Longest wait for upstream bytes on POST requests.
@@ -67,6 +60,89 @@ pub struct Upstream {
     pub connect_timeout: Duration,
     /// Longest silence on a GET SSE stream.
     pub sse_idle_timeout: Duration,
+    /// Round-robin position.
+    next: AtomicUsize,
+}
+
+/// `upstreams[].load_balancing`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Balance {
+    /// In turn.
+    RoundRobin,
+    /// The endpoint with the fewest requests in flight (ties: in turn).
+    LeastConnections,
+    /// Uniformly at random.
+    Random,
+}
+
+impl Balance {
+    /// Parses the config word.
+    pub fn parse(s: &str) -> Option<Balance> {
+        Some(match s {
+            "round_robin" => Balance::RoundRobin,
+            "least_connections" => Balance::LeastConnections,
+            "random" => Balance::Random,
+            _ => return None,
+        })
+    }
+}
+
+/// One member of an upstream pool.
+#[derive(Debug)]
+pub struct Endpoint {
+    /// The configured URL.
+    pub url: String,
+    /// Stable identity sealed into session tokens (`host:port/path` as configured).
+    pub key: String,
+    /// Resolved address (resolved at config load).
+    pub addr: SocketAddr,
+    /// `https://` endpoint.
+    pub tls: bool,
+    /// SNI and verified host name for TLS.
+    pub sni: String,
+    /// `Host` header sent upstream (`host[:port]` from the URL).
+    pub host_header: String,
+    /// Request path (and query) of the MCP endpoint.
+    pub path: String,
+    /// `path` as a request URI.
+    pub uri: http::Uri,
+    /// Requests in flight (least connections).
+    pub in_flight: AtomicUsize,
+}
+
+/// Holds an endpoint's in-flight slot for one request (released on drop).
+#[derive(Debug)]
+pub struct Picked(pub Arc<Endpoint>);
+
+impl Picked {
+    /// Counts a request on `e`.
+    pub fn new(e: Arc<Endpoint>) -> Picked {
+        e.in_flight.fetch_add(1, Ordering::Relaxed);
+        Picked(e)
+    }
+}
+
+impl Drop for Picked {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Endpoint {
+    /// An endpoint from a parsed URL.
+    pub fn new(url: &str, p: ParsedUrl, sni: Option<String>, uri: http::Uri) -> Endpoint {
+        Endpoint {
+            url: url.to_string(),
+            key: format!("{}{}", p.host_header, p.path),
+            addr: p.addr,
+            tls: p.tls,
+            sni: sni.unwrap_or(p.host),
+            host_header: p.host_header,
+            path: p.path,
+            uri,
+            in_flight: AtomicUsize::new(0),
+        }
+    }
 }
 
 /// The parts of an upstream URL.
@@ -128,10 +204,71 @@ pub fn parse_url(url: &str) -> Result<ParsedUrl, String> {
 }
 
 impl Upstream {
-    /// The peer for one request. `stream` = a GET listen stream, which uses the
-    /// SSE idle timeout instead of the response timeout.
-    pub fn peer(&self, stream: bool) -> Box<HttpPeer> {
-        let mut peer = HttpPeer::new(self.addr, self.tls, self.sni.clone());
+    /// Builds an upstream over its pool.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        name: &str,
+        endpoints: Vec<Endpoint>,
+        balance: Balance,
+        verify_tls: bool,
+        ca_file: Option<String>,
+        auth: Option<UpstreamAuth>,
+        timeout: Duration,
+        connect_timeout: Duration,
+        sse_idle_timeout: Duration,
+    ) -> Upstream {
+        Upstream {
+            name: name.into(),
+            url: endpoints
+                .iter()
+                .map(|e| e.url.as_str())
+                .collect::<Vec<_>>()
+                .join(", "),
+            endpoints: endpoints.into_iter().map(Arc::new).collect(),
+            balance,
+            verify_tls,
+            ca_file,
+            auth,
+            timeout,
+            connect_timeout,
+            sse_idle_timeout,
+            next: AtomicUsize::new(0),
+        }
+    }
+
+    /// Picks an endpoint for a new session or a stateless call.
+    pub fn pick(&self) -> Option<Picked> {
+        let n = self.endpoints.len();
+        if n == 0 {
+            return None;
+        }
+        let i = match self.balance {
+            Balance::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
+            Balance::Random => rand::random::<usize>() % n,
+            Balance::LeastConnections => {
+                // start at the round-robin position so ties rotate
+                let start = self.next.fetch_add(1, Ordering::Relaxed);
+                (0..n)
+                    .map(|k| (start + k) % n)
+                    .min_by_key(|&j| self.endpoints[j].in_flight.load(Ordering::Relaxed))
+                    .unwrap_or(0)
+            }
+        };
+        Some(Picked::new(self.endpoints[i].clone()))
+    }
+
+    /// The endpoint a session token names, if it is still in the pool.
+    pub fn endpoint(&self, key: &str) -> Option<Picked> {
+        self.endpoints
+            .iter()
+            .find(|e| e.key == key)
+            .map(|e| Picked::new(e.clone()))
+    }
+
+    /// The peer for one request to `e`. `stream` = a GET listen stream,
+    /// which uses the SSE idle timeout instead of the response timeout.
+    pub fn peer(&self, e: &Endpoint, stream: bool) -> Box<HttpPeer> {
+        let mut peer = HttpPeer::new(e.addr, e.tls, e.sni.clone());
         let o = &mut peer.options;
         o.connection_timeout = Some(self.connect_timeout);
         o.read_timeout = Some(if stream {
@@ -148,22 +285,21 @@ impl Upstream {
 
     /// A placeholder upstream for unit tests.
     pub fn for_tests(name: &str) -> Upstream {
-        Upstream {
-            name: name.into(),
-            url: format!("http://127.0.0.1:1/{name}"),
-            addr: SocketAddr::from(([127, 0, 0, 1], 1)),
-            tls: false,
-            sni: String::new(),
-            verify_tls: true,
-            ca_file: None,
-            host_header: "127.0.0.1:1".into(),
-            path: format!("/{name}"),
-            uri: http::Uri::from_static("/"),
-            auth: None,
-            timeout: Duration::from_secs(30),
-            connect_timeout: Duration::from_secs(2),
-            sse_idle_timeout: Duration::from_secs(300),
-        }
+        let url = format!("http://127.0.0.1:1/{name}");
+        let endpoints = parse_url(&url)
+            .map(|p| vec![Endpoint::new(&url, p, None, http::Uri::from_static("/"))])
+            .unwrap_or_default();
+        Upstream::new(
+            name,
+            endpoints,
+            Balance::RoundRobin,
+            true,
+            None,
+            None,
+            Duration::from_secs(30),
+            Duration::from_secs(2),
+            Duration::from_secs(300),
+        )
     }
 }
 

@@ -67,7 +67,8 @@ fn get_listen_stream_forwards_session_and_last_event_id() {
     let token = keys
         .seal(&mcp_edge::session::Owner {
             upstream: "up".into(),
-            endpoint: format!("127.0.0.1:{}", up.port),
+            // the endpoint identity: host:port and path as configured
+            endpoint: up.url().trim_start_matches("http://").to_string(),
             session: "sess-7".into(),
             principal: mcp_edge::session::principal_digest("anonymous", "127.0.0.1"),
             issued: mcp_edge::session::now_secs(),

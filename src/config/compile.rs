@@ -941,13 +941,52 @@ fn compile_upstream(
     {
         errs.push(format!("{path}.name"), "must be non-empty [A-Za-z0-9._-]");
     }
-    let parsed = match crate::upstream::parse_url(&u.url) {
-        Ok(p) => Some(p),
-        Err(e) => {
-            errs.push(format!("{path}.url"), e);
-            None
+    let urls: Vec<(String, &str)> = match (&u.url, u.endpoints.is_empty()) {
+        (Some(url), true) => vec![(format!("{path}.url"), url.as_str())],
+        (None, false) => u
+            .endpoints
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (format!("{path}.endpoints[{i}]"), e.as_str()))
+            .collect(),
+        (Some(_), false) => {
+            errs.push(path, "give url or endpoints, not both");
+            Vec::new()
+        }
+        (None, true) => {
+            errs.push(path, "url or endpoints is required");
+            Vec::new()
         }
     };
+    let balance = match u.load_balancing.as_deref() {
+        None => Some(crate::upstream::Balance::RoundRobin),
+        Some(b) => {
+            let parsed = crate::upstream::Balance::parse(b);
+            if parsed.is_none() {
+                errs.push(
+                    format!("{path}.load_balancing"),
+                    format!("expected round_robin, least_connections or random, got \"{b}\""),
+                );
+            }
+            parsed
+        }
+    };
+    let mut parsed_urls = Vec::new();
+    let mut keys = HashSet::new();
+    for (at, url) in &urls {
+        match crate::upstream::parse_url(url) {
+            Ok(p) => match p.path.parse::<http::Uri>() {
+                Ok(uri) => {
+                    if !keys.insert(format!("{}{}", p.host_header, p.path)) {
+                        errs.push(at, format!("duplicate endpoint \"{url}\""));
+                    }
+                    parsed_urls.push((url.to_string(), p, uri));
+                }
+                Err(_) => errs.push(at, "invalid path"),
+            },
+            Err(e) => errs.push(at, e),
+        }
+    }
     for (key, v) in [
         ("timeout_ms", u.timeout_ms),
         ("connect_timeout_ms", u.connect_timeout_ms),
@@ -982,33 +1021,24 @@ fn compile_upstream(
             );
         }
     }
-    let parsed = parsed?;
-    let uri: http::Uri = match parsed.path.parse() {
-        Ok(u) => u,
-        Err(_) => {
-            errs.push(format!("{path}.url"), "invalid path");
-            return None;
-        }
-    };
     if errs.0.len() != before {
         return None;
     }
-    Some(Upstream {
-        name: u.name.as_str().into(),
-        url: u.url.clone(),
-        addr: parsed.addr,
-        tls: parsed.tls,
-        sni: tls.sni.unwrap_or(parsed.host.clone()),
-        verify_tls: tls.verify,
-        ca_file: tls.ca_file,
-        host_header: parsed.host_header,
-        path: parsed.path,
-        uri,
+    let endpoints = parsed_urls
+        .into_iter()
+        .map(|(url, p, uri)| crate::upstream::Endpoint::new(&url, p, tls.sni.clone(), uri))
+        .collect();
+    Some(Upstream::new(
+        &u.name,
+        endpoints,
+        balance?,
+        tls.verify,
+        tls.ca_file,
         auth,
-        timeout: ms(u.timeout_ms),
-        connect_timeout: ms(u.connect_timeout_ms),
-        sse_idle_timeout: ms(u.sse_idle_timeout_ms),
-    })
+        ms(u.timeout_ms),
+        ms(u.connect_timeout_ms),
+        ms(u.sse_idle_timeout_ms),
+    ))
 }
 
 fn compile_sessions(

@@ -139,7 +139,14 @@ pub struct Upstream {
     /// Unique name that routing rules refer to.
     pub name: String,
     /// The upstream MCP endpoint, `http://host:port/path` or `https://…`.
-    pub url: String,
+    #[serde(default)]
+    pub url: Option<String>,
+    /// A pool of equivalent endpoints instead of one `url`.
+    #[serde(default)]
+    pub endpoints: Vec<String>,
+    /// `round_robin` (default), `least_connections` or `random`.
+    #[serde(default)]
+    pub load_balancing: Option<String>,
     /// Response timeout in ms: longest wait for the upstream's next bytes on a POST.
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,

@@ -35,6 +35,9 @@ pub struct RequestCtx {
     pub envelope: Option<Envelope>,
     /// `request_filter`: the upstream chosen by routing.
     pub upstream: Option<Arc<Upstream>>,
+    /// `request_filter`: the pool member this request goes to (the session's,
+    /// or picked by the upstream's balancing); holds its in-flight slot.
+    pub endpoint: Option<crate::upstream::Picked>,
     /// `request_filter`: the opened session token (its upstream overrides routing).
     pub session: Option<crate::session::Owner>,
     /// `request_filter`: a GET listen stream (uses the SSE idle timeout).
@@ -64,6 +67,7 @@ impl RequestCtx {
             envelope: None,
             upstream: None,
             session: None,
+            endpoint: None,
             listen_stream: false,
             error: None,
             sse: false,

@@ -12,10 +12,10 @@ use super::RequestCtx;
 
 /// The peer for the routed upstream.
 pub fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
-    match &ctx.upstream {
-        Some(u) => Ok(u.peer(ctx.listen_stream)),
+    match (&ctx.upstream, &ctx.endpoint) {
+        (Some(u), Some(e)) => Ok(u.peer(&e.0, ctx.listen_stream)),
         // request_filter always routes or answers; reaching here is a bug
-        None => Error::e_explain(InternalError, "no upstream chosen"),
+        _ => Error::e_explain(InternalError, "no upstream chosen"),
     }
 }
 
@@ -46,8 +46,11 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<
         // the upstream gets its own session id back
         req.insert_header("mcp-session-id", owner.session.as_str())?;
     }
-    req.set_uri(up.uri.clone());
-    req.insert_header("host", up.host_header.as_str())?;
+    let Some(ep) = &ctx.endpoint else {
+        return Error::e_explain(InternalError, "no endpoint chosen");
+    };
+    req.set_uri(ep.0.uri.clone());
+    req.insert_header("host", ep.0.host_header.as_str())?;
     req.insert_header("x-request-id", ctx.request_id.as_str())?;
     if let Some(c) = &ctx.client {
         // the gateway's own forwarding headers replace whatever the client sent

@@ -169,6 +169,7 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
         return match pinned.as_ref().or(rt.routes.default_upstream()) {
             Some(u) => {
                 ctx.upstream = Some(u.clone());
+                choose_endpoint(ctx);
                 Ok(false)
             }
             None => respond(session, ctx, GatewayError::NoRoute, false).await,
@@ -254,9 +255,18 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
     match pinned.or(upstream) {
         Some(u) => {
             ctx.upstream = Some(u);
+            choose_endpoint(ctx);
             Ok(false)
         }
         None => respond(session, ctx, GatewayError::NoRoute, true).await,
+    }
+}
+
+/// A session's calls keep the endpoint its token names; anything else (a
+/// new session, a stateless call) is balanced over the pool.
+fn choose_endpoint(ctx: &mut RequestCtx) {
+    if ctx.endpoint.is_none() {
+        ctx.endpoint = ctx.upstream.as_ref().and_then(|u| u.pick());
     }
 }
 
@@ -286,9 +296,14 @@ fn open_session(
     let upstream = rt
         .upstreams
         .iter()
-        .find(|u| *u.name == *owner.upstream && u.addr.to_string() == owner.endpoint)
+        .find(|u| *u.name == *owner.upstream)
         .cloned()
         .ok_or(GatewayError::SessionNotFound("session_endpoint_gone"))?;
+    // the session lives on exactly that pool member
+    let endpoint = upstream
+        .endpoint(&owner.endpoint)
+        .ok_or(GatewayError::SessionNotFound("session_endpoint_gone"))?;
+    ctx.endpoint = Some(endpoint);
     ctx.session = Some(owner);
     Ok(Some(upstream))
 }

@@ -145,11 +145,12 @@ fn seal_session(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
     let sealed = (|| {
         let id = id.to_str().ok()?;
         let up = ctx.upstream.as_ref()?;
+        let ep = ctx.endpoint.as_ref()?;
         let p = ctx.principal.as_ref()?;
         let rt = ctx.runtime.as_ref()?;
         rt.session_keys().seal(&crate::session::Owner {
             upstream: up.name.to_string(),
-            endpoint: up.addr.to_string(),
+            endpoint: ep.0.key.clone(),
             session: id.to_string(),
             principal: crate::session::principal_digest(&p.tenant, &p.client),
             issued: crate::session::now_secs(),

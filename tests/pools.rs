@@ -1,0 +1,150 @@
+//! Upstream pools (issue 6, part): several `endpoints` per upstream, new
+//! sessions and stateless calls balanced over them, and every call of a
+//! session on the endpoint that owns it (the sealed token names it). Two
+//! recording upstream replicas on loopback.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod common;
+
+use std::collections::HashMap;
+
+use common::*;
+
+const KEY: &str = "pool-session-key-0123456789abcdefghij";
+const INIT: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{}}"#;
+const CALL: &[u8] =
+    br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
+
+fn pool_config(a: &Upstream, b: &Upstream, balance: &str) -> String {
+    simple_config("http://127.0.0.1:1/unused", "").replace(
+        "    url: http://127.0.0.1:1/unused\n",
+        &format!(
+            "    endpoints: [{}, {}]\n    load_balancing: {balance}\n",
+            a.url(),
+            b.url()
+        ),
+    ) + &format!("sessions: {{keys: [{KEY}]}}\n")
+}
+
+/// Which replica answered (the echo upstream reports the Host it was sent).
+fn replica(r: &Response) -> String {
+    r.json()["headers"]["host"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn sessions_spread_over_the_pool_and_stay_on_their_endpoint() {
+    let (a, b) = (Upstream::start(Mode::Echo), Upstream::start(Mode::Echo));
+    let g = Gateway::start(&pool_config(&a, &b, "round_robin"));
+    // 10 sessions: round robin puts 5 on each replica
+    let mut sessions = Vec::new();
+    let mut per_replica: HashMap<String, usize> = HashMap::new();
+    for _ in 0..10 {
+        let r = post_json(g.port, INIT, &[]);
+        assert_eq!(r.status, 200);
+        let token = r.header("mcp-session-id").unwrap().to_string();
+        let home = replica(&r);
+        *per_replica.entry(home.clone()).or_default() += 1;
+        sessions.push((token, home));
+    }
+    assert_eq!(per_replica.len(), 2, "{per_replica:?}");
+    assert!(per_replica.values().all(|n| *n == 5), "{per_replica:?}");
+    // every later call of a session lands on its replica, with the upstream's id
+    for round in 0..3 {
+        for (token, home) in &sessions {
+            let r = post_json(g.port, CALL, &[("Mcp-Session-Id", token)]);
+            assert_eq!(r.status, 200);
+            assert_eq!(&replica(&r), home, "round {round}");
+            assert_eq!(r.json()["headers"]["mcp-session-id"], "upstream-session-1");
+        }
+    }
+    // a GET stream and a DELETE of a session go there too
+    let (token, home) = &sessions[3];
+    let r = request(g.port, "DELETE", "/mcp", &[("Mcp-Session-Id", token)], b"").unwrap();
+    assert_eq!(&replica(&r), home);
+    // calls without a session are balanced
+    let mut seen = HashMap::<String, usize>::new();
+    for _ in 0..10 {
+        *seen
+            .entry(replica(&post_json(g.port, CALL, &[])))
+            .or_default() += 1;
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    let total = a.hits.load(std::sync::atomic::Ordering::SeqCst)
+        + b.hits.load(std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(total, 10 + 30 + 1 + 10);
+}
+
+#[test]
+fn a_restarted_gateway_routes_sessions_to_the_same_endpoints() {
+    let (a, b) = (Upstream::start(Mode::Echo), Upstream::start(Mode::Echo));
+    let cfg = pool_config(&a, &b, "least_connections");
+    let g = Gateway::start(&cfg);
+    let sessions: Vec<(String, String)> = (0..6)
+        .map(|_| {
+            let r = post_json(g.port, INIT, &[]);
+            (r.header("mcp-session-id").unwrap().to_string(), replica(&r))
+        })
+        .collect();
+    drop(g);
+    // new process, same keys; the pool listed the other way round
+    let swapped = cfg.replace(
+        &format!("[{}, {}]", a.url(), b.url()),
+        &format!("[{}, {}]", b.url(), a.url()),
+    );
+    let g2 = Gateway::start(&swapped);
+    for (token, home) in &sessions {
+        let r = post_json(g2.port, CALL, &[("Mcp-Session-Id", token)]);
+        assert_eq!(&replica(&r), home);
+    }
+    // an endpoint removed from the pool ends its sessions with 404
+    let only_b = cfg.replace(
+        &format!("[{}, {}]", a.url(), b.url()),
+        &format!("[{}]", b.url()),
+    );
+    let g3 = Gateway::start(&only_b);
+    let a_host = format!("127.0.0.1:{}", a.port);
+    for (token, home) in &sessions {
+        let r = post_json(g3.port, CALL, &[("Mcp-Session-Id", token)]);
+        if *home == a_host {
+            assert_eq!(r.status, 404);
+        } else {
+            assert_eq!(r.status, 200);
+        }
+    }
+}
+
+#[test]
+fn pool_config_errors_name_their_paths() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = simple_config("http://127.0.0.1:9/x", "").replace("{PORT}", "1");
+    for (change, want) in [
+        (
+            String::new(),
+            "upstreams[0]: url or endpoints is required",
+        ),
+        (
+            "    url: http://127.0.0.1:9/x\n    endpoints: [http://127.0.0.1:8/x]\n".to_string(),
+            "upstreams[0]: give url or endpoints, not both",
+        ),
+        (
+            "    endpoints: [http://127.0.0.1:8/x, ftp://y/z, http://127.0.0.1:8/x]\n    load_balancing: fastest\n".to_string(),
+            "upstreams[0].endpoints[1]",
+        ),
+    ] {
+        let text = base.replace("    url: http://127.0.0.1:9/x\n", &change);
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, &text).unwrap();
+        let out = std::process::Command::new(bin())
+            .args(["validate", "-c"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success());
+        assert!(err.contains(want), "wanted {want:?} in {err}");
+        if want.ends_with("endpoints[1]") {
+            assert!(err.contains("upstreams[0].endpoints[2]: duplicate endpoint"), "{err}");
+            assert!(err.contains("upstreams[0].load_balancing"), "{err}");
+        }
+    }
+}
