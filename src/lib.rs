@@ -10,6 +10,7 @@ pub mod cli;
 pub mod config;
 pub mod edge;
 pub mod error;
+pub mod health;
 pub mod hygiene;
 pub mod jsonrpc;
 pub mod listfilter;

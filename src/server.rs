@@ -59,8 +59,9 @@ pub fn server_conf(rt: &Runtime, opts: &RunOptions) -> ServerConf {
             .unwrap_or_else(|| format!("/tmp/mcp-edge-{tag}.sock")),
         grace_period_seconds: Some(rt.server.grace_period_secs),
         graceful_shutdown_timeout_seconds: Some(5),
-        // retries are decided by the gateway (fail_to_connect), not by a global count
-        max_retries: 1,
+        // retries happen only after connect failures, on another pool member
+        // (fail_to_connect decides; at most 2 per request)
+        max_retries: 3,
         ..ServerConf::default()
     }
 }
@@ -121,6 +122,12 @@ pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Res
         }
     }
     server.add_service(svc);
+    server.add_service(background_service(
+        "upstream health checks",
+        crate::health::Checker {
+            runtime: shared.clone(),
+        },
+    ));
     server.add_service(background_service(
         "config reload",
         Reloader {

@@ -60,6 +60,8 @@ pub struct Upstream {
     pub connect_timeout: Duration,
     /// Longest silence on a GET SSE stream.
     pub sse_idle_timeout: Duration,
+    /// Active health checks of the endpoints.
+    pub health_check: crate::health::CheckSettings,
     /// Round-robin position.
     next: AtomicUsize,
 }
@@ -108,6 +110,8 @@ pub struct Endpoint {
     pub uri: http::Uri,
     /// Requests in flight (least connections).
     pub in_flight: AtomicUsize,
+    /// Health, shared by every configuration snapshot naming this endpoint.
+    pub health: Arc<crate::health::Health>,
 }
 
 /// Holds an endpoint's in-flight slot for one request (released on drop).
@@ -131,9 +135,11 @@ impl Drop for Picked {
 impl Endpoint {
     /// An endpoint from a parsed URL.
     pub fn new(url: &str, p: ParsedUrl, sni: Option<String>, uri: http::Uri) -> Endpoint {
+        let key = format!("{}{}", p.host_header, p.path);
         Endpoint {
             url: url.to_string(),
-            key: format!("{}{}", p.host_header, p.path),
+            health: crate::health::state_of(&key),
+            key,
             addr: p.addr,
             tls: p.tls,
             sni: sni.unwrap_or(p.host),
@@ -232,13 +238,46 @@ impl Upstream {
             timeout,
             connect_timeout,
             sse_idle_timeout,
+            health_check: crate::health::CheckSettings::default(),
             next: AtomicUsize::new(0),
         }
     }
 
-    /// Picks an endpoint for a new session or a stateless call.
+    /// With these health-check settings.
+    pub fn with_health_check(mut self, c: crate::health::CheckSettings) -> Upstream {
+        self.health_check = c;
+        self
+    }
+
+    /// Endpoints taking new work now.
+    pub fn up_count(&self) -> usize {
+        self.endpoints.iter().filter(|e| e.health.is_up()).count()
+    }
+
+    /// Picks a healthy endpoint for a new session or a stateless call
+    /// (every endpoint when none is healthy: panic mode).
     pub fn pick(&self) -> Option<Picked> {
-        let n = self.endpoints.len();
+        self.pick_except(None)
+    }
+
+    /// Like [`Self::pick`], never `except` unless it is the only choice.
+    pub fn pick_except(&self, except: Option<&str>) -> Option<Picked> {
+        let eligible: Vec<&Arc<Endpoint>> = {
+            let up: Vec<_> = self
+                .endpoints
+                .iter()
+                .filter(|e| e.health.is_up() && Some(e.key.as_str()) != except)
+                .collect();
+            if up.is_empty() {
+                self.endpoints
+                    .iter()
+                    .filter(|e| Some(e.key.as_str()) != except)
+                    .collect()
+            } else {
+                up
+            }
+        };
+        let n = eligible.len();
         if n == 0 {
             return None;
         }
@@ -250,19 +289,25 @@ impl Upstream {
                 let start = self.next.fetch_add(1, Ordering::Relaxed);
                 (0..n)
                     .map(|k| (start + k) % n)
-                    .min_by_key(|&j| self.endpoints[j].in_flight.load(Ordering::Relaxed))
+                    .min_by_key(|&j| eligible[j].in_flight.load(Ordering::Relaxed))
                     .unwrap_or(0)
             }
         };
-        Some(Picked::new(self.endpoints[i].clone()))
+        Some(Picked::new(eligible[i].clone()))
     }
 
-    /// The endpoint a session token names, if it is still in the pool.
-    pub fn endpoint(&self, key: &str) -> Option<Picked> {
-        self.endpoints
+    /// The endpoint a session token names: `Err` with the refusal label when
+    /// it left the pool or is down (its clients re-initialize elsewhere).
+    pub fn endpoint(&self, key: &str) -> Result<Picked, &'static str> {
+        let e = self
+            .endpoints
             .iter()
             .find(|e| e.key == key)
-            .map(|e| Picked::new(e.clone()))
+            .ok_or("session_endpoint_gone")?;
+        if !e.health.is_up() {
+            return Err("session_endpoint_down");
+        }
+        Ok(Picked::new(e.clone()))
     }
 
     /// The peer for one request to `e`. `stream` = a GET listen stream,

@@ -28,7 +28,14 @@ fn pool_config(a: &Upstream, b: &Upstream, balance: &str) -> String {
 
 /// Which replica answered (the echo upstream reports the Host it was sent).
 fn replica(r: &Response) -> String {
-    r.json()["headers"]["host"].as_str().unwrap().to_string()
+    match r.json()["headers"]["host"].as_str() {
+        Some(h) => h.to_string(),
+        None => panic!(
+            "not an upstream answer: {} {}",
+            r.status,
+            String::from_utf8_lossy(&r.body)
+        ),
+    }
 }
 
 #[test]
@@ -147,4 +154,95 @@ fn pool_config_errors_name_their_paths() {
             assert!(err.contains("upstreams[0].load_balancing"), "{err}");
         }
     }
+}
+
+#[test]
+fn health_checks_take_a_dead_replica_out_and_bring_it_back() {
+    let a = Upstream::start(Mode::Echo);
+    let b = Upstream::start(Mode::Echo);
+    let cfg = pool_config(&a, &b, "round_robin").replace(
+        "    load_balancing: round_robin\n",
+        "    load_balancing: round_robin\n    health_check: {interval_ms: 200, timeout_ms: 100}\n",
+    );
+    let g = Gateway::start(&cfg);
+    let a_host = format!("127.0.0.1:{}", a.port);
+    // one session on each replica
+    let s1 = post_json(g.port, INIT, &[]);
+    let s2 = post_json(g.port, INIT, &[]);
+    let (on_a, on_b) = if replica(&s1) == a_host {
+        (s1, s2)
+    } else {
+        (s2, s1)
+    };
+    let tok_a = on_a.header("mcp-session-id").unwrap().to_string();
+    let tok_b = on_b.header("mcp-session-id").unwrap().to_string();
+
+    // kill replica A: within two failed checks it is out
+    let a_port = a.port;
+    a.stop();
+    let health = |g: &Gateway| get(g.port, "/health", &[]).unwrap().json();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while health(&g)["upstreams"]["up"]["up"] != 1 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(
+        health(&g)["upstreams"]["up"],
+        serde_json::json!({"up": 1, "endpoints": 2})
+    );
+    // its session gets 404 (the client re-initializes), B's continues
+    let r = post_json(g.port, CALL, &[("Mcp-Session-Id", &tok_a)]);
+    assert_eq!(r.status, 404);
+    assert_eq!(r.json()["error"]["code"], -32600);
+    assert_eq!(
+        replica(&post_json(g.port, CALL, &[("Mcp-Session-Id", &tok_b)])),
+        format!("127.0.0.1:{}", b.port)
+    );
+    // new sessions and stateless calls all go to B, without a failed request
+    for _ in 0..6 {
+        let r = post_json(g.port, INIT, &[]);
+        assert_eq!(r.status, 200);
+        assert_eq!(replica(&r), format!("127.0.0.1:{}", b.port));
+    }
+
+    // A comes back on its port: one passing check puts it back in the pool
+    let a2 = Upstream::start_on(Mode::Echo, a_port);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while health(&g)["upstreams"]["up"]["up"] != 2 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert_eq!(health(&g)["upstreams"]["up"]["up"], 2);
+    let mut seen = HashMap::<String, usize>::new();
+    for _ in 0..4 {
+        *seen
+            .entry(replica(&post_json(g.port, INIT, &[])))
+            .or_default() += 1;
+    }
+    assert_eq!(seen.get(&a_host), Some(&2), "{seen:?}");
+    assert!(a2.hits.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+    assert!(g.log_text().contains("is down"), "{}", g.log_text());
+    assert!(g.log_text().contains("is healthy again"));
+}
+
+#[test]
+fn a_connect_failure_moves_a_new_call_to_another_replica() {
+    // B is a closed port: no health check has noticed yet (long interval)
+    let a = Upstream::start(Mode::Echo);
+    let b = Upstream::start(Mode::Echo);
+    b.stop();
+    let cfg = pool_config(&a, &b, "round_robin").replace(
+        "    load_balancing: round_robin\n",
+        "    load_balancing: round_robin\n    health_check: {interval_ms: 60000, timeout_ms: 100}\n",
+    );
+    let g = Gateway::start(&cfg);
+    // every call succeeds: a refused connect is retried on A (nothing was sent)
+    for _ in 0..6 {
+        let r = post_json(g.port, CALL, &[]);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        assert_eq!(replica(&r), format!("127.0.0.1:{}", a.port));
+    }
+    // and B was ejected passively
+    assert_eq!(
+        get(g.port, "/health", &[]).unwrap().json()["upstreams"]["up"]["up"],
+        1
+    );
 }

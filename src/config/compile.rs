@@ -971,6 +971,40 @@ fn compile_upstream(
             parsed
         }
     };
+    let health_check = match &u.health_check {
+        None => Some(crate::health::CheckSettings::default()),
+        Some(h) => {
+            let mut ok = true;
+            if h.interval_ms < 100 {
+                errs.push(
+                    format!("{path}.health_check.interval_ms"),
+                    "must be at least 100",
+                );
+                ok = false;
+            }
+            if h.timeout_ms == 0 || h.timeout_ms > h.interval_ms {
+                errs.push(
+                    format!("{path}.health_check.timeout_ms"),
+                    "must be between 1 and interval_ms",
+                );
+                ok = false;
+            }
+            if let Some(p) = &h.path {
+                if !p.starts_with('/') || p.contains([' ', '\r', '\n']) {
+                    errs.push(
+                        format!("{path}.health_check.path"),
+                        "must be an absolute path",
+                    );
+                    ok = false;
+                }
+            }
+            ok.then(|| crate::health::CheckSettings {
+                interval: ms(h.interval_ms),
+                timeout: ms(h.timeout_ms),
+                path: h.path.clone(),
+            })
+        }
+    };
     let mut parsed_urls = Vec::new();
     let mut keys = HashSet::new();
     for (at, url) in &urls {
@@ -1028,17 +1062,20 @@ fn compile_upstream(
         .into_iter()
         .map(|(url, p, uri)| crate::upstream::Endpoint::new(&url, p, tls.sni.clone(), uri))
         .collect();
-    Some(Upstream::new(
-        &u.name,
-        endpoints,
-        balance?,
-        tls.verify,
-        tls.ca_file,
-        auth,
-        ms(u.timeout_ms),
-        ms(u.connect_timeout_ms),
-        ms(u.sse_idle_timeout_ms),
-    ))
+    Some(
+        Upstream::new(
+            &u.name,
+            endpoints,
+            balance?,
+            tls.verify,
+            tls.ca_file,
+            auth,
+            ms(u.timeout_ms),
+            ms(u.connect_timeout_ms),
+            ms(u.sse_idle_timeout_ms),
+        )
+        .with_health_check(health_check?),
+    )
 }
 
 fn compile_sessions(

@@ -147,6 +147,9 @@ pub struct Upstream {
     /// `round_robin` (default), `least_connections` or `random`.
     #[serde(default)]
     pub load_balancing: Option<String>,
+    /// Active health checks (absent: TCP connect every 5 s).
+    #[serde(default)]
+    pub health_check: Option<HealthCheck>,
     /// Response timeout in ms: longest wait for the upstream's next bytes on a POST.
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
@@ -473,6 +476,28 @@ pub struct Grants {
     /// Prompt name globs.
     #[serde(default)]
     pub prompts: Vec<String>,
+}
+
+/// `upstreams[].health_check`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealthCheck {
+    /// Time between checks of one endpoint, ms.
+    #[serde(default = "default_hc_interval")]
+    pub interval_ms: u64,
+    /// Time allowed for one check, ms.
+    #[serde(default = "default_hc_timeout")]
+    pub timeout_ms: u64,
+    /// `GET` this path (2xx/3xx = healthy); absent = TCP connect.
+    #[serde(default)]
+    pub path: Option<String>,
+}
+
+fn default_hc_interval() -> u64 {
+    5000
+}
+fn default_hc_timeout() -> u64 {
+    1000
 }
 
 /// `sessions:`: keys that seal session ownership into the session id.

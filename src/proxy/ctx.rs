@@ -38,6 +38,8 @@ pub struct RequestCtx {
     /// `request_filter`: the pool member this request goes to (the session's,
     /// or picked by the upstream's balancing); holds its in-flight slot.
     pub endpoint: Option<crate::upstream::Picked>,
+    /// `fail_to_connect`: connect failures moved to another endpoint so far.
+    pub connect_retries: u8,
     /// `request_filter`: the opened session token (its upstream overrides routing).
     pub session: Option<crate::session::Owner>,
     /// `request_filter`: a GET listen stream (uses the SSE idle timeout).
@@ -68,6 +70,7 @@ impl RequestCtx {
             upstream: None,
             session: None,
             endpoint: None,
+            connect_retries: 0,
             listen_stream: false,
             error: None,
             sse: false,

@@ -123,12 +123,11 @@ impl ProxyHttp for Gateway {
         &self,
         _session: &mut Session,
         _peer: &HttpPeer,
-        _ctx: &mut RequestCtx,
+        ctx: &mut RequestCtx,
         mut e: Box<Error>,
     ) -> Box<Error> {
-        // One endpoint per upstream for now: retrying the same address only
-        // multiplies the wait. (Pools retry on another member, issue 6.)
-        e.set_retry(false);
+        // nothing reached the upstream: safe to try another pool member
+        e.set_retry(peer::retry_elsewhere(ctx));
         e
     }
 

@@ -62,3 +62,32 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<
     }
     Ok(())
 }
+
+/// After a connect failure: eject the endpoint (passive health) and, for a
+/// call that is not bound to a session, move to another pool member.
+/// Returns whether to retry. A request that reached an upstream is never
+/// retried (this runs only when the connection could not be made).
+pub fn retry_elsewhere(ctx: &mut RequestCtx) -> bool {
+    let (Some(up), Some(failed)) = (ctx.upstream.clone(), ctx.endpoint.as_ref()) else {
+        return false;
+    };
+    let key = failed.0.key.clone();
+    if failed.0.health.eject() {
+        log::warn!(
+            "upstream {} endpoint {} is down (connect failed)",
+            up.name,
+            failed.0.url
+        );
+    }
+    if ctx.session.is_some() || ctx.connect_retries >= 2 {
+        return false;
+    }
+    match up.pick_except(Some(&key)) {
+        Some(next) if next.0.health.is_up() => {
+            ctx.connect_retries += 1;
+            ctx.endpoint = Some(next);
+            true
+        }
+        _ => false,
+    }
+}

@@ -302,7 +302,7 @@ fn open_session(
     // the session lives on exactly that pool member
     let endpoint = upstream
         .endpoint(&owner.endpoint)
-        .ok_or(GatewayError::SessionNotFound("session_endpoint_gone"))?;
+        .map_err(GatewayError::SessionNotFound)?;
     ctx.endpoint = Some(endpoint);
     ctx.session = Some(owner);
     Ok(Some(upstream))
@@ -354,14 +354,31 @@ async fn health(session: &mut Session, ctx: &mut RequestCtx, live: bool) -> Resu
         )
         .await;
     }
-    let (status, body): (u16, &'static [u8]) = if live {
-        (200, b"{\"status\":\"ok\"}")
+    let (status, state) = if live {
+        (200, "ok")
     } else if session.is_process_shutting_down() {
-        (503, b"{\"status\":\"draining\"}")
+        (503, "draining")
     } else {
-        (200, b"{\"status\":\"ready\"}")
+        (200, "ready")
     };
-    respond_json(session, ctx, status, Bytes::from_static(body), true).await?;
+    let body = if live {
+        Bytes::from_static(b"{\"status\":\"ok\"}")
+    } else {
+        // readiness also says which pool members take work
+        let upstreams: serde_json::Map<String, serde_json::Value> = ctx
+            .runtime
+            .iter()
+            .flat_map(|rt| rt.upstreams.iter())
+            .map(|u| {
+                (
+                    u.name.to_string(),
+                    serde_json::json!({"up": u.up_count(), "endpoints": u.endpoints.len()}),
+                )
+            })
+            .collect();
+        Bytes::from(serde_json::json!({"status": state, "upstreams": upstreams}).to_string())
+    };
+    respond_json(session, ctx, status, body, true).await?;
     Ok(true)
 }
 

@@ -412,22 +412,60 @@ pub struct Upstream {
     pub port: u16,
     pub hits: Arc<AtomicUsize>,
     pub seen: Seen,
+    stopped: Arc<std::sync::atomic::AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl Upstream {
     pub fn start(mode: Mode) -> Upstream {
-        let l = TcpListener::bind("127.0.0.1:0").expect("bind upstream");
+        Self::start_on(mode, 0)
+    }
+
+    /// Starts on a given port (0 = any): a stopped replica comes back on its port.
+    pub fn start_on(mode: Mode, port: u16) -> Upstream {
+        let l = TcpListener::bind(("127.0.0.1", port)).expect("bind upstream");
         let port = l.local_addr().expect("addr").port();
+        l.set_nonblocking(true).expect("nonblocking");
         let hits = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
-        let (h, sn) = (hits.clone(), seen.clone());
+        let stopped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (h, sn, st, op) = (hits.clone(), seen.clone(), stopped.clone(), open.clone());
         thread::spawn(move || {
-            for conn in l.incoming().flatten() {
-                let (mode, h, sn) = (mode.clone(), h.clone(), sn.clone());
-                thread::spawn(move || serve_conn(conn, mode, h, sn));
+            // the listener closes when stopped (connections are then refused)
+            while !st.load(Ordering::SeqCst) {
+                match l.accept() {
+                    Ok((conn, _)) => {
+                        conn.set_nonblocking(false).ok();
+                        if let (Ok(c), Ok(mut list)) = (conn.try_clone(), op.lock()) {
+                            list.push(c);
+                        }
+                        let (mode, h, sn, st) = (mode.clone(), h.clone(), sn.clone(), st.clone());
+                        thread::spawn(move || serve_conn(conn, mode, h, sn, st));
+                    }
+                    Err(_) => thread::sleep(Duration::from_millis(5)),
+                }
             }
         });
-        Upstream { port, hits, seen }
+        Upstream {
+            port,
+            hits,
+            seen,
+            stopped,
+            open,
+        }
+    }
+
+    /// Kills the replica: the port closes and open connections end.
+    pub fn stop(&self) {
+        self.stopped.store(true, Ordering::SeqCst);
+        // like a dying process: every open connection is closed
+        if let Ok(list) = self.open.lock() {
+            for c in list.iter() {
+                let _ = c.shutdown(Shutdown::Both);
+            }
+        }
+        thread::sleep(Duration::from_millis(50));
     }
 
     pub fn url(&self) -> String {
@@ -435,7 +473,13 @@ impl Upstream {
     }
 }
 
-fn serve_conn(conn: TcpStream, mode: Mode, hits: Arc<AtomicUsize>, seen: Seen) {
+fn serve_conn(
+    conn: TcpStream,
+    mode: Mode,
+    hits: Arc<AtomicUsize>,
+    seen: Seen,
+    stopped: Arc<std::sync::atomic::AtomicBool>,
+) {
     conn.set_read_timeout(Some(Duration::from_secs(30))).ok();
     let mut w = match conn.try_clone() {
         Ok(w) => w,
@@ -444,7 +488,7 @@ fn serve_conn(conn: TcpStream, mode: Mode, hits: Arc<AtomicUsize>, seen: Seen) {
     let mut r = BufReader::new(conn);
     loop {
         let mut line = String::new();
-        if r.read_line(&mut line).unwrap_or(0) == 0 {
+        if r.read_line(&mut line).unwrap_or(0) == 0 || stopped.load(Ordering::SeqCst) {
             return;
         }
         let mut parts = line.split_whitespace();
