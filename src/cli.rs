@@ -194,6 +194,23 @@ pub fn routes_table(rt: &crate::runtime::Runtime) -> String {
             out.push_str("no catch-all rule: GET streams, DELETE and JSON-RPC responses get 404\n")
         }
     }
+    out.push_str("session calls go to the endpoint sealed in their Mcp-Session-Id\n\nupstreams:\n");
+    for u in &rt.upstreams {
+        let hc = &u.health_check;
+        out.push_str(&format!(
+            "  {} ({}; health: {} every {} ms, timeout {} ms)\n",
+            u.name,
+            u.balance.as_str(),
+            hc.path
+                .as_deref()
+                .map_or("TCP connect".to_string(), |p| format!("GET {p}")),
+            hc.interval.as_millis(),
+            hc.timeout.as_millis()
+        ));
+        for e in &u.endpoints {
+            out.push_str(&format!("    - {} -> {}\n", e.url, e.addr));
+        }
+    }
     out
 }
 

@@ -78,6 +78,15 @@ pub enum Balance {
 }
 
 impl Balance {
+    /// The config word.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Balance::RoundRobin => "round_robin",
+            Balance::LeastConnections => "least_connections",
+            Balance::Random => "random",
+        }
+    }
+
     /// Parses the config word.
     pub fn parse(s: &str) -> Option<Balance> {
         Some(match s {

@@ -225,3 +225,46 @@ fn python_client_stateless_2026_07_28_through_gateway() {
     assert_eq!(r.json()["error"]["code"], -32602);
     assert_eq!(r.json()["error"]["message"], "Unknown tool: add");
 }
+
+/// Two Python `MCPServer` replicas behind one pooled upstream: real SDK
+/// sessions (TypeScript and Python clients) are spread over both, and every
+/// request of a session reaches the replica that created it (a stray
+/// request would get the replica's own 404 and fail the client).
+#[test]
+fn sdk_sessions_over_a_pool_of_python_replicas_stay_on_their_replica() {
+    let (p1, p2) = (Peer::python(), Peer::python());
+    let cfg = simple_config("http://127.0.0.1:1/mcp", "")
+        .replace(
+            "    url: http://127.0.0.1:1/mcp\n",
+            &format!("    endpoints: [{}, {}]\n", p1.url(), p2.url()),
+        )
+        .replace("timeout_ms: 2000", "timeout_ms: 20000")
+        .replace(
+            "auth: {anonymous: true}",
+            &format!(
+                "auth:\n  api_keys:\n    - {{id: ts-key, key: {TS_KEY}, tenant: team, client: ts}}\n    - {{id: py-key, key: {PY_KEY}, tenant: team, client: py}}"
+            ),
+        );
+    let g = Gateway::start(&cfg);
+    for _ in 0..2 {
+        ts_client(&g.url(), "py");
+        py_client(&g.url(), "py", "legacy");
+    }
+    let lines = access(&g);
+    let mut homes: std::collections::HashMap<String, std::collections::HashSet<String>> =
+        Default::default();
+    let mut endpoints = std::collections::HashSet::new();
+    for l in &lines {
+        let ep = l["endpoint"].as_str().unwrap_or_default().to_string();
+        endpoints.insert(ep.clone());
+        if let Some(s) = l["session"].as_str() {
+            homes.entry(s.to_string()).or_default().insert(ep);
+        }
+    }
+    assert_eq!(endpoints.len(), 2, "both replicas served: {endpoints:?}");
+    assert!(homes.len() >= 4, "{} sessions", homes.len());
+    for (s, eps) in &homes {
+        assert_eq!(eps.len(), 1, "session {s} reached {eps:?}");
+    }
+    assert!(lines.iter().all(|l| l["error"].is_null()), "{lines:?}");
+}

@@ -30,6 +30,8 @@ struct AccessLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     upstream: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    endpoint: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     session: Option<&'a str>,
     sse: bool,
     bytes_in: usize,
@@ -71,6 +73,7 @@ pub fn access_log(session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx
             Era::Stateless => "stateless",
         },
         upstream: ctx.upstream.as_ref().map(|u| &*u.name),
+        endpoint: ctx.endpoint.as_ref().map(|e| e.0.url.as_str()),
         session: req
             .headers
             .get("mcp-session-id")
