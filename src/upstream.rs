@@ -62,6 +62,8 @@ pub struct Upstream {
     pub sse_idle_timeout: Duration,
     /// Active health checks of the endpoints.
     pub health_check: crate::health::CheckSettings,
+    /// Trust anchors from `tls.ca_file` (instead of the system store).
+    pub ca: Option<Arc<Box<[pingora::tls::x509::X509]>>>,
     /// Round-robin position.
     next: AtomicUsize,
 }
@@ -248,6 +250,7 @@ impl Upstream {
             connect_timeout,
             sse_idle_timeout,
             health_check: crate::health::CheckSettings::default(),
+            ca: None,
             next: AtomicUsize::new(0),
         }
     }
@@ -255,6 +258,12 @@ impl Upstream {
     /// With these health-check settings.
     pub fn with_health_check(mut self, c: crate::health::CheckSettings) -> Upstream {
         self.health_check = c;
+        self
+    }
+
+    /// With a private CA for upstream TLS.
+    pub fn with_ca(mut self, ca: Option<Arc<Box<[pingora::tls::x509::X509]>>>) -> Upstream {
+        self.ca = ca;
         self
     }
 
@@ -334,6 +343,7 @@ impl Upstream {
         o.idle_timeout = Some(Duration::from_secs(60));
         o.verify_cert = self.verify_tls;
         o.verify_hostname = self.verify_tls;
+        o.ca = self.ca.clone();
         Box::new(peer)
     }
 

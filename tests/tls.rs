@@ -701,3 +701,32 @@ fn typescript_sdk_client_over_https() {
     );
     assert!(steps.iter().any(|s| s["step"] == "tools/call"), "{steps:?}");
 }
+
+/// An `https://` upstream signed by a private CA: trusted through
+/// `upstreams[].tls.ca_file`, refused (502) with the system store.
+#[test]
+fn https_upstream_with_a_private_ca() {
+    let up = Upstream::start(Mode::Echo);
+    // the HTTPS upstream: another gateway with a certificate from the test CA
+    let back = tls_gateway(&up.url(), &[70], "", "");
+    let ca = back.dir.path().join("root.pem");
+    let url = format!("https://localhost:{}/mcp", back.port);
+    let front = |tls: &str| {
+        Gateway::start(&simple_config(&url, "").replace(
+            "    connect_timeout_ms: 1000\n",
+            &format!("    connect_timeout_ms: 1000\n{tls}"),
+        ))
+    };
+    let trusted = front(&format!("    tls: {{ca_file: \"{}\"}}\n", ca.display()));
+    let r = post_json(trusted.port, LIST, &[]);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(r.json()["headers"]["x-forwarded-proto"], "https");
+    let untrusted = front("");
+    let r = post_json(untrusted.port, LIST, &[]);
+    assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
+    assert_eq!(
+        up.hits.load(Ordering::SeqCst),
+        1,
+        "only the trusted call got through"
+    );
+}

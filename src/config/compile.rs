@@ -1047,14 +1047,28 @@ fn compile_upstream(
         ca_file: None,
         sni: None,
     });
-    if let Some(ca) = &tls.ca_file {
-        if std::fs::metadata(ca).is_err() {
-            errs.push(
-                format!("{path}.tls.ca_file"),
-                format!("cannot read \"{ca}\""),
-            );
+    let ca = tls.ca_file.as_ref().and_then(|ca| {
+        let certs = std::fs::read(ca)
+            .map_err(|e| format!("cannot read \"{ca}\": {e}"))
+            .and_then(|pem| {
+                pingora::tls::x509::X509::stack_from_pem(&pem)
+                    .map_err(|e| format!("\"{ca}\" is not a PEM CA bundle: {e}"))
+            })
+            .and_then(|c| {
+                if c.is_empty() {
+                    Err(format!("\"{ca}\" holds no certificate"))
+                } else {
+                    Ok(c)
+                }
+            });
+        match certs {
+            Ok(c) => Some(Arc::new(c.into_boxed_slice())),
+            Err(e) => {
+                errs.push(format!("{path}.tls.ca_file"), e);
+                None
+            }
         }
-    }
+    });
     if errs.0.len() != before {
         return None;
     }
@@ -1074,7 +1088,8 @@ fn compile_upstream(
             ms(u.connect_timeout_ms),
             ms(u.sse_idle_timeout_ms),
         )
-        .with_health_check(health_check?),
+        .with_health_check(health_check?)
+        .with_ca(ca),
     )
 }
 
