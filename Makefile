@@ -53,7 +53,7 @@ bench-micro: ## criterion benches of the hot paths
 
 bench-load: release ## wrk load: direct upstream, nginx proxy, mcp-edge (ratios)
 	scripts/deps.sh --system-only
-	benches/load.py --gateway $(BIN_RELEASE) --duration $(BENCH_SECS) --redis --tls
+	benches/load.py --gateway $(BIN_RELEASE) --duration $(BENCH_SECS) --redis --sessions --tls
 
 fuzz: ## run every cargo-fuzz target for FUZZ_SECS each (stable toolchain, -s none)
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked

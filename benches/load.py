@@ -59,13 +59,14 @@ http {{
     return subprocess.Popen(["nginx", "-c", path, "-p", f"{tmp}/{name}"], stderr=subprocess.DEVNULL)
 
 
-def wrk(url, conns, duration, tmp, close=False):
-    lua = f"{tmp}/post{'-close' if close else ''}.lua"
+def wrk(url, conns, duration, tmp, close=False, session=None):
+    lua = f"{tmp}/post{'-close' if close else ''}{'-session' if session else ''}.lua"
     open(lua, "w").write('wrk.method = "POST"\nwrk.body = [[%s]]\n'
                          'wrk.headers["Content-Type"] = "application/json"\n'
                          'wrk.headers["Accept"] = "application/json, text/event-stream"\n'
                          'wrk.headers["X-API-Key"] = "bench-key-0123456789"\n' % BODY
-                         + ('wrk.headers["Connection"] = "close"\n' if close else ''))
+                         + ('wrk.headers["Connection"] = "close"\n' if close else '')
+                         + (f'wrk.headers["Mcp-Session-Id"] = "{session}"\n' if session else ''))
     out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "-s", lua, url],
                          capture_output=True, text=True, timeout=duration + 30).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -89,6 +90,8 @@ def main():
     ap.add_argument("--json", help="also write results here")
     ap.add_argument("--redis", action="store_true",
                     help="also run mcp-edge with rate limits shared through a local redis-server")
+    ap.add_argument("--sessions", action="store_true",
+                    help="also run mcp-edge with a sealed session on every request (open + re-seal)")
     ap.add_argument("--tls", action="store_true",
                     help="also compare HTTPS termination: nginx and mcp-edge with the same certificate")
     a = ap.parse_args()
@@ -151,21 +154,30 @@ logging: {{level: info, format: json}}
             pids["mcp-edge+redis"] = procs[-1].pid
             urls["mcp-edge+redis"] = f"http://127.0.0.1:{gwr}/mcp"
             ports.append(gwr)
+        sessions = {}
+        if a.sessions:
+            sessions = start_sessions(tmp, conf, gw, a.gateway, procs, reply)
+            pids["mcp-edge+session"] = sessions["pid"]
+            urls["mcp-edge+session"] = sessions["url"]
+            ports += [sessions["port"], sessions["up_port"]]
         tls = None
         if a.tls:
             tls = start_tls(tmp, conf, gw, up, a.gateway, procs)
             ports += [tls["nginx_port"], tls["gw_port"]]
         for p in ports:
             wait_port(p)
+        if sessions:
+            sessions["token"] = session_token(sessions["port"])
         # warm up keep-alive pools
-        for u in urls.values():
-            wrk(u, 4, 1, tmp)
+        for name, u in urls.items():
+            wrk(u, 4, 1, tmp, session=sessions.get("token") if name == "mcp-edge+session" else None)
         results = []
         for conns in [int(c) for c in a.connections.split(",")]:
             for name, url in urls.items():
                 pid = pids[name]
                 c0 = cpu_seconds(pid) if pid else None
-                r = wrk(url, conns, a.duration, tmp)
+                r = wrk(url, conns, a.duration, tmp,
+                        session=sessions.get("token") if name == "mcp-edge+session" else None)
                 if pid:
                     r["cpu_us_per_req"] = (cpu_seconds(pid) - c0) * 1e6 / max(r["requests"], 1)
                 r.update(target=name, connections=conns)
@@ -200,10 +212,45 @@ def print_table(results):
         px = base
         print(f"      added p50 vs direct: mcp-edge {gw['p50_ms']-direct['p50_ms']:.3f} ms, "
               f"nginx-proxy {px['p50_ms']-direct['p50_ms']:.3f} ms")
+        ses = next((r for r in rows if r["target"] == "mcp-edge+session"), None)
+        if ses:
+            print(f"      sealed session per request (open + re-seal): rps x{ses['rps']/gw['rps']:.3f}, "
+                  f"p50 {ses['p50_ms']-gw['p50_ms']:+.3f} ms, CPU {ses['cpu_us_per_req']-gw['cpu_us_per_req']:+.1f} us/req")
         red = next((r for r in rows if r["target"] == "mcp-edge+redis"), None)
         if red:
             print(f"      Redis rate limit adds: p50 {red['p50_ms']-gw['p50_ms']:+.3f} ms, "
                   f"p99 {red['p99_ms']-gw['p99_ms']:+.3f} ms, CPU {red['cpu_us_per_req']-gw['cpu_us_per_req']:+.1f} us/req")
+
+
+def start_sessions(tmp, conf, gw, gateway, procs, reply):
+    """mcp-edge with sessions.keys in front of an upstream that names a session in
+    every answer: each request opens the client's token and re-seals the answer's."""
+    up, gp = free_port(), free_port()
+    procs.append(nginx(tmp, "upstream-session", f"""server {{ listen 127.0.0.1:{up}; location / {{
+        default_type application/json; add_header Mcp-Session-Id 3f2c6f1e-8a0b-4c55-9d8e-0d6c1b7a9e21 always;
+        return 200 '{reply}'; }} }}"""))
+    sconf = re.sub(r"url: http://127.0.0.1:\d+/mcp", f"url: http://127.0.0.1:{up}/mcp", conf) \
+        .replace(f"listen: 127.0.0.1:{gw}", f"listen: 127.0.0.1:{gp}") \
+        .replace(f"{tmp}/gw.pid", f"{tmp}/gws.pid").replace(f"{tmp}/gw.sock", f"{tmp}/gws.sock") \
+        .replace(f"{tmp}/audit.jsonl", f"{tmp}/audit-s.jsonl") \
+        + "sessions: {keys: [bench-session-key-0123456789abcdefghij]}\n"
+    open(f"{tmp}/gws.yaml", "w").write(sconf)
+    procs.append(subprocess.Popen([gateway, "run", "-c", f"{tmp}/gws.yaml"],
+                                  stderr=open(f"{tmp}/gws.log", "w")))
+    return {"port": gp, "up_port": up, "pid": procs[-1].pid, "url": f"http://127.0.0.1:{gp}/mcp"}
+
+
+def session_token(port):
+    import http.client
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    c.request("POST", "/mcp", BODY, {"Content-Type": "application/json", "X-API-Key": "bench-key-0123456789",
+                                      "Accept": "application/json, text/event-stream"})
+    r = c.getresponse()
+    r.read()
+    token = r.getheader("Mcp-Session-Id")
+    if not token:
+        raise SystemExit("the session gateway returned no session id")
+    return token
 
 
 def start_tls(tmp, conf, gw, up, gateway, procs):
