@@ -42,6 +42,9 @@ pub struct RequestCtx {
     pub connect_retries: u8,
     /// `request_filter`: the opened session token (its upstream overrides routing).
     pub session: Option<crate::session::Owner>,
+    /// `request_filter`: the client's token text, handed back when the
+    /// upstream repeats the same session id (no re-seal).
+    pub session_token: Option<http::HeaderValue>,
     /// `request_filter`: a GET listen stream (uses the SSE idle timeout).
     pub listen_stream: bool,
     /// Any hook: the answer the gateway gave itself, for the access log.
@@ -69,6 +72,7 @@ impl RequestCtx {
             envelope: None,
             upstream: None,
             session: None,
+            session_token: None,
             endpoint: None,
             connect_retries: 0,
             listen_stream: false,

@@ -305,6 +305,7 @@ fn open_session(
         .map_err(GatewayError::SessionNotFound)?;
     ctx.endpoint = Some(endpoint);
     ctx.session = Some(owner);
+    ctx.session_token = Some(value.clone());
     Ok(Some(upstream))
 }
 

@@ -142,6 +142,13 @@ fn seal_session(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
     let Some(id) = resp.headers.get("mcp-session-id") else {
         return Ok(());
     };
+    // the same session repeated: the client's token still says it all
+    if let (Some(owner), Some(token)) = (&ctx.session, &ctx.session_token) {
+        if owner.session.as_bytes() == id.as_bytes() {
+            resp.insert_header("mcp-session-id", token.clone())?;
+            return Ok(());
+        }
+    }
     let sealed = (|| {
         let id = id.to_str().ok()?;
         let up = ctx.upstream.as_ref()?;
