@@ -96,3 +96,35 @@ fn get_listen_stream_forwards_session_and_last_event_id() {
     assert_eq!(get("mcp-protocol-version"), Some("2025-11-25"));
     assert_eq!(get("cookie"), None);
 }
+
+/// `timeout_ms` bounds the wait for a response header, not an open SSE
+/// stream: a POST answered with SSE may be silent longer than `timeout_ms`
+/// between events, up to `sse_idle_timeout_ms`.
+#[test]
+fn post_sse_stream_outlives_the_response_timeout_up_to_the_idle_timeout() {
+    let headers = [
+        ("Content-Type", "application/json"),
+        ("Accept", "application/json, text/event-stream"),
+    ];
+    let gap = Duration::from_millis(700);
+    let up = Upstream::start(Mode::Sse { n: 3, gap });
+    let g = Gateway::start(&simple_config(&up.url(), "").replace(
+        "timeout_ms: 2000",
+        "timeout_ms: 300\n    sse_idle_timeout_ms: 5000",
+    ));
+    let (resp, events) = sse_events(g.port, "POST", &headers, CALL);
+    assert_eq!(resp.status, 200);
+    check_timing(&events, 3, gap);
+    // a silence longer than the idle timeout still ends the stream
+    let slow = Upstream::start(Mode::Sse {
+        n: 3,
+        gap: Duration::from_millis(1500),
+    });
+    let g2 = Gateway::start(&simple_config(&slow.url(), "").replace(
+        "timeout_ms: 2000",
+        "timeout_ms: 300\n    sse_idle_timeout_ms: 700",
+    ));
+    let (resp, events) = sse_events(g2.port, "POST", &headers, CALL);
+    assert_eq!(resp.status, 200);
+    assert!(events.len() < 3, "{events:?}");
+}

@@ -150,13 +150,14 @@ pub struct Upstream {
     /// Active health checks (absent: TCP connect every 5 s).
     #[serde(default)]
     pub health_check: Option<HealthCheck>,
-    /// Response timeout in ms: longest wait for the upstream's next bytes on a POST.
+    /// Response timeout in ms: longest wait for the upstream's response
+    /// header (and between reads of a JSON body).
     #[serde(default = "default_timeout")]
     pub timeout_ms: u64,
     /// TCP (and TLS) connect timeout in ms.
     #[serde(default = "default_connect_timeout")]
     pub connect_timeout_ms: u64,
-    /// Longest silence on an open GET SSE stream, in ms.
+    /// Longest silence on an open SSE stream (GET, or a POST answered with SSE), in ms.
     #[serde(default = "default_sse_idle")]
     pub sse_idle_timeout_ms: u64,
     /// A credential header the gateway adds to every request to this upstream.

@@ -43,6 +43,12 @@ impl ProxyHttp for Gateway {
         RequestCtx::new()
     }
 
+    fn upstream_stream_read_timeout(&self, ctx: &RequestCtx) -> Option<std::time::Duration> {
+        // a POST answered with SSE is a stream: `timeout_ms` bounds only the
+        // wait for its header, then `sse_idle_timeout_ms` each silence
+        ctx.upstream.as_ref().map(|u| u.sse_idle_timeout)
+    }
+
     fn request_header_timeout(&self) -> Option<std::time::Duration> {
         Some(self.runtime.load().server.limits.header_timeout)
     }

@@ -148,6 +148,9 @@ where
         // closure (the downstream half finished and dropped rx) from an unexpected one.
         let pipe_state = Arc::new(AtomicU8::new(PipeState::Active as u8));
 
+        // mcp-edge patch: the read timeout for an event-stream response body
+        let stream_read_timeout = self.inner.upstream_stream_read_timeout(ctx);
+
         // start bi-directional streaming
         let ret = tokio::try_join!(
             self.proxy_handle_downstream(
@@ -159,7 +162,13 @@ where
                 &mut downstream_custom_message_reader,
                 pipe_state.clone(),
             ),
-            self.proxy_handle_upstream(client_session, tx_upstream, rx_downstream, pipe_state),
+            self.proxy_handle_upstream(
+                client_session,
+                tx_upstream,
+                rx_downstream,
+                pipe_state,
+                stream_read_timeout,
+            ),
         );
 
         if let Some(custom_session) = session.downstream_session.as_custom_mut() {
@@ -251,6 +260,7 @@ where
         tx: mpsc::Sender<HttpTask>,
         mut rx: mpsc::Receiver<HttpTask>,
         pipe_state: Arc<AtomicU8>,
+        stream_read_timeout: Option<std::time::Duration>,
     ) -> Result<bool>
     where
         SV: ProxyHttp + Send + Sync,
@@ -269,6 +279,17 @@ where
                     match res {
                         Ok(task) => {
                             response_done = task.is_end();
+                            // mcp-edge patch: an SSE body is a stream, not a
+                            // response: its reads get the stream idle timeout
+                            if let (Some(t), HttpTask::Header(h, _)) = (stream_read_timeout, &task) {
+                                let sse = h
+                                    .headers
+                                    .get(http::header::CONTENT_TYPE)
+                                    .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+                                if sse {
+                                    client_session.read_timeout = Some(t);
+                                }
+                            }
                             if !upgraded && client_session.was_upgraded() {
                                 // upgrade can only happen once
                                 upgraded = true;

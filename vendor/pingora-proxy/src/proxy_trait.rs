@@ -113,6 +113,13 @@ pub trait ProxyHttp {
         None
     }
 
+    /// mcp-edge patch: the upstream read timeout for a `text/event-stream`
+    /// response body (HTTP/1 upstreams). The peer's `read_timeout` then only
+    /// bounds the wait for the response header. `None` keeps it throughout.
+    fn upstream_stream_read_timeout(&self, _ctx: &Self::CTX) -> Option<std::time::Duration> {
+        None
+    }
+
     /// mcp-edge patch: called when a request header did not arrive within
     /// [`Self::request_header_timeout`]; the connection is closed afterwards.
     fn request_header_timed_out(&self, _session: &pingora_core::protocols::http::ServerSession) {}
