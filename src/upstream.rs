@@ -280,38 +280,35 @@ impl Upstream {
 
     /// Like [`Self::pick`], never `except` unless it is the only choice.
     pub fn pick_except(&self, except: Option<&str>) -> Option<Picked> {
-        let eligible: Vec<&Arc<Endpoint>> = {
-            let up: Vec<_> = self
-                .endpoints
-                .iter()
-                .filter(|e| e.health.is_up() && Some(e.key.as_str()) != except)
-                .collect();
-            if up.is_empty() {
-                self.endpoints
-                    .iter()
-                    .filter(|e| Some(e.key.as_str()) != except)
-                    .collect()
-            } else {
-                up
-            }
-        };
-        let n = eligible.len();
+        // no allocation on the request path: count, choose an index, walk to it
+        let other = |e: &&Arc<Endpoint>| Some(e.key.as_str()) != except;
+        let any_up = self
+            .endpoints
+            .iter()
+            .filter(other)
+            .any(|e| e.health.is_up());
+        let eligible = |e: &&Arc<Endpoint>| other(e) && (!any_up || e.health.is_up());
+        let n = self.endpoints.iter().filter(eligible).count();
         if n == 0 {
             return None;
         }
-        let i = match self.balance {
-            Balance::RoundRobin => self.next.fetch_add(1, Ordering::Relaxed) % n,
-            Balance::Random => rand::random::<usize>() % n,
+        let nth = |i: usize| self.endpoints.iter().filter(eligible).nth(i);
+        let chosen = match self.balance {
+            Balance::RoundRobin => nth(self.next.fetch_add(1, Ordering::Relaxed) % n),
+            Balance::Random => nth(rand::random::<usize>() % n),
             Balance::LeastConnections => {
                 // start at the round-robin position so ties rotate
-                let start = self.next.fetch_add(1, Ordering::Relaxed);
-                (0..n)
-                    .map(|k| (start + k) % n)
-                    .min_by_key(|&j| eligible[j].in_flight.load(Ordering::Relaxed))
-                    .unwrap_or(0)
+                let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+                self.endpoints
+                    .iter()
+                    .filter(eligible)
+                    .cycle()
+                    .skip(start)
+                    .take(n)
+                    .min_by_key(|e| e.in_flight.load(Ordering::Relaxed))
             }
         };
-        Some(Picked::new(eligible[i].clone()))
+        chosen.map(|e| Picked::new(e.clone()))
     }
 
     /// The endpoint a session token names: `Err` with the refusal label when
@@ -393,6 +390,61 @@ mod tests {
             "/just/path",
         ] {
             assert!(parse_url(bad).is_err(), "{bad}");
+        }
+    }
+
+    fn pool(ports: &[u16], balance: Balance) -> Upstream {
+        let eps = ports
+            .iter()
+            .map(|p| {
+                let url = format!("http://127.0.0.1:{p}/pick");
+                let parsed = parse_url(&url).unwrap_or_else(|e| panic!("{e}"));
+                Endpoint::new(&url, parsed, None, http::Uri::from_static("/pick"))
+            })
+            .collect();
+        let d = Duration::from_secs(1);
+        Upstream::new("p", eps, balance, true, None, None, d, d, d)
+    }
+
+    fn port_of(p: &Picked) -> u16 {
+        p.0.addr.port()
+    }
+
+    #[test]
+    fn picks_rotate_skip_down_members_and_fall_back_to_all() {
+        let u = pool(&[61001, 61002, 61003], Balance::RoundRobin);
+        let seq: Vec<u16> = (0..6)
+            .filter_map(|_| u.pick())
+            .map(|p| port_of(&p))
+            .collect();
+        assert_eq!(seq, [61001, 61002, 61003, 61001, 61002, 61003]);
+        u.endpoints[1].health.eject();
+        assert!((0..6)
+            .filter_map(|_| u.pick())
+            .all(|p| port_of(&p) != 61002));
+        let except = u.endpoints[0].key.clone();
+        assert!((0..4)
+            .filter_map(|_| u.pick_except(Some(&except)))
+            .all(|p| port_of(&p) == 61003));
+        // every member down: all are used again (panic mode)
+        u.endpoints[0].health.eject();
+        u.endpoints[2].health.eject();
+        let mut seen: Vec<u16> = (0..3)
+            .filter_map(|_| u.pick())
+            .map(|p| port_of(&p))
+            .collect();
+        seen.sort_unstable();
+        assert_eq!(seen, [61001, 61002, 61003]);
+    }
+
+    #[test]
+    fn least_connections_prefers_the_idle_member() {
+        let u = pool(&[61011, 61012], Balance::LeastConnections);
+        let held = u.pick().unwrap_or_else(|| panic!("empty pool"));
+        // the held request keeps its member busy: the next picks go to the other
+        for _ in 0..3 {
+            let p = u.pick().unwrap_or_else(|| panic!("empty pool"));
+            assert_ne!(port_of(&p), port_of(&held));
         }
     }
 
