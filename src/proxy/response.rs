@@ -149,20 +149,7 @@ fn seal_session(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
             return Ok(());
         }
     }
-    let sealed = (|| {
-        let id = id.to_str().ok()?;
-        let up = ctx.upstream.as_ref()?;
-        let ep = ctx.endpoint.as_ref()?;
-        let p = ctx.principal.as_ref()?;
-        let rt = ctx.runtime.as_ref()?;
-        rt.session_keys().seal(&crate::session::Owner {
-            upstream: up.name.to_string(),
-            endpoint: ep.0.key.clone(),
-            session: id.to_string(),
-            principal: crate::session::principal_digest(&p.tenant, &p.client),
-            issued: crate::session::now_secs(),
-        })
-    })();
+    let sealed = id.to_str().ok().and_then(|id| seal_for(id, ctx));
     match sealed {
         Some(token) => resp.insert_header("mcp-session-id", token)?,
         None => {
@@ -172,6 +159,24 @@ fn seal_session(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// A token sealing upstream id `id` for this request's upstream, endpoint
+/// and principal.
+fn seal_for(id: &str, ctx: &RequestCtx) -> Option<String> {
+    let (up, ep, p, rt) = (
+        ctx.upstream.as_ref()?,
+        ctx.endpoint.as_ref()?,
+        ctx.principal.as_ref()?,
+        ctx.runtime.as_ref()?,
+    );
+    rt.session_keys().seal(&crate::session::Owner {
+        upstream: up.name.to_string(),
+        endpoint: ep.0.key.clone(),
+        session: id.to_string(),
+        principal: crate::session::principal_digest(&p.tenant, &p.client),
+        issued: crate::session::now_secs(),
+    })
 }
 
 /// `response_body_filter`: list results keep only what the principal may use.
