@@ -36,26 +36,39 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
+/// `openssl req` with a new P-256 key in `name.key`, output in `out`,
+/// plus `extra` arguments.
+fn new_key_req(dir: &Path, name: &str, out: &str, subj: &str, extra: &[&str]) {
+    let key = format!("{name}.key");
+    let mut args = vec![
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        &key,
+        "-out",
+        out,
+        "-subj",
+        subj,
+    ];
+    args.extend_from_slice(extra);
+    openssl(dir, &args);
+}
+
 /// A self-signed CA `name.pem`/`name.key` in `dir`.
 fn make_ca(dir: &Path, name: &str) {
-    openssl(
+    new_key_req(
         dir,
+        name,
+        &format!("{name}.pem"),
+        &format!("/CN={name}"),
         &[
-            "req",
             "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
             "-days",
             "2",
-            "-subj",
-            &format!("/CN={name}"),
             "-addext",
             "basicConstraints=critical,CA:TRUE",
             "-addext",
@@ -66,23 +79,7 @@ fn make_ca(dir: &Path, name: &str) {
 
 /// A certificate `name.pem`/`name.key` signed by `ca`, with a given serial.
 fn make_cert(dir: &Path, ca: &str, name: &str, subj: &str, ext: &str, serial: u32) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.csr"),
-            "-subj",
-            subj,
-        ],
-    );
+    new_key_req(dir, name, &format!("{name}.csr"), subj, &[]);
     std::fs::write(dir.join(format!("{name}.ext")), ext).unwrap();
     openssl(
         dir,
@@ -444,65 +441,34 @@ fn validate_lists_tls_problems() {
         ),
     ];
     for (tls, want) in cases {
-        let path = dir.path().join("c.yaml");
-        std::fs::write(&path, base.replace("{PORT}", "1") + &tls).unwrap();
-        let out = Command::new(bin())
-            .args(["validate", "-c"])
-            .arg(&path)
-            .output()
-            .unwrap();
-        let text = String::from_utf8_lossy(&out.stderr).to_string()
-            + &String::from_utf8_lossy(&out.stdout);
-        assert!(!out.status.success(), "{tls}");
+        let (ok, out, err) = validate_yaml(&(base.replace("{PORT}", "1") + &tls));
+        let text = err + &out;
+        assert!(!ok, "{tls}");
         for w in want {
             assert!(text.contains(w), "missing {w:?} in:\n{text}");
         }
     }
     // a valid TLS config: validate says what the listener is and what needs a restart
-    let path = dir.path().join("ok.yaml");
-    std::fs::write(
-        &path,
-        base.replace("{PORT}", "1")
+    let (ok, text, err) = validate_yaml(
+        &(base.replace("{PORT}", "1")
             + &format!(
                 "tls: {{cert_file: {d}/srv5.chain, key_file: {d}/srv5.key, client_ca: {d}/clientca.pem}}\n",
                 d = dir.path().display()
-            ),
-    )
-    .unwrap();
-    let out = Command::new(bin())
-        .args(["validate", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+            )),
     );
+    assert!(ok, "{text}{err}");
     assert!(text.contains("https (TLS 1.2+"), "{text}");
     assert!(text.contains("serial 05,"), "{text}");
     assert!(text.contains("client certificates required"), "{text}");
     assert!(text.contains("TLS on/off"), "{text}");
     // auth.client_cert needs a client CA
-    let path = dir.path().join("c.yaml");
-    std::fs::write(
-        &path,
-        base.replace("{PORT}", "1").replace(
-            "auth: {anonymous: true}",
-            "auth: {anonymous: true, client_cert: {client_from: cn}}",
-        ),
-    )
-    .unwrap();
-    let out = Command::new(bin())
-        .args(["validate", "-c"])
-        .arg(&path)
-        .output()
-        .unwrap();
+    let (_, out, err) = validate_yaml(&base.replace("{PORT}", "1").replace(
+        "auth: {anonymous: true}",
+        "auth: {anonymous: true, client_cert: {client_from: cn}}",
+    ));
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("auth.client_cert: needs tls.client_ca")
-            || String::from_utf8_lossy(&out.stdout)
-                .contains("auth.client_cert: needs tls.client_ca")
+        err.contains("auth.client_cert: needs tls.client_ca")
+            || out.contains("auth.client_cert: needs tls.client_ca")
     );
 }
 

@@ -166,6 +166,24 @@ impl Drop for Gateway {
     }
 }
 
+/// Runs `mcp-edge validate` on `yaml` (written to a temporary file):
+/// (success, stdout, stderr).
+pub fn validate_yaml(yaml: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("validate.yaml");
+    std::fs::write(&path, yaml).expect("write config");
+    let out = Command::new(bin())
+        .args(["validate", "-c"])
+        .arg(&path)
+        .output()
+        .expect("run mcp-edge validate");
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
 /// A config for one upstream at `upstream_url` with anonymous access.
 pub fn simple_config(upstream_url: &str, extra_server: &str) -> String {
     format!(
