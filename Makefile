@@ -9,6 +9,7 @@ CARGO ?= cargo
 BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/mcp-edge
 BIN_RELEASE := $(CARGO_TARGET_DIR)/release/mcp-edge
 BENCH_SECS ?= 10
+BENCH_REPEAT ?= 3
 FUZZ_SECS ?= 300
 FUZZ_TARGET_DIR ?= $(HOME)/.cache/mcp-edge/fuzz-target
 
@@ -53,7 +54,7 @@ bench-micro: ## criterion benches of the hot paths
 
 bench-load: release ## wrk load: direct upstream, nginx proxy, mcp-edge (ratios)
 	scripts/deps.sh --system-only
-	benches/load.py --gateway $(BIN_RELEASE) --duration $(BENCH_SECS) --redis --sessions --tls
+	benches/load.py --gateway $(BIN_RELEASE) --duration $(BENCH_SECS) --redis --sessions --tls --repeat $(BENCH_REPEAT)
 
 fuzz: ## run every cargo-fuzz target for FUZZ_SECS each (stable toolchain, -s none)
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked

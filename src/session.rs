@@ -22,8 +22,8 @@
 
 use std::time::Duration;
 
-use aes_gcm::aead::{Aead, KeyInit, Payload};
-use aes_gcm::{Aes256Gcm, Key, Nonce};
+use aes_gcm::aead::{Aead, AeadInPlace, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Key, Nonce, Tag};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
@@ -39,9 +39,14 @@ pub const MAX_UPSTREAM_ID: usize = 512;
 /// How far in the future an issue time may be (clock skew between replicas).
 const SKEW_SECS: u64 = 300;
 
+/// Longest token body accepted (base64 characters after the version);
+/// the longest token sealed is 1 + 12 + 16 + 8 + 16 + 2 + 255 + 255 + 512
+/// bytes, under 1 500 characters.
+const MAX_TOKEN_CHARS: usize = 1500;
 const NONCE: usize = 12;
 const TAG: usize = 16;
-const DIGEST: usize = 16;
+/// Bytes of the principal digest a token carries.
+pub const DIGEST: usize = 16;
 
 /// Who owns a session upstream; what a token seals.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -231,36 +236,33 @@ impl SessionKeys {
             .filter(|(v, _)| **v == VERSION)
             .map(|(_, rest)| rest)
             .ok_or(Refused::Malformed)?;
-        // longest possible token: 1 + 12 + 16 + 8 + 16 + 2 + 255 + 255 + 512
-        if body.len() > 1500 {
+        if body.len() > MAX_TOKEN_CHARS {
             return Err(Refused::Malformed);
         }
-        let raw = URL_SAFE_NO_PAD
-            .decode(body)
+        // decoded and opened on the stack: no allocation before the token is known good
+        let mut raw = [0u8; MAX_TOKEN_CHARS * 3 / 4 + 3];
+        let n = URL_SAFE_NO_PAD
+            .decode_slice(body, &mut raw)
             .map_err(|_| Refused::Malformed)?;
-        if raw.len() < 1 + NONCE + TAG + 8 + DIGEST + 2 {
+        if n < 1 + NONCE + TAG + 8 + DIGEST + 2 {
             return Err(Refused::Malformed);
         }
-        let (hint, rest) = (raw[0], &raw[1..]);
-        let (nonce, sealed) = rest.split_at(NONCE);
-        let plain = self
-            .keys
-            .iter()
-            .filter(|k| k.hint == hint)
-            .find_map(|k| {
-                k.aead
-                    .decrypt(
-                        Nonce::from_slice(nonce),
-                        Payload {
-                            msg: sealed,
-                            aad: AAD,
-                        },
-                    )
-                    .ok()
-            })
-            .ok_or(Refused::NotOpened)?;
+        let (hint, nonce) = (raw[0], Nonce::from_slice(&raw[1..1 + NONCE]));
+        let (sealed, tag) = raw[1 + NONCE..n].split_at(n - 1 - NONCE - TAG);
+        let tag = Tag::from_slice(tag);
+        let mut plain = [0u8; MAX_TOKEN_CHARS * 3 / 4];
+        let plain = &mut plain[..sealed.len()];
+        let opened = self.keys.iter().filter(|k| k.hint == hint).any(|k| {
+            plain.copy_from_slice(sealed);
+            k.aead
+                .decrypt_in_place_detached(nonce, AAD, plain, tag)
+                .is_ok()
+        });
+        if !opened {
+            return Err(Refused::NotOpened);
+        }
         // authenticated from here on: a layout error is our own bug, still refused
-        let owner = parse_plain(&plain).ok_or(Refused::Malformed)?;
+        let owner = parse_plain(plain).ok_or(Refused::Malformed)?;
         if owner.principal != *principal {
             return Err(Refused::OtherPrincipal);
         }

@@ -110,3 +110,47 @@ fn sealed_sessions_survive_restarts_span_processes_and_refuse_forgeries() {
         "{lines:?}"
     );
 }
+
+/// An upstream that restarted has forgotten its sessions; server-everything
+/// answers `400 No valid session ID provided`. The client gets 404 (so the
+/// SDK re-initializes), the audit names the reason, and a new session works.
+#[test]
+fn an_upstream_that_forgot_the_session_gets_the_client_a_404() {
+    let peer = Peer::everything();
+    let port = peer.port;
+    let g = Gateway::start(&config(&peer.url(), &[K1]));
+    let init = |g: &Gateway| {
+        let r = post_json(g.port, INIT, &[("X-API-Key", "key-alice-0123")]);
+        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+        let token = r.header("mcp-session-id").expect("session id").to_string();
+        let ok = post_json(
+            g.port,
+            INITIALIZED,
+            &[
+                ("X-API-Key", "key-alice-0123"),
+                ("Mcp-Session-Id", &token),
+                V,
+            ],
+        );
+        assert_eq!(ok.status, 202);
+        token
+    };
+    let token = init(&g);
+    assert!(lists_tools(&list(&g, "key-alice-0123", &token)));
+    // the same upstream restarted on its port: the session id means nothing to it
+    drop(peer);
+    let _peer = Peer::everything_on(port);
+    let r = list(&g, "key-alice-0123", &token);
+    assert_eq!(r.status, 404, "{}", String::from_utf8_lossy(&r.body));
+    assert!(r.json()["error"]["code"].is_i64(), "{}", r.json());
+    let lines = g.wait_access_lines(4);
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["status"] == 404 && l["error"] == "session_refused_upstream"),
+        "{lines:?}"
+    );
+    // what the client does next: a new session on the restarted upstream
+    let fresh = init(&g);
+    assert!(lists_tools(&list(&g, "key-alice-0123", &fresh)));
+}

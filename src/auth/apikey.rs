@@ -19,6 +19,8 @@ pub struct KeyInfo {
     /// Client.
     pub client: Arc<str>,
     digest: [u8; 32],
+    /// The session principal digest of (tenant, client), computed once.
+    principal: [u8; crate::session::DIGEST],
 }
 
 /// The key table.
@@ -82,6 +84,7 @@ impl ApiKeys {
                 tenant: tenant.into(),
                 client: client.into(),
                 digest,
+                principal: crate::session::principal_digest(tenant, client),
             },
         );
         Ok(())
@@ -114,6 +117,7 @@ impl ApiKeys {
             source: Source::ApiKey,
             forward: Arc::new([]),
             claims: Arc::new([]),
+            precomputed_digest: Some(info.principal),
         })
     }
 }
@@ -134,6 +138,12 @@ mod tests {
         let p = keys.lookup(b"dev_key_1").unwrap();
         assert_eq!(&*p.tenant, "client");
         assert_eq!(p.key_id.as_deref(), Some("local-dev-key"));
+        // the session digest comes precomputed and equals the computed one
+        assert!(p.precomputed_digest.is_some());
+        assert_eq!(
+            p.digest(),
+            crate::session::principal_digest("client", "local-dev")
+        );
         assert!(keys.lookup(b"dev_key_2").is_none());
         assert!(keys.lookup(b"").is_none());
         assert!(keys.insert("again", d, "t", "c").is_err());

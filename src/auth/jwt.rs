@@ -270,6 +270,7 @@ impl JwtVerifier {
             client: client.into(),
             key_id: None,
             subject: subject.map(Into::into),
+            precomputed_digest: None,
             source: Source::Jwt,
             forward: forward.into(),
             claims: claims

@@ -59,6 +59,9 @@ pub struct Principal {
     pub forward: Arc<[(HeaderName, HeaderValue)]>,
     /// Verified top-level JWT claims (text form), for policy subjects.
     pub claims: Arc<[(Box<str>, Box<str>)]>,
+    /// [`crate::session::principal_digest`] when it was computed ahead of the
+    /// request (API keys: at config load); read through [`Principal::digest`].
+    pub precomputed_digest: Option<[u8; crate::session::DIGEST]>,
 }
 
 impl Principal {
@@ -68,6 +71,12 @@ impl Principal {
             .iter()
             .find(|(k, _)| &**k == name)
             .map(|(_, v)| &**v)
+    }
+
+    /// The digest a session token binds to this principal (tenant, client).
+    pub fn digest(&self) -> [u8; crate::session::DIGEST] {
+        self.precomputed_digest
+            .unwrap_or_else(|| crate::session::principal_digest(&self.tenant, &self.client))
     }
 }
 
@@ -83,6 +92,7 @@ impl Principal {
             source: Source::Anonymous,
             forward: Arc::new([]),
             claims: Arc::new([]),
+            precomputed_digest: None,
         }
     }
 }

@@ -98,6 +98,7 @@ impl CertIdentity {
             source: Source::ClientCert,
             forward: Arc::new([]),
             claims: claims(cert),
+            precomputed_digest: None,
         })
     }
 }

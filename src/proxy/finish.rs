@@ -13,6 +13,10 @@ use crate::mcp::Era;
 /// Target of access-log records (`RUST_LOG=access=off` silences them).
 pub const ACCESS_TARGET: &str = "access";
 
+/// Characters of a session id kept in access lines: the version, key hint
+/// and nonce of a sealed token (unique per session) and then some.
+const SESSION_LOG_CHARS: usize = 24;
+
 #[derive(Serialize)]
 struct AccessLine<'a> {
     #[serde(rename = "type")]
@@ -74,10 +78,13 @@ pub fn access_log(session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx
         },
         upstream: ctx.upstream.as_ref().map(|u| &*u.name),
         endpoint: ctx.endpoint.as_ref().map(|e| e.0.url.as_str()),
+        // a prefix is enough to tell sessions apart (it covers the token's
+        // random nonce) and keeps lines short; the token is no secret
         session: req
             .headers
             .get("mcp-session-id")
-            .and_then(|v| v.to_str().ok()),
+            .and_then(|v| v.to_str().ok())
+            .map(|s| s.get(..SESSION_LOG_CHARS).unwrap_or(s)),
         sse: ctx.sse,
         bytes_in: ctx.body.as_ref().map_or(0, |b| b.len()),
         bytes_out: session.body_bytes_sent(),

@@ -288,7 +288,7 @@ fn open_session(
             crate::session::Refused::Malformed.label(),
         ));
     };
-    let digest = crate::session::principal_digest(&principal.tenant, &principal.client);
+    let digest = principal.digest();
     let owner = rt
         .session_keys()
         .open(token, &digest, crate::session::now_secs())

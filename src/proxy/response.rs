@@ -125,6 +125,12 @@ pub fn filter(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
     rate_headers(resp, ctx)?;
     seal_session(resp, ctx)?;
+    if upstream_refused_session(resp.status.as_u16(), ctx) {
+        // the spec's answer for a session the server no longer knows is 404,
+        // the one status that makes a client re-initialize
+        resp.set_status(404)?;
+        ctx.error = Some(GatewayError::SessionNotFound("session_refused_upstream"));
+    }
     if resp.status == 200 && (ctx.sse || json) {
         if let Some(kind) = ctx.method().and_then(ListKind::of) {
             // the body changes length: send it chunked
@@ -134,6 +140,19 @@ pub fn filter(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether an upstream answer means "I do not know this session".
+///
+/// The rule (docs/sessions.md): the request carried a gateway session token
+/// that opened, so the upstream received its own session id back; the
+/// gateway already checked the JSON-RPC body, the protocol version and the
+/// headers, so a 400 (some servers, server-everything among them, answer
+/// `400 Bad Request: No valid session ID provided`) or a 404 to such a
+/// request is the upstream refusing the session id. An event stream is an
+/// answer, never a refusal.
+fn upstream_refused_session(status: u16, ctx: &RequestCtx) -> bool {
+    matches!(status, 400 | 404) && ctx.session.is_some() && !ctx.sse && ctx.error.is_none()
 }
 
 /// An upstream `Mcp-Session-Id` never reaches the client: it is replaced by
@@ -174,7 +193,7 @@ fn seal_for(id: &str, ctx: &RequestCtx) -> Option<String> {
         upstream: up.name.to_string(),
         endpoint: ep.0.key.clone(),
         session: id.to_string(),
-        principal: crate::session::principal_digest(&p.tenant, &p.client),
+        principal: p.digest(),
         issued: crate::session::now_secs(),
     })
 }
@@ -236,5 +255,37 @@ pub async fn fail(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> Fai
     FailToProxy {
         error_code: code,
         can_reuse_downstream: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_session() -> RequestCtx {
+        let mut ctx = RequestCtx::new();
+        ctx.session = Some(crate::session::Owner {
+            upstream: "u".into(),
+            endpoint: "127.0.0.1:1/mcp".into(),
+            session: "s".into(),
+            principal: [0; 16],
+            issued: 0,
+        });
+        ctx
+    }
+
+    #[test]
+    fn only_a_plain_400_or_404_to_a_session_call_is_a_refused_session() {
+        let ctx = with_session();
+        assert!(upstream_refused_session(400, &ctx));
+        assert!(upstream_refused_session(404, &ctx));
+        for status in [200, 202, 401, 403, 405, 500, 502] {
+            assert!(!upstream_refused_session(status, &ctx), "{status}");
+        }
+        // no session: the upstream's 400 is about something else
+        assert!(!upstream_refused_session(400, &RequestCtx::new()));
+        let mut sse = with_session();
+        sse.sse = true;
+        assert!(!upstream_refused_session(400, &sse));
     }
 }

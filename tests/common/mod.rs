@@ -640,13 +640,17 @@ pub struct Peer {
 impl Peer {
     /// `@modelcontextprotocol/server-everything` (streamableHttp) on a free loopback port.
     pub fn everything() -> Peer {
+        Self::everything_on(free_port())
+    }
+
+    /// server-everything on `port` (a restarted upstream that forgot its sessions).
+    pub fn everything_on(port: u16) -> Peer {
         let dir = peers_dir();
         assert!(
             dir.join("node_modules/@modelcontextprotocol/server-everything")
                 .exists(),
             "npm test peers missing: run `make peers` (scripts/deps.sh)"
         );
-        let port = free_port();
         let child = Command::new(dir.join("everything.sh"))
             .arg(port.to_string())
             .stdout(Stdio::null())
