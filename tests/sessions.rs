@@ -36,6 +36,20 @@ fn list(g: &Gateway, key: &str, token: &str) -> Response {
     )
 }
 
+/// initialize + notifications/initialized through `g`; the sealed token.
+fn initialize(g: &Gateway, key: &str) -> String {
+    let r = post_json(g.port, INIT, &[("X-API-Key", key)]);
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let token = r.header("mcp-session-id").expect("session id").to_string();
+    let ok = post_json(
+        g.port,
+        INITIALIZED,
+        &[("X-API-Key", key), ("Mcp-Session-Id", &token), V],
+    );
+    assert_eq!(ok.status, 202);
+    token
+}
+
 fn lists_tools(r: &Response) -> bool {
     r.status == 200 && String::from_utf8_lossy(&r.body).contains("\"echo\"")
 }
@@ -44,21 +58,9 @@ fn lists_tools(r: &Response) -> bool {
 fn sealed_sessions_survive_restarts_span_processes_and_refuse_forgeries() {
     let peer = Peer::everything();
     let g1 = Gateway::start(&config(&peer.url(), &[K1]));
-    let r = post_json(g1.port, INIT, &[("X-API-Key", "key-alice-0123")]);
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let token = r.header("mcp-session-id").expect("session id").to_string();
+    let token = initialize(&g1, "key-alice-0123");
     assert!(token.starts_with('1') && token.len() < 200, "{token}");
     assert!(token.bytes().all(|b| (0x21..=0x7e).contains(&b)));
-    let init = post_json(
-        g1.port,
-        INITIALIZED,
-        &[
-            ("X-API-Key", "key-alice-0123"),
-            ("Mcp-Session-Id", &token),
-            V,
-        ],
-    );
-    assert_eq!(init.status, 202);
     assert!(lists_tools(&list(&g1, "key-alice-0123", &token)));
 
     // forged: every refusal is a 404 JSON-RPC error (the client re-initializes)
@@ -119,23 +121,7 @@ fn an_upstream_that_forgot_the_session_gets_the_client_a_404() {
     let peer = Peer::everything();
     let port = peer.port;
     let g = Gateway::start(&config(&peer.url(), &[K1]));
-    let init = |g: &Gateway| {
-        let r = post_json(g.port, INIT, &[("X-API-Key", "key-alice-0123")]);
-        assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-        let token = r.header("mcp-session-id").expect("session id").to_string();
-        let ok = post_json(
-            g.port,
-            INITIALIZED,
-            &[
-                ("X-API-Key", "key-alice-0123"),
-                ("Mcp-Session-Id", &token),
-                V,
-            ],
-        );
-        assert_eq!(ok.status, 202);
-        token
-    };
-    let token = init(&g);
+    let token = initialize(&g, "key-alice-0123");
     assert!(lists_tools(&list(&g, "key-alice-0123", &token)));
     // the same upstream restarted on its port: the session id means nothing to it
     drop(peer);
@@ -151,6 +137,6 @@ fn an_upstream_that_forgot_the_session_gets_the_client_a_404() {
         "{lines:?}"
     );
     // what the client does next: a new session on the restarted upstream
-    let fresh = init(&g);
+    let fresh = initialize(&g, "key-alice-0123");
     assert!(lists_tools(&list(&g, "key-alice-0123", &fresh)));
 }
