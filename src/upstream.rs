@@ -1,6 +1,12 @@
-//! Upstream MCP servers: the parsed endpoint, its credential header, timeouts,
-//! and the Pingora `HttpPeer` built for each request. (Pools of endpoints,
-//! health checks and load balancing arrive with issue 6.)
+//! Upstream MCP servers: pools of endpoints, their credential header,
+//! timeouts, balancing, and the Pingora `HttpPeer` built for each request.
+//!
+//! Selection uses pingora-load-balancing's algorithms (`RoundRobin`,
+//! `Random`) over the healthy members; least connections counts in-flight
+//! requests per endpoint. Pingora's `LoadBalancer` itself is not used: a
+//! sealed session must find its endpoint again by identity (`host:port/path`)
+//! across restarts and reloads, health must survive reloads and take passive
+//! ejections (module `health`), and it has no least-connections selection.
 
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -9,6 +15,26 @@ use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
 use pingora::upstreams::peer::HttpPeer;
+use pingora_load_balancing::selection::{
+    algorithms::{Random, RoundRobin},
+    SelectionAlgorithm,
+};
+
+/// The next index below `n` from a pingora-load-balancing selection
+/// algorithm (its own `LoadBalancer` is not used: sessions need endpoints
+/// by identity, least connections and passive ejection, see module doc).
+fn turn(alg: &impl SelectionAlgorithm, n: usize) -> usize {
+    (alg.next(b"") % n as u64) as usize
+}
+
+/// The round-robin sequence of a pool.
+struct Rotation(RoundRobin);
+
+impl std::fmt::Debug for Rotation {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RoundRobin")
+    }
+}
 
 /// A credential header added to every request to an upstream.
 #[derive(Clone)]
@@ -64,8 +90,9 @@ pub struct Upstream {
     pub health_check: crate::health::CheckSettings,
     /// Trust anchors from `tls.ca_file` (instead of the system store).
     pub ca: Option<Arc<Box<[pingora::tls::x509::X509]>>>,
-    /// Round-robin position.
-    next: AtomicUsize,
+    /// pingora-load-balancing's round-robin sequence (also the tie-break
+    /// start for least connections).
+    rotation: Rotation,
 }
 
 /// `upstreams[].load_balancing`.
@@ -251,7 +278,7 @@ impl Upstream {
             sse_idle_timeout,
             health_check: crate::health::CheckSettings::default(),
             ca: None,
-            next: AtomicUsize::new(0),
+            rotation: Rotation(RoundRobin::new()),
         }
     }
 
@@ -294,11 +321,11 @@ impl Upstream {
         }
         let nth = |i: usize| self.endpoints.iter().filter(eligible).nth(i);
         let chosen = match self.balance {
-            Balance::RoundRobin => nth(self.next.fetch_add(1, Ordering::Relaxed) % n),
-            Balance::Random => nth(rand::random::<usize>() % n),
+            Balance::RoundRobin => nth(turn(&self.rotation.0, n)),
+            Balance::Random => nth(turn(&Random, n)),
             Balance::LeastConnections => {
                 // start at the round-robin position so ties rotate
-                let start = self.next.fetch_add(1, Ordering::Relaxed) % n;
+                let start = turn(&self.rotation.0, n);
                 self.endpoints
                     .iter()
                     .filter(eligible)
