@@ -1,4 +1,4 @@
-//! Command line: `run`, `validate`, `routes`, `health`, `hash-key`.
+//! Command line: `run`, `upgrade`, `validate`, `routes`, `health`, `hash-key`.
 //! The only place that prints to the terminal and maps failures to exit codes.
 
 use std::io::{Read, Write};
@@ -33,6 +33,17 @@ enum Command {
         /// Take the listeners over from the running instance (zero-downtime upgrade).
         #[arg(short = 'u', long)]
         upgrade: bool,
+    },
+    /// Zero-downtime upgrade of the running gateway to this binary: validate
+    /// the config, start `run -u -d`, hand the listeners over (SIGQUIT to the
+    /// old process), wait for the new pid. A failure leaves the old one serving.
+    Upgrade {
+        /// Configuration file (the same the running gateway uses).
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+        /// How long the new process may take to be ready for the hand-over.
+        #[arg(long, default_value_t = 15000)]
+        wait_ms: u64,
     },
     /// Check a configuration file; prints every problem with its YAML path.
     Validate {
@@ -95,8 +106,17 @@ pub fn run() -> i32 {
                          span gateway replicas"
                     );
                 }
+                let (_, upgrade_sock) = server::pid_and_socket(&rt);
                 match server::build(rt, &config, &RunOptions { daemon, upgrade }) {
-                    Ok(srv) => srv.run_forever(),
+                    Ok(srv) => {
+                        srv.run(pingora::server::RunArgs {
+                            shutdown_signal: Box::new(crate::upgrade::GuardedSignals {
+                                upgrade_sock,
+                                wait: Duration::from_secs(10),
+                            }),
+                        });
+                        0
+                    }
                     Err(e) => {
                         eprintln!("{}: {e}", config.display());
                         2
@@ -108,6 +128,7 @@ pub fn run() -> i32 {
                 2
             }
         },
+        Command::Upgrade { config, wait_ms } => upgrade(&config, Duration::from_millis(wait_ms)),
         Command::Validate { config } => match config::load_file(&config) {
             Ok(rt) => {
                 println!("{}: ok", config.display());
@@ -137,6 +158,42 @@ pub fn run() -> i32 {
         Command::HashKey { key } => {
             println!("{}", crate::auth::apikey::hash_form(key.as_bytes()));
             0
+        }
+    }
+}
+
+/// `mcp-edge upgrade`: the new configuration must compile before anything
+/// is started; then the hand-over of `crate::upgrade::upgrade`.
+fn upgrade(config: &std::path::Path, wait: Duration) -> i32 {
+    let rt = match config::load_file(config) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{}: {e}", config.display());
+            eprintln!("upgrade refused: the running gateway keeps serving");
+            return 1;
+        }
+    };
+    let exe = match std::env::current_exe() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("cannot find this binary: {e}");
+            return 1;
+        }
+    };
+    let config = std::fs::canonicalize(config).unwrap_or_else(|_| config.to_path_buf());
+    let (pid_file, sock) = server::pid_and_socket(&rt);
+    match crate::upgrade::upgrade(&exe, &config, &pid_file, &sock, wait) {
+        Ok((old, new)) => {
+            println!(
+                "upgraded: pid {old} -> {new} ({}); {old} drains for up to {} s",
+                exe.display(),
+                rt.server.grace_period_secs + 5
+            );
+            0
+        }
+        Err(e) => {
+            eprintln!("upgrade failed: {e}");
+            1
         }
     }
 }

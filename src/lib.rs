@@ -25,4 +25,5 @@ pub mod runtime;
 pub mod server;
 pub mod session;
 pub mod sink;
+pub mod upgrade;
 pub mod upstream;

@@ -41,22 +41,29 @@ fn listener_tag(rt: &Runtime) -> String {
         .unwrap_or_else(|| "default".into())
 }
 
-/// Pingora's server configuration derived from ours.
-pub fn server_conf(rt: &Runtime, opts: &RunOptions) -> ServerConf {
+/// `server.pid_file` and `server.upgrade_sock`, or their per-listener defaults.
+pub fn pid_and_socket(rt: &Runtime) -> (String, String) {
     let tag = listener_tag(rt);
-    ServerConf {
-        threads: rt.server.threads,
-        daemon: opts.daemon,
-        pid_file: rt
-            .server
+    (
+        rt.server
             .pid_file
             .clone()
             .unwrap_or_else(|| format!("/tmp/mcp-edge-{tag}.pid")),
-        upgrade_sock: rt
-            .server
+        rt.server
             .upgrade_sock
             .clone()
             .unwrap_or_else(|| format!("/tmp/mcp-edge-{tag}.sock")),
+    )
+}
+
+/// Pingora's server configuration derived from ours.
+pub fn server_conf(rt: &Runtime, opts: &RunOptions) -> ServerConf {
+    let (pid_file, upgrade_sock) = pid_and_socket(rt);
+    ServerConf {
+        threads: rt.server.threads,
+        daemon: opts.daemon,
+        pid_file,
+        upgrade_sock,
         grace_period_seconds: Some(rt.server.grace_period_secs),
         graceful_shutdown_timeout_seconds: Some(5),
         // retries happen only after connect failures, on another pool member

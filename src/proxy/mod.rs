@@ -53,6 +53,15 @@ impl ProxyHttp for Gateway {
         Some(self.runtime.load().server.limits.header_timeout)
     }
 
+    /// A kept-alive connection idle at shutdown is served one more request
+    /// (with `Connection: close`) during the grace period instead of being
+    /// closed under a client that may already be sending it.
+    fn shutdown_drain_timeout(&self) -> Option<std::time::Duration> {
+        Some(std::time::Duration::from_secs(
+            self.runtime.load().server.grace_period_secs,
+        ))
+    }
+
     fn request_header_timed_out(&self, session: &pingora::protocols::http::ServerSession) {
         let peer = session.client_addr().and_then(|a| a.as_inet()).copied();
         finish::connection_refused(&self.runtime.load(), peer, "header_timeout");

@@ -331,19 +331,33 @@ where
 
         // mcp-edge patch: a deadline for the whole request header (slowloris)
         let header_timeout = self.inner.request_header_timeout();
-        let res = tokio::select! {
-            biased; // biased select is cheaper, and we don't want to drop already buffered requests
-            res = async {
+        let res = {
+            let read = async {
                 match header_timeout {
                     Some(t) => time::timeout(t, downstream_session.read_request())
                         .await
                         .unwrap_or_else(|_| Error::e_explain(ReadTimedout, "request header timeout")),
                     None => downstream_session.read_request().await,
                 }
-            } => { res }
-            _ = self.await_shutdown() => {
-                // service shutting down, dropping the connection to stop more req from coming in
-                return None;
+            };
+            tokio::pin!(read);
+            tokio::select! {
+                biased; // biased select is cheaper, and we don't want to drop already buffered requests
+                res = &mut read => { res }
+                _ = self.await_shutdown() => {
+                    // mcp-edge patch: a kept-alive connection waiting for its next
+                    // request may get it within the drain window; it is then served
+                    // (with keep-alive off, see process_new_http) instead of being
+                    // closed under a client that is already sending.
+                    match self.inner.shutdown_drain_timeout() {
+                        Some(d) => match time::timeout(d, &mut read).await {
+                            Ok(res) => res,
+                            Err(_) => return None,
+                        },
+                        // service shutting down, dropping the connection to stop more req from coming in
+                        None => return None,
+                    }
+                }
             }
         };
         if let Err(e) = &res {

@@ -120,6 +120,15 @@ pub trait ProxyHttp {
         None
     }
 
+    /// mcp-edge patch: how long a kept-alive connection that is waiting for
+    /// its next request keeps waiting once the service shuts down (graceful
+    /// upgrade or stop). A request that arrives in that window is served and
+    /// the connection closed after it. `None` (the default) closes such
+    /// connections at once, as Pingora does.
+    fn shutdown_drain_timeout(&self) -> Option<std::time::Duration> {
+        None
+    }
+
     /// mcp-edge patch: called when a request header did not arrive within
     /// [`Self::request_header_timeout`]; the connection is closed afterwards.
     fn request_header_timed_out(&self, _session: &pingora_core::protocols::http::ServerSession) {}
