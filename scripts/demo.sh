@@ -39,6 +39,7 @@ cat <<'TXT'
        -H 'Accept: application/json, text/event-stream' \
        -d '{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"curl","version":"1"}}}' -i
   curl -s http://127.0.0.1:7332/mcp -H 'Content-Type: application/json' -d '{not json'      # 400 / -32700
+  curl -s http://127.0.0.1:7333/metrics -H 'Authorization: Bearer demo-admin-token-change-me' | grep mcp_edge_requests_total
   npx @modelcontextprotocol/inspector   # then connect to http://127.0.0.1:7332/mcp (Streamable HTTP)
 Access log: /tmp/mcp-edge-demo-gateway.log     Ctrl-C stops both.
 TXT

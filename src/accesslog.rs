@@ -13,7 +13,9 @@ fn sink() -> &'static Sink {
 
 /// Queues one access-log line.
 pub fn write(line: String) {
-    sink().write(line);
+    if !sink().write(line) {
+        crate::metrics::record_access_log_drop();
+    }
 }
 
 /// Lines dropped because the writer could not keep up.

@@ -57,7 +57,11 @@ impl Audit {
     /// Writes one event.
     pub fn record(&self, event: &Event<'_>) {
         match serde_json::to_string(event) {
-            Ok(line) => self.sink.write(line),
+            Ok(line) => {
+                if !self.sink.write(line) {
+                    crate::metrics::record_audit_drop();
+                }
+            }
             Err(e) => log::warn!("audit event not serialisable: {e}"),
         }
     }

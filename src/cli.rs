@@ -387,10 +387,23 @@ fn listener_summary(rt: &crate::runtime::Runtime) -> String {
             }
         ),
     };
+    let admin = match &rt.admin {
+        None => "admin: off (no admin section)".to_string(),
+        Some(a) => format!(
+            "admin: http on {} (/healthz, /health{})",
+            a.listen,
+            if a.token.is_some() {
+                ", /metrics with admin.token"
+            } else {
+                "; no admin.token: /metrics answers 403"
+            }
+        ),
+    };
     format!(
-        "listener: {scheme} on {}{}\n\
-         restart or upgrade (run -u) needed to change: TLS on/off, client certificates on/off, \
-         server.listen, server.threads, proxy_protocol; everything else (certificates included) reloads on SIGHUP",
+        "listener: {scheme} on {}{}\n{admin}\n\
+         restart or upgrade (mcp-edge upgrade) needed to change: TLS on/off, client certificates on/off, \
+         server.listen, server.threads, server.pid_file, server.upgrade_sock, admin.listen, proxy_protocol; \
+         everything else (certificates and admin.token included) reloads on SIGHUP",
         rt.server.listen.join(", "),
         if rt.proxy_protocol.is_some() {
             ", PROXY protocol from trusted_cidrs"

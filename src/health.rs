@@ -107,6 +107,34 @@ impl Health {
     }
 }
 
+/// `/healthz`: the process is alive.
+pub fn liveness() -> (u16, bytes::Bytes) {
+    (200, bytes::Bytes::from_static(b"{\"status\":\"ok\"}"))
+}
+
+/// `/health`: 200 `ready` with how many members of each upstream take work,
+/// or 503 `draining` once the process is shutting down (load balancers take
+/// it out of rotation while it finishes what it holds).
+pub fn readiness(rt: Option<&crate::runtime::Runtime>, draining: bool) -> (u16, bytes::Bytes) {
+    let (status, state) = if draining {
+        (503, "draining")
+    } else {
+        (200, "ready")
+    };
+    let upstreams: serde_json::Map<String, serde_json::Value> = rt
+        .iter()
+        .flat_map(|rt| rt.upstreams.iter())
+        .map(|u| {
+            (
+                u.name.to_string(),
+                serde_json::json!({"up": u.up_count(), "endpoints": u.endpoints.len()}),
+            )
+        })
+        .collect();
+    let body = serde_json::json!({"status": state, "upstreams": upstreams}).to_string();
+    (status, bytes::Bytes::from(body))
+}
+
 /// The shared state of an endpoint identity: the same `Arc` for every
 /// configuration snapshot that names it, so a reload keeps what is known.
 pub fn state_of(key: &str) -> Arc<Health> {

@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub mod accesslog;
+pub mod admin;
 pub mod audit;
 pub mod auth;
 pub mod cli;
@@ -16,6 +17,7 @@ pub mod jsonrpc;
 pub mod listfilter;
 pub mod logsetup;
 pub mod mcp;
+pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod ratelimit;

@@ -20,6 +20,9 @@ pub struct Reloader {
     pub path: PathBuf,
     /// The live snapshot to swap.
     pub runtime: SharedRuntime,
+    /// Set when the process starts shutting down (the admin `/health` then
+    /// says draining).
+    pub draining: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Reloader {
@@ -35,6 +38,9 @@ impl Reloader {
             log::warn!(
                 "reload: server.listen/threads changed; they take effect on restart or upgrade (-u)"
             );
+        }
+        if new.admin.as_ref().map(|a| a.listen) != old.admin.as_ref().map(|a| a.listen) {
+            log::warn!("reload: admin.listen changed; it takes effect on restart or upgrade (-u)");
         }
         let proxy_protocol = |rt: &crate::runtime::Runtime| {
             rt.proxy_protocol
@@ -82,11 +88,16 @@ impl BackgroundService for Reloader {
                         jwt.maybe_refresh(None).await;
                     }
                 }
-                _ = hup.recv() => match self.reload() {
-                    Ok(()) => log::info!("reload: configuration {} applied", self.path.display()),
-                    Err(e) => log::error!("reload: kept the previous configuration; {e}"),
-                },
+                _ = hup.recv() => {
+                    let result = self.reload();
+                    crate::metrics::record_reload(result.is_ok());
+                    match result {
+                        Ok(()) => log::info!("reload: configuration {} applied", self.path.display()),
+                        Err(e) => log::error!("reload: kept the previous configuration; {e}"),
+                    }
+                }
                 _ = shutdown.changed() => {
+                    self.draining.store(true, std::sync::atomic::Ordering::Relaxed);
                     // from now on log and audit lines are written as they come
                     crate::sink::shutting_down();
                     return;

@@ -157,6 +157,32 @@ impl Rule {
     }
 }
 
+/// Which routing decision sent a request to its upstream (a metrics label).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Taken {
+    /// Not routed (answered by the gateway first).
+    #[default]
+    None,
+    /// `routing[N]` matched.
+    Rule(usize),
+    /// The session token named the upstream.
+    Session,
+    /// Traffic without a method went to the first catch-all rule.
+    Default,
+}
+
+impl Taken {
+    /// `-`, `routing[N]`, `session` or `default`.
+    pub fn label(&self) -> std::borrow::Cow<'static, str> {
+        match self {
+            Taken::None => "-".into(),
+            Taken::Rule(i) => format!("routing[{i}]").into(),
+            Taken::Session => "session".into(),
+            Taken::Default => "default".into(),
+        }
+    }
+}
+
 /// The ordered rule table.
 #[derive(Debug, Clone, Default)]
 pub struct Routes {
@@ -177,13 +203,19 @@ impl Routes {
 
     /// First rule that matches, or the default route for calls without a method.
     pub fn route(&self, call: &Call<'_>) -> Option<&Arc<Upstream>> {
+        self.route_taken(call).map(|(_, u)| u)
+    }
+
+    /// [`Routes::route`], also saying which rule decided.
+    pub fn route_taken(&self, call: &Call<'_>) -> Option<(Taken, &Arc<Upstream>)> {
         if call.method.is_none() {
-            return self.default.as_ref();
+            return self.default.as_ref().map(|u| (Taken::Default, u));
         }
         self.rules
             .iter()
-            .find(|r| r.matches(call))
-            .map(|r| &r.upstream)
+            .enumerate()
+            .find(|(_, r)| r.matches(call))
+            .map(|(i, r)| (Taken::Rule(i), &r.upstream))
     }
 
     /// The rules, in order.

@@ -101,10 +101,50 @@ pub struct Runtime {
     pub rate_limits: Option<crate::ratelimit::Limits>,
     /// Field names never logged (`logging.redact_keys`, lowercase).
     pub redact_keys: Vec<String>,
+    /// The admin listener (`None` = no admin listener).
+    pub admin: Option<AdminSettings>,
     /// Log level.
     pub log_level: String,
     /// Log format.
     pub log_format: LogFormat,
+}
+
+/// `admin:`: where the operator endpoints listen and who may use them.
+#[derive(Debug, Clone)]
+pub struct AdminSettings {
+    /// The admin listener address (fixed until restart or upgrade).
+    pub listen: std::net::SocketAddr,
+    /// Bearer token for non-health endpoints (`None` = those answer 403).
+    pub token: Option<AdminToken>,
+}
+
+/// The admin token, kept as its SHA-256 so a comparison takes the same time
+/// whatever the presented value.
+#[derive(Clone)]
+pub struct AdminToken([u8; 32]);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AdminToken(..)")
+    }
+}
+
+impl AdminToken {
+    /// Keeps the digest of `token`.
+    pub fn new(token: &str) -> Self {
+        use sha2::Digest;
+        AdminToken(sha2::Sha256::digest(token.as_bytes()).into())
+    }
+
+    /// Whether `presented` is the token (compares digests, no early exit).
+    pub fn matches(&self, presented: &str) -> bool {
+        use sha2::Digest;
+        let d: [u8; 32] = sha2::Sha256::digest(presented.as_bytes()).into();
+        d.iter()
+            .zip(self.0.iter())
+            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+            == 0
+    }
 }
 
 /// The RFC 9728 document and where it is served.

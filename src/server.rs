@@ -1,6 +1,6 @@
 //! Process bootstrap: turns a compiled [`Runtime`] into a Pingora `Server` with
-//! the proxy service, its listeners, worker threads, graceful-shutdown and
-//! upgrade settings, and the SIGHUP reloader. Pingora then owns the process:
+//! the proxy service, its listeners, the admin listener, worker threads,
+//! graceful-shutdown and upgrade settings, and the SIGHUP reloader. Pingora then owns the process:
 //! SIGTERM drains, SIGQUIT hands the listeners to a new binary started with `-u`.
 
 use std::path::{Path, PathBuf};
@@ -88,6 +88,7 @@ pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Res
     let listen = rt.server.listen.clone();
     let proxy_protocol = rt.proxy_protocol.clone();
     let tls = rt.tls.clone();
+    let admin = rt.admin.as_ref().map(|a| a.listen);
     let shared = Arc::new(ArcSwap::from_pointee(rt));
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
@@ -129,6 +130,18 @@ pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Res
         }
     }
     server.add_service(svc);
+    let draining = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    if let Some(admin) = &admin {
+        let mut svc = Service::new(
+            "mcp-edge admin".to_string(),
+            crate::admin::AdminApp {
+                runtime: shared.clone(),
+                draining: draining.clone(),
+            },
+        );
+        svc.add_tcp(&admin.to_string());
+        server.add_service(svc);
+    }
     server.add_service(background_service(
         "upstream health checks",
         crate::health::Checker {
@@ -140,6 +153,7 @@ pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Res
         Reloader {
             path: PathBuf::from(config_path),
             runtime: shared,
+            draining,
         },
     ));
     Ok(server)

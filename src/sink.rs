@@ -9,7 +9,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError, TrySendError};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TryRecvError};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -94,22 +94,17 @@ impl Sink {
         })
     }
 
-    /// Queues one line (no trailing newline).
-    pub fn write(&'static self, line: String) {
+    /// Queues one line (no trailing newline); `false` if it was dropped.
+    pub fn write(&'static self, line: String) -> bool {
         let tx = self.sender();
-        match self.on_full {
-            OnFull::Drop => match tx.try_send(line) {
-                Ok(()) => {}
-                Err(TrySendError::Full(_)) | Err(TrySendError::Disconnected(_)) => {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            },
-            OnFull::Block => {
-                if tx.send(line).is_err() {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+        let queued = match self.on_full {
+            OnFull::Drop => tx.try_send(line).is_ok(),
+            OnFull::Block => tx.send(line).is_ok(),
+        };
+        if !queued {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
+        queued
     }
 
     /// Lines dropped so far.

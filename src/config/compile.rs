@@ -35,6 +35,7 @@ const SECTIONS: &[&str] = &[
     "proxy_protocol",
     "tls",
     "sessions",
+    "admin",
 ];
 
 /// Deepest `max_json_depth` accepted (serde_json's own recursion guard is 128).
@@ -152,6 +153,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         .and_then(|v| section::<raw::Policy>(v, "policy", &mut errs))
         .unwrap_or_default();
     let audit_raw = get("audit").and_then(|v| section::<raw::Audit>(v, "audit", &mut errs));
+    let admin_raw = get("admin").and_then(|v| section::<raw::Admin>(v, "admin", &mut errs));
     let tls_raw = get("tls").and_then(|v| section::<raw::Tls>(v, "tls", &mut errs));
     let sessions_raw =
         get("sessions").and_then(|v| section::<raw::Sessions>(v, "sessions", &mut errs));
@@ -280,6 +282,14 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
             "needs tls.client_ca (client certificates are only verified with it)",
         );
     }
+    let admin = admin_raw.and_then(|a| {
+        compile_admin(
+            &a,
+            server.as_ref().map_or(&[][..], |s| &s.listen[..]),
+            env,
+            &mut errs,
+        )
+    });
     let redact_keys = logging
         .redact_keys
         .iter()
@@ -307,6 +317,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         tls,
         sessions,
         redact_keys,
+        admin,
         log_level: level,
         log_format: format,
     })
@@ -790,6 +801,53 @@ fn compile_rate_limit(
 
 /// Environment name when `MCP_EDGE_ENV` is not set.
 pub const DEFAULT_ENV: &str = "production";
+
+/// Shortest accepted `admin.token`.
+const MIN_ADMIN_TOKEN: usize = 16;
+
+fn compile_admin(
+    a: &raw::Admin,
+    public: &[String],
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Errors,
+) -> Option<crate::runtime::AdminSettings> {
+    let listen = match a.listen.parse::<std::net::SocketAddr>() {
+        Ok(addr) => Some(addr),
+        Err(_) => {
+            errs.push(
+                "admin.listen",
+                format!(
+                    "expected host:port with an IP address, got \"{}\"",
+                    a.listen
+                ),
+            );
+            None
+        }
+    };
+    if public.contains(&a.listen) {
+        errs.push("admin.listen", "must differ from server.listen");
+    }
+    let token = a.token.as_ref().and_then(|t| {
+        let mut env_errs = Vec::new();
+        let t = expand_env(t, "admin.token", env, &mut env_errs);
+        errs.0.extend(env_errs.iter().cloned());
+        if !env_errs.is_empty() {
+            return None;
+        }
+        if t.len() < MIN_ADMIN_TOKEN || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            errs.push(
+                "admin.token",
+                format!("must be at least {MIN_ADMIN_TOKEN} characters without spaces"),
+            );
+            return None;
+        }
+        Some(crate::runtime::AdminToken::new(&t))
+    });
+    Some(crate::runtime::AdminSettings {
+        listen: listen?,
+        token,
+    })
+}
 
 fn compile_audit(
     a: &raw::Audit,

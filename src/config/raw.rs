@@ -622,6 +622,18 @@ fn default_on_error() -> String {
     "local".into()
 }
 
+/// `admin:`: the operator listener (health, metrics, tunnel sessions).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Admin {
+    /// `host:port`; keep it on loopback or a management network.
+    pub listen: String,
+    /// Bearer token for every admin endpoint except `/healthz` and `/health`
+    /// (usually `${MCP_EDGE_ADMIN_TOKEN}`). Without it those endpoints answer 403.
+    #[serde(default)]
+    pub token: Option<String>,
+}
+
 /// `audit:`: one JSON line per request, including every rejection.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

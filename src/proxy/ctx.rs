@@ -35,6 +35,8 @@ pub struct RequestCtx {
     pub envelope: Option<Envelope>,
     /// `request_filter`: the upstream chosen by routing.
     pub upstream: Option<Arc<Upstream>>,
+    /// `request_filter`: which routing decision chose `upstream`.
+    pub route: crate::routing::Taken,
     /// `request_filter`: the pool member this request goes to (the session's,
     /// or picked by the upstream's balancing); holds its in-flight slot.
     pub endpoint: Option<crate::upstream::Picked>,
@@ -53,6 +55,9 @@ pub struct RequestCtx {
     pub rate: Option<crate::ratelimit::Decision>,
     /// `response_filter`: the response is an SSE stream.
     pub sse: bool,
+    /// `response_filter`: holds an `mcp_edge_sse_streams_active` unit while
+    /// the stream is relayed.
+    pub sse_gauge: Option<crate::metrics::SseStream>,
     /// `response_filter`: a list result being filtered by policy
     /// (`response_body_filter` feeds it).
     pub list_filter: Option<ListFilter>,
@@ -71,6 +76,7 @@ impl RequestCtx {
             body: None,
             envelope: None,
             upstream: None,
+            route: crate::routing::Taken::None,
             session: None,
             session_token: None,
             endpoint: None,
@@ -78,6 +84,7 @@ impl RequestCtx {
             listen_stream: false,
             error: None,
             sse: false,
+            sse_gauge: None,
             rate: None,
             list_filter: None,
         }

@@ -53,6 +53,7 @@ pub fn access_log(session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx
         }
     }
     audit_event(session, ctx);
+    record_metrics(session, ctx);
     if !log::log_enabled!(target: ACCESS_TARGET, log::Level::Info) {
         return;
     }
@@ -95,6 +96,37 @@ pub fn access_log(session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx
         Ok(s) => crate::accesslog::write(s),
         Err(err) => log::warn!("access log line not serialisable: {err}"),
     }
+}
+
+/// Counts the request in the Prometheus families (`src/metrics.rs`).
+fn record_metrics(session: &Session, ctx: &mut RequestCtx) {
+    let status = session
+        .response_written()
+        .map(|r| r.status.as_u16())
+        .or_else(|| ctx.error.as_ref().map(|e| e.status()))
+        .unwrap_or(0);
+    let route = ctx.route.label();
+    crate::metrics::record_request(&crate::metrics::Finished {
+        route: &route,
+        upstream: ctx.upstream.as_ref().map_or("-", |u| &*u.name),
+        method: ctx.method(),
+        status,
+        error: ctx
+            .error
+            .as_ref()
+            .map(|e| (e.label(), e.jsonrpc_code(), e.is_refusal())),
+        sse: ctx.sse,
+        seconds: ctx.started.elapsed().as_secs_f64(),
+    });
+    match &ctx.error {
+        Some(crate::error::GatewayError::SessionNotFound(reason)) => {
+            crate::metrics::record_session("rejected", reason)
+        }
+        _ if ctx.session.is_some() => crate::metrics::record_session("opened", "valid"),
+        _ => {}
+    }
+    // the stream is over: release its gauge unit now rather than at drop
+    ctx.sse_gauge = None;
 }
 
 /// The tool/resource/prompt for logs, with `redact_keys` query values masked.
@@ -173,6 +205,7 @@ pub fn connection_refused(
     peer: Option<std::net::SocketAddr>,
     reason: &'static str,
 ) {
+    crate::metrics::record_connection_refused(reason);
     let client_ip = peer.map(|a| a.ip().to_string());
     if log::log_enabled!(target: ACCESS_TARGET, log::Level::Info) {
         let line = serde_json::json!({

@@ -24,7 +24,7 @@ use crate::hygiene::{new_request_id, sane_request_id};
 use crate::jsonrpc::{self, InspectError, Kind};
 use crate::mcp::{self, Era};
 use crate::policy::Deny;
-use crate::routing::Call;
+use crate::routing::{Call, Taken};
 use crate::runtime::{Runtime, SharedRuntime};
 
 /// Liveness path, answered by the gateway itself.
@@ -168,6 +168,11 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
         ctx.listen_stream = method == Method::GET;
         return match pinned.as_ref().or(rt.routes.default_upstream()) {
             Some(u) => {
+                ctx.route = if pinned.is_some() {
+                    Taken::Session
+                } else {
+                    Taken::Default
+                };
                 ctx.upstream = Some(u.clone());
                 choose_endpoint(ctx);
                 Ok(false)
@@ -227,7 +232,7 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
     let decision = authorize(&rt, ctx, &call);
     let is_tool_call = call.tool.is_some();
     // 6. route
-    let upstream = rt.routes.route(&call).cloned();
+    let routed = rt.routes.route_taken(&call).map(|(t, u)| (t, u.clone()));
     ctx.envelope = Some(envelope);
     if let Err(msg) = checked {
         return respond(session, ctx, GatewayError::HeaderMismatch(msg), true).await;
@@ -252,8 +257,13 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
         return respond(session, ctx, GatewayError::RateLimited, true).await;
     }
     // a session lives on one upstream: its calls go there
-    match pinned.or(upstream) {
-        Some(u) => {
+    let routed = match pinned {
+        Some(u) => Some((Taken::Session, u)),
+        None => routed,
+    };
+    match routed {
+        Some((taken, u)) => {
+            ctx.route = taken;
             ctx.upstream = Some(u);
             choose_endpoint(ctx);
             Ok(false)
@@ -355,29 +365,10 @@ async fn health(session: &mut Session, ctx: &mut RequestCtx, live: bool) -> Resu
         )
         .await;
     }
-    let (status, state) = if live {
-        (200, "ok")
-    } else if session.is_process_shutting_down() {
-        (503, "draining")
+    let (status, body) = if live {
+        crate::health::liveness()
     } else {
-        (200, "ready")
-    };
-    let body = if live {
-        Bytes::from_static(b"{\"status\":\"ok\"}")
-    } else {
-        // readiness also says which pool members take work
-        let upstreams: serde_json::Map<String, serde_json::Value> = ctx
-            .runtime
-            .iter()
-            .flat_map(|rt| rt.upstreams.iter())
-            .map(|u| {
-                (
-                    u.name.to_string(),
-                    serde_json::json!({"up": u.up_count(), "endpoints": u.endpoints.len()}),
-                )
-            })
-            .collect();
-        Bytes::from(serde_json::json!({"status": state, "upstreams": upstreams}).to_string())
+        crate::health::readiness(ctx.runtime.as_deref(), session.is_process_shutting_down())
     };
     respond_json(session, ctx, status, body, true).await?;
     Ok(true)

@@ -121,6 +121,9 @@ pub fn filter(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         .map(|v| v.as_bytes())
         .unwrap_or(b"");
     ctx.sse = ctype.starts_with(b"text/event-stream");
+    if ctx.sse && ctx.sse_gauge.is_none() {
+        ctx.sse_gauge = Some(crate::metrics::SseStream::start());
+    }
     let json = ctype.starts_with(b"application/json");
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
     rate_headers(resp, ctx)?;
@@ -170,7 +173,10 @@ fn seal_session(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
     }
     let sealed = id.to_str().ok().and_then(|id| seal_for(id, ctx));
     match sealed {
-        Some(token) => resp.insert_header("mcp-session-id", token)?,
+        Some(token) => {
+            crate::metrics::record_session("sealed", "new_session");
+            resp.insert_header("mcp-session-id", token)?
+        }
         None => {
             // too long or not text: the client must not see the upstream's id
             log::warn!("upstream session id could not be sealed; dropped");
