@@ -328,8 +328,26 @@ fn bench_session(c: &mut Criterion) {
     });
 }
 
+fn bench_metrics(c: &mut Criterion) {
+    use mcp_edge::metrics::{record_request, Finished};
+    c.bench_function("metrics/record_request", |b| {
+        b.iter(|| {
+            record_request(black_box(&Finished {
+                route: "routing[0]",
+                upstream: "mcp-main",
+                method: Some("tools/call"),
+                status: 200,
+                error: None,
+                sse: false,
+                seconds: 0.0004,
+            }))
+        })
+    });
+}
+
 criterion_group!(
     benches,
+    bench_metrics,
     bench_session,
     bench_proxy_protocol,
     bench_ratelimit,
