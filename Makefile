@@ -13,7 +13,7 @@ BENCH_REPEAT ?= 3
 FUZZ_SECS ?= 300
 FUZZ_TARGET_DIR ?= $(HOME)/.cache/mcp-edge/fuzz-target
 
-.PHONY: help deps peers build release run demo test lint fmt bench bench-micro bench-load fuzz clean
+.PHONY: help deps peers build release run demo upgrade-demo test lint fmt bench bench-micro bench-load fuzz deb rpm package-check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -35,6 +35,9 @@ run: release ## run with conf/mcp-edge.yaml
 
 demo: ## gateway in front of @modelcontextprotocol/server-everything on loopback
 	scripts/demo.sh
+
+upgrade-demo: ## three zero-downtime binary upgrades under wrk load (0 failed requests)
+	scripts/upgrade-demo.sh
 
 test: deps ## every test (unit, integration with real MCP peers)
 	# the slowloris test holds 1000+ sockets: use the hard open-file limit
@@ -61,6 +64,17 @@ fuzz: ## run every cargo-fuzz target for FUZZ_SECS each (stable toolchain, -s no
 	cd fuzz && for t in $$($(CARGO) fuzz list); do \
 		$(CARGO) fuzz run $$t -s none --target-dir $(FUZZ_TARGET_DIR) -- -max_total_time=$(FUZZ_SECS) || exit 1; \
 	done
+
+deb: release ## .deb package (cargo-deb) in $(CARGO_TARGET_DIR)/debian/
+	scripts/package-tools.sh
+	scripts/package-build.sh deb release $(CARGO_TARGET_DIR)/debian
+
+rpm: release ## .rpm package (cargo-generate-rpm) in $(CARGO_TARGET_DIR)/generate-rpm/
+	scripts/package-tools.sh
+	scripts/package-build.sh rpm release $(CARGO_TARGET_DIR)/generate-rpm
+
+package-check: ## build the .deb (debug binary), install, validate, start, upgrade, purge; check the .rpm (root)
+	scripts/package-check.sh --profile dev
 
 clean:
 	$(CARGO) clean
