@@ -27,5 +27,6 @@ pub mod runtime;
 pub mod server;
 pub mod session;
 pub mod sink;
+pub mod tunnel;
 pub mod upgrade;
 pub mod upstream;

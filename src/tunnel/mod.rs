@@ -1,0 +1,9 @@
+//! Reverse tunnel (issue 8): a stdio MCP server behind NAT, next to
+//! `mcp-edge tunnel`, dials out to the gateway over a WebSocket and is
+//! served like any upstream. `protocol` owns the versioned frames that
+//! multiplex MCP sessions over that WebSocket; `relay` owns one connected
+//! tunnel on the gateway side (sessions, routing of process output to the
+//! waiting HTTP requests and GET streams). See docs/tunnel.md.
+
+pub mod protocol;
+pub mod relay;
