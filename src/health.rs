@@ -86,6 +86,12 @@ impl Health {
         }
     }
 
+    /// Sets the state directly (tunnel endpoints: up while registered).
+    pub fn set(&self, up: bool) {
+        self.failures.store(0, Ordering::Relaxed);
+        self.up.store(up, Ordering::Relaxed);
+    }
+
     /// Passive ejection: a real request could not connect.
     pub fn eject(&self) -> bool {
         self.failures.store(UNHEALTHY_THRESHOLD, Ordering::Relaxed);
@@ -194,7 +200,8 @@ impl BackgroundService for Checker {
             let rt = self.runtime.load_full();
             for up in &rt.upstreams {
                 for ep in &up.endpoints {
-                    if !ep.health.due(up.health_check.interval) {
+                    // a tunnel endpoint is up exactly while its tunnel is connected
+                    if ep.tunnel || !ep.health.due(up.health_check.interval) {
                         continue;
                     }
                     let (ep, up) = (ep.clone(), up.clone());

@@ -103,10 +103,58 @@ pub struct Runtime {
     pub redact_keys: Vec<String>,
     /// The admin listener (`None` = no admin listener).
     pub admin: Option<AdminSettings>,
+    /// The reverse-tunnel endpoint (`None` = tunnels refused).
+    pub tunnel: Option<TunnelSettings>,
     /// Log level.
     pub log_level: String,
     /// Log format.
     pub log_format: LogFormat,
+}
+
+/// `tunnel:`: where tunnels connect and who may register what.
+#[derive(Debug, Clone)]
+pub struct TunnelSettings {
+    /// The WebSocket path on the public listener.
+    pub path: String,
+    /// Tunnel tokens.
+    pub tokens: Vec<TunnelToken>,
+    /// WebSocket ping interval; two silent intervals drop the tunnel.
+    pub keepalive: std::time::Duration,
+}
+
+/// One `tunnel.tokens[]` entry.
+#[derive(Clone)]
+pub struct TunnelToken {
+    /// Its id (logs, admin API).
+    pub id: String,
+    /// SHA-256 of the token.
+    pub digest: [u8; 32],
+    /// Upstream names it may register.
+    pub upstreams: Vec<String>,
+}
+
+impl std::fmt::Debug for TunnelToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TunnelToken")
+            .field("id", &self.id)
+            .field("upstreams", &self.upstreams)
+            .finish_non_exhaustive()
+    }
+}
+
+impl TunnelSettings {
+    /// The token entry `presented` matches (digest compare, no early exit
+    /// per byte), if any.
+    pub fn token(&self, presented: &str) -> Option<&TunnelToken> {
+        let d = crate::auth::apikey::digest(presented.as_bytes());
+        self.tokens.iter().find(|t| {
+            t.digest
+                .iter()
+                .zip(d.iter())
+                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                == 0
+        })
+    }
 }
 
 /// `admin:`: where the operator endpoints listen and who may use them.

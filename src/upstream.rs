@@ -150,6 +150,8 @@ pub struct Endpoint {
     pub in_flight: AtomicUsize,
     /// Health, shared by every configuration snapshot naming this endpoint.
     pub health: Arc<crate::health::Health>,
+    /// Served through the tunnel bridge (a `type: tunnel` upstream).
+    pub tunnel: bool,
 }
 
 /// Holds an endpoint's in-flight slot for one request (released on drop).
@@ -185,6 +187,30 @@ impl Endpoint {
             path: p.path,
             uri,
             in_flight: AtomicUsize::new(0),
+            tunnel: false,
+        }
+    }
+
+    /// The endpoint of a `type: tunnel` upstream: the gateway's own tunnel
+    /// bridge (a Unix socket), path `/tunnel/<name>`. It is up while a
+    /// tunnel is registered under `name`.
+    pub fn tunnel(name: &str) -> Endpoint {
+        let key = format!("tunnel/{name}");
+        let path = format!("/tunnel/{name}");
+        let health = crate::health::state_of(&key);
+        health.set(crate::tunnel::registry().is_connected(name));
+        Endpoint {
+            url: format!("tunnel://{name}"),
+            uri: http::Uri::try_from(path.as_str()).unwrap_or_else(|_| http::Uri::from_static("/")),
+            health,
+            key,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            tls: false,
+            sni: String::new(),
+            host_header: "tunnel.mcp-edge.internal".into(),
+            path,
+            in_flight: AtomicUsize::new(0),
+            tunnel: true,
         }
     }
 }
@@ -354,8 +380,12 @@ impl Upstream {
 
     /// The peer for one request to `e`. `stream` = a GET listen stream,
     /// which uses the SSE idle timeout instead of the response timeout.
-    pub fn peer(&self, e: &Endpoint, stream: bool) -> Box<HttpPeer> {
-        let mut peer = HttpPeer::new(e.addr, e.tls, e.sni.clone());
+    pub fn peer(&self, e: &Endpoint, stream: bool) -> pingora::Result<Box<HttpPeer>> {
+        let mut peer = if e.tunnel {
+            HttpPeer::new_uds(&crate::tunnel::bridge_socket(), false, String::new())?
+        } else {
+            HttpPeer::new(e.addr, e.tls, e.sni.clone())
+        };
         let o = &mut peer.options;
         o.connection_timeout = Some(self.connect_timeout);
         o.read_timeout = Some(if stream {
@@ -368,7 +398,7 @@ impl Upstream {
         o.verify_cert = self.verify_tls;
         o.verify_hostname = self.verify_tls;
         o.ca = self.ca.clone();
-        Box::new(peer)
+        Ok(Box::new(peer))
     }
 
     /// A placeholder upstream for unit tests.

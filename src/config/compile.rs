@@ -36,6 +36,7 @@ const SECTIONS: &[&str] = &[
     "tls",
     "sessions",
     "admin",
+    "tunnel",
 ];
 
 /// Deepest `max_json_depth` accepted (serde_json's own recursion guard is 128).
@@ -154,6 +155,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         .unwrap_or_default();
     let audit_raw = get("audit").and_then(|v| section::<raw::Audit>(v, "audit", &mut errs));
     let admin_raw = get("admin").and_then(|v| section::<raw::Admin>(v, "admin", &mut errs));
+    let tunnel_raw = get("tunnel").and_then(|v| section::<raw::Tunnel>(v, "tunnel", &mut errs));
     let tls_raw = get("tls").and_then(|v| section::<raw::Tls>(v, "tls", &mut errs));
     let sessions_raw =
         get("sessions").and_then(|v| section::<raw::Sessions>(v, "sessions", &mut errs));
@@ -290,6 +292,13 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
             &mut errs,
         )
     });
+    let tunnel = compile_tunnel(
+        tunnel_raw.as_ref(),
+        &upstreams,
+        server.as_ref().map(|s| s.path.as_str()),
+        env,
+        &mut errs,
+    );
     let redact_keys = logging
         .redact_keys
         .iter()
@@ -318,6 +327,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         sessions,
         redact_keys,
         admin,
+        tunnel,
         log_level: level,
         log_format: format,
     })
@@ -999,6 +1009,14 @@ fn compile_upstream(
     {
         errs.push(format!("{path}.name"), "must be non-empty [A-Za-z0-9._-]");
     }
+    match u.kind.as_deref() {
+        None | Some("http") => {}
+        Some("tunnel") => return compile_tunnel_upstream(u, path, before, errs),
+        Some(other) => errs.push(
+            format!("{path}.type"),
+            format!("expected http or tunnel, got \"{other}\""),
+        ),
+    }
     let urls: Vec<(String, &str)> = match (&u.url, u.endpoints.is_empty()) {
         (Some(url), true) => vec![(format!("{path}.url"), url.as_str())],
         (None, false) => u
@@ -1151,6 +1169,155 @@ fn compile_upstream(
     )
 }
 
+/// A `type: tunnel` upstream: no address of its own (the tunnel bridge
+/// serves it), so the address and TLS keys are refused.
+fn compile_tunnel_upstream(
+    u: &raw::Upstream,
+    path: &str,
+    before: usize,
+    errs: &mut Errors,
+) -> Option<Upstream> {
+    for (key, set) in [
+        ("url", u.url.is_some()),
+        ("endpoints", !u.endpoints.is_empty()),
+        ("load_balancing", u.load_balancing.is_some()),
+        ("health_check", u.health_check.is_some()),
+        ("auth", u.auth.is_some()),
+        ("tls", u.tls.is_some()),
+    ] {
+        if set {
+            errs.push(
+                format!("{path}.{key}"),
+                "not used by type: tunnel (the tunnel registering this name serves it)",
+            );
+        }
+    }
+    for (key, v) in [
+        ("timeout_ms", u.timeout_ms),
+        ("connect_timeout_ms", u.connect_timeout_ms),
+        ("sse_idle_timeout_ms", u.sse_idle_timeout_ms),
+    ] {
+        if v == 0 {
+            errs.push(format!("{path}.{key}"), "must be at least 1");
+        }
+    }
+    if errs.0.len() != before {
+        return None;
+    }
+    Some(Upstream::new(
+        &u.name,
+        vec![crate::upstream::Endpoint::tunnel(&u.name)],
+        crate::upstream::Balance::RoundRobin,
+        false,
+        None,
+        None,
+        ms(u.timeout_ms),
+        ms(u.connect_timeout_ms),
+        ms(u.sse_idle_timeout_ms),
+    ))
+}
+
+fn compile_tunnel(
+    t: Option<&raw::Tunnel>,
+    upstreams: &[Arc<Upstream>],
+    mcp_path: Option<&str>,
+    env: &dyn Fn(&str) -> Option<String>,
+    errs: &mut Errors,
+) -> Option<crate::runtime::TunnelSettings> {
+    let tunnel_names: Vec<&str> = upstreams
+        .iter()
+        .filter(|u| u.endpoints.iter().any(|e| e.tunnel))
+        .map(|u| &*u.name)
+        .collect();
+    let Some(t) = t.filter(|t| t.enabled) else {
+        if let Some(name) = tunnel_names.first() {
+            errs.push(
+                "tunnel.enabled",
+                format!("upstream \"{name}\" is type: tunnel, so tunnel.enabled must be true"),
+            );
+        }
+        return None;
+    };
+    if !t.path.starts_with('/') || t.path.contains(['?', '#', ' ']) {
+        errs.push("tunnel.path", "must be an absolute path without query");
+    }
+    if Some(t.path.as_str()) == mcp_path {
+        errs.push("tunnel.path", "must differ from server.path");
+    }
+    if t.keepalive_ms < 1000 {
+        errs.push("tunnel.keepalive_ms", "must be at least 1000");
+    }
+    if t.tokens.is_empty() {
+        errs.push("tunnel.tokens", "at least one token is needed to accept tunnels");
+    }
+    let mut tokens = Vec::new();
+    let mut digests = HashSet::new();
+    let mut registrable = HashSet::new();
+    for (i, tok) in t.tokens.iter().enumerate() {
+        let at = format!("tunnel.tokens[{i}]");
+        let digest = match (&tok.token, &tok.token_hash) {
+            (Some(plain), None) => {
+                let mut env_errs = Vec::new();
+                let plain = expand_env(plain, &format!("{at}.token"), env, &mut env_errs);
+                let ok = env_errs.is_empty();
+                errs.0.extend(env_errs);
+                if ok && plain.len() < 16 {
+                    errs.push(format!("{at}.token"), "must be at least 16 characters");
+                    None
+                } else {
+                    ok.then(|| crate::auth::apikey::digest(plain.as_bytes()))
+                }
+            }
+            (None, Some(h)) => match crate::auth::apikey::parse_hash(h) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    errs.push(format!("{at}.token_hash"), e.replace("key_hash", "token_hash"));
+                    None
+                }
+            },
+            _ => {
+                errs.push(&at, "give exactly one of token or token_hash");
+                None
+            }
+        };
+        if let Some(d) = digest {
+            if !digests.insert(d) {
+                errs.push(&at, "the same token appears twice");
+            }
+        }
+        if tok.upstreams.is_empty() {
+            errs.push(format!("{at}.upstreams"), "name at least one upstream");
+        }
+        for (j, name) in tok.upstreams.iter().enumerate() {
+            if !tunnel_names.contains(&name.as_str()) {
+                errs.push(
+                    format!("{at}.upstreams[{j}]"),
+                    format!("\"{name}\" is not an upstream of type: tunnel"),
+                );
+            }
+            registrable.insert(name.clone());
+        }
+        tokens.push(crate::runtime::TunnelToken {
+            id: tok.id.clone(),
+            digest: digest.unwrap_or([0; 32]),
+            upstreams: tok.upstreams.clone(),
+        });
+    }
+    for name in &tunnel_names {
+        if !registrable.contains(*name) {
+            errs.push(
+                "tunnel.tokens",
+                format!("no token may register the tunnel upstream \"{name}\""),
+            );
+        }
+    }
+    Some(crate::runtime::TunnelSettings {
+        path: t.path.clone(),
+        tokens,
+        keepalive: ms(t.keepalive_ms),
+    })
+}
+
 fn compile_sessions(
     s: &raw::Sessions,
     env: &dyn Fn(&str) -> Option<String>,
@@ -1203,6 +1370,48 @@ routing:
             Ok(_) => Vec::new(),
             Err(e) => e.0,
         }
+    }
+
+    #[test]
+    fn tunnel_upstreams_and_tokens() {
+        let base = "server: {listen: 127.0.0.1:7332}\nrouting: [{match: {method: \"*\"}, upstream: a}]\n";
+        let ok = format!(
+            "{base}upstreams: [{{name: a, url: \"http://127.0.0.1:9000/mcp\"}}, {{name: laptop, type: tunnel}}]\n\
+             tunnel: {{enabled: true, tokens: [{{id: t1, token: \"0123456789abcdef\", upstreams: [laptop]}}]}}\n"
+        );
+        let rt = compile(&ok, &|_| None).map_err(|e| e.0).expect("valid");
+        let t = rt.tunnel.as_ref().expect("tunnel settings");
+        assert_eq!(t.path, "/reverse-proxy/ws");
+        assert_eq!(t.token("0123456789abcdef").map(|t| t.id.as_str()), Some("t1"));
+        assert!(t.token("0123456789abcdeX").is_none());
+        let laptop = rt.upstreams.iter().find(|u| &*u.name == "laptop").expect("laptop");
+        assert!(laptop.endpoints[0].tunnel);
+        assert_eq!(laptop.endpoints[0].path, "/tunnel/laptop");
+
+        let e = errors(&format!(
+            "{base}upstreams: [{{name: a, url: \"http://127.0.0.1:9000/mcp\"}}, {{name: laptop, type: tunnel, url: \"http://x/\"}}, {{name: b, type: ftp}}]\n"
+        ));
+        for want in ["upstreams[1].url:", "upstreams[2].type:"] {
+            assert!(e.iter().any(|x| x.starts_with(want)), "{want} in {e:?}");
+        }
+        let e = errors(&format!(
+            "{base}upstreams: [{{name: a, url: \"http://127.0.0.1:9000/mcp\"}}, {{name: laptop, type: tunnel}}, {{name: orphan, type: tunnel}}]\n\
+             tunnel: {{enabled: true, path: mcp, tokens: [{{id: t1, token: short, token_hash: \"sha256:00\", upstreams: [a, laptop]}}, {{id: t2, token_hash: \"sha256:zz\", upstreams: []}}]}}\n"
+        ));
+        for want in [
+            "tunnel.path:",
+            "tunnel.tokens[0]: give exactly one",
+            "tunnel.tokens[0].upstreams[0]:",
+            "tunnel.tokens[1].token_hash:",
+            "tunnel.tokens[1].upstreams:",
+            "tunnel.tokens: no token may register the tunnel upstream \"orphan\"",
+        ] {
+            assert!(e.iter().any(|x| x.starts_with(want)), "{want} in {e:?}");
+        }
+        let e = errors(&format!(
+            "{base}upstreams: [{{name: a, url: \"http://127.0.0.1:9000/mcp\"}}, {{name: laptop, type: tunnel}}]\n"
+        ));
+        assert!(e.iter().any(|x| x.starts_with("tunnel.enabled:")), "{e:?}");
     }
 
     fn one_error(text: &str, want: &str) {

@@ -138,6 +138,10 @@ impl Default for Limits {
 pub struct Upstream {
     /// Unique name that routing rules refer to.
     pub name: String,
+    /// `http` (default) or `tunnel`: served by a reverse tunnel that
+    /// registers under `name` (no url; see `tunnel:`).
+    #[serde(default, rename = "type")]
+    pub kind: Option<String>,
     /// The upstream MCP endpoint, `http://host:port/path` or `https://…`.
     #[serde(default)]
     pub url: Option<String>,
@@ -620,6 +624,47 @@ fn default_redis_timeout() -> u64 {
 }
 fn default_on_error() -> String {
     "local".into()
+}
+
+/// `tunnel:`: the reverse-tunnel endpoint on the public listener.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tunnel {
+    /// Accept tunnels at all.
+    #[serde(default)]
+    pub enabled: bool,
+    /// The WebSocket path on the public listener.
+    #[serde(default = "default_tunnel_path")]
+    pub path: String,
+    /// Who may register which upstream names.
+    #[serde(default)]
+    pub tokens: Vec<TunnelToken>,
+    /// WebSocket ping interval in ms; a tunnel silent for two intervals is dropped.
+    #[serde(default = "default_tunnel_keepalive")]
+    pub keepalive_ms: u64,
+}
+
+fn default_tunnel_path() -> String {
+    "/reverse-proxy/ws".into()
+}
+fn default_tunnel_keepalive() -> u64 {
+    20_000
+}
+
+/// `tunnel.tokens[]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TunnelToken {
+    /// Names the token in logs and the admin API.
+    pub id: String,
+    /// The token in plaintext (development; `${VAR}` allowed).
+    #[serde(default)]
+    pub token: Option<String>,
+    /// `sha256:<hex>` of the token (`mcp-edge hash-key TOKEN`).
+    #[serde(default)]
+    pub token_hash: Option<String>,
+    /// Upstream names (declared `type: tunnel`) it may register.
+    pub upstreams: Vec<String>,
 }
 
 /// `admin:`: the operator listener (health, metrics, tunnel sessions).

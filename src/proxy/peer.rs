@@ -13,7 +13,7 @@ use super::RequestCtx;
 /// The peer for the routed upstream.
 pub fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     match (&ctx.upstream, &ctx.endpoint) {
-        (Some(u), Some(e)) => Ok(u.peer(&e.0, ctx.listen_stream)),
+        (Some(u), Some(e)) => u.peer(&e.0, ctx.listen_stream),
         // request_filter always routes or answers; reaching here is a bug
         _ => Error::e_explain(InternalError, "no upstream chosen"),
     }
@@ -72,7 +72,8 @@ pub fn retry_elsewhere(ctx: &mut RequestCtx) -> bool {
         return false;
     };
     let key = failed.0.key.clone();
-    if failed.0.health.eject() {
+    // a tunnel endpoint's health is its registration, not this connect
+    if !failed.0.tunnel && failed.0.health.eject() {
         log::warn!(
             "upstream {} endpoint {} is down (connect failed)",
             up.name,

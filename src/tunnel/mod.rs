@@ -3,7 +3,11 @@
 //! served like any upstream. `protocol` owns the versioned frames that
 //! multiplex MCP sessions over that WebSocket; `relay` owns one connected
 //! tunnel on the gateway side (sessions, routing of process output to the
-//! waiting HTTP requests and GET streams). See docs/tunnel.md.
+//! waiting HTTP requests and GET streams); `registry` the connected tunnels
+//! by name and the bridge socket. See docs/tunnel.md.
 
 pub mod protocol;
+pub mod registry;
 pub mod relay;
+
+pub use registry::{bridge_socket, registry, set_bridge_socket};

@@ -137,6 +137,7 @@ pub struct Link {
     pub stats: Stats,
     out: mpsc::Sender<Frame>,
     sessions: Mutex<HashMap<String, Session>>,
+    kill: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Link {
@@ -163,6 +164,7 @@ impl Link {
                 stats: Stats::default(),
                 out,
                 sessions: Mutex::new(HashMap::new()),
+                kill: tokio::sync::Notify::new(),
             },
             rx,
         )
@@ -174,6 +176,16 @@ impl Link {
         self.sessions
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Asks the WebSocket task to close this tunnel (admin DELETE).
+    pub fn disconnect(&self) {
+        self.kill.notify_one();
+    }
+
+    /// Resolves once [`Link::disconnect`] was called.
+    pub async fn disconnected(&self) {
+        self.kill.notified().await;
     }
 
     /// MCP sessions open on this link.
