@@ -56,6 +56,26 @@ pub fn pid_and_socket(rt: &Runtime) -> (String, String) {
     )
 }
 
+/// Removes tunnel bridge sockets of processes that are gone (nothing
+/// accepts on them); those of a draining process stay.
+fn sweep_stale_bridges(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let path = e.path();
+        let stale = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with("mcp-edge-tunnel-") && n.ends_with(".sock"))
+            && std::os::unix::net::UnixStream::connect(&path)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::ConnectionRefused);
+        if stale {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
 /// Pingora's server configuration derived from ours.
 pub fn server_conf(rt: &Runtime, opts: &RunOptions) -> ServerConf {
     let (pid_file, upgrade_sock) = pid_and_socket(rt);
@@ -89,6 +109,7 @@ pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Res
     let proxy_protocol = rt.proxy_protocol.clone();
     let tls = rt.tls.clone();
     let admin = rt.admin.as_ref().map(|a| a.listen);
+    let tunnel = rt.tunnel.is_some();
     let shared = Arc::new(ArcSwap::from_pointee(rt));
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();
@@ -140,6 +161,31 @@ pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Res
             },
         );
         svc.add_tcp(&admin.to_string());
+        server.add_service(svc);
+    }
+    if tunnel {
+        // a private socket per process: after an upgrade each process's
+        // bridge serves the tunnels connected to that process
+        let (_, sock) = pid_and_socket(&shared.load());
+        let dir = Path::new(&sock)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(std::env::temp_dir);
+        sweep_stale_bridges(&dir);
+        let bridge = dir.join(format!(
+            "mcp-edge-tunnel-{}.sock",
+            crate::tunnel::protocol::new_session_id()
+        ));
+        let bridge = bridge.to_string_lossy().into_owned();
+        crate::tunnel::set_bridge_socket(&bridge);
+        let mut svc = Service::new(
+            "mcp-edge tunnel bridge".to_string(),
+            crate::tunnel::bridge::Bridge,
+        );
+        svc.add_uds(
+            &bridge,
+            Some(std::os::unix::fs::PermissionsExt::from_mode(0o600)),
+        );
         server.add_service(svc);
     }
     server.add_service(background_service(

@@ -6,6 +6,7 @@
 //! waiting HTTP requests and GET streams); `registry` the connected tunnels
 //! by name and the bridge socket. See docs/tunnel.md.
 
+pub mod bridge;
 pub mod protocol;
 pub mod registry;
 pub mod relay;

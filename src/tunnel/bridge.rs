@@ -1,0 +1,309 @@
+//! The tunnel bridge: a private Streamable HTTP server on a Unix socket that
+//! serves every `type: tunnel` upstream (`/tunnel/<name>`) from the tunnel
+//! registered under that name. The proxy reaches it like any upstream, so
+//! every hook (auth, policy, rate limits, sealed sessions, list filtering,
+//! audit) applies to tunneled servers unchanged.
+//!
+//! Per request: POST `initialize` without a session starts one (a local
+//! process on the client) and answers with `Mcp-Session-Id`; other POSTs go
+//! to their session and are answered with JSON, or SSE when related
+//! messages come first ([`super::relay`]); notifications and client
+//! responses get 202; GET opens the session's stream (with a comment every
+//! 15 s so idle timeouts do not cut it); DELETE ends the session. An unknown
+//! session is 404 (clients re-initialize), a process that ended before
+//! answering or a tunnel that is not connected is 502 with a JSON-RPC error.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use pingora::apps::{HttpServerApp, HttpServerOptions, ReusedHttpStream};
+use pingora::http::ResponseHeader;
+use pingora::protocols::http::ServerSession;
+use pingora::server::ShutdownWatch;
+use tokio::sync::mpsc;
+
+use super::relay::{Ended, Item, Link, Reply};
+use crate::jsonrpc::error_body;
+
+/// Largest request body the bridge reads (the proxy already enforced
+/// `limits.max_body_bytes`; this only bounds a confused peer).
+const MAX_BODY: usize = 64 * 1024 * 1024;
+/// SSE comment interval on idle GET streams.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// The bridge service's app.
+#[derive(Debug, Default)]
+pub struct Bridge;
+
+/// A whole response the bridge makes itself.
+struct Plain {
+    status: u16,
+    body: Bytes,
+    session: Option<String>,
+}
+
+fn error(status: u16, code: i32, message: &str) -> Plain {
+    Plain {
+        status,
+        body: error_body(None, code, message),
+        session: None,
+    }
+}
+
+fn ended_message(e: Ended) -> &'static str {
+    match e {
+        Ended::Process(super::protocol::ClosedReason::Crashed) => {
+            "the tunneled MCP server process crashed"
+        }
+        Ended::Process(super::protocol::ClosedReason::Refused) => {
+            "the tunnel client is at its max_sessions"
+        }
+        Ended::Process(super::protocol::ClosedReason::SpawnFailed) => {
+            "the tunnel client could not start the MCP server process"
+        }
+        Ended::Process(_) => "the tunneled MCP server process exited",
+        Ended::TunnelDown => "the tunnel disconnected",
+        Ended::SessionClosed => "the session was closed",
+    }
+}
+
+async fn write_plain(http: &mut ServerSession, p: Plain) -> pingora::Result<()> {
+    let mut resp = ResponseHeader::build(p.status, Some(4))?;
+    if !p.body.is_empty() {
+        resp.insert_header("content-type", "application/json")?;
+    }
+    resp.insert_header("content-length", p.body.len().to_string())?;
+    if let Some(s) = p.session {
+        resp.insert_header("mcp-session-id", s)?;
+    }
+    http.write_response_header(Box::new(resp)).await?;
+    http.write_response_body(p.body, true).await?;
+    Ok(())
+}
+
+fn sse_event(data: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(data.len() + 16);
+    b.extend_from_slice(b"event: message\ndata: ");
+    b.extend_from_slice(data);
+    b.extend_from_slice(b"\n\n");
+    b.freeze()
+}
+
+async fn start_stream(http: &mut ServerSession, session: Option<String>) -> pingora::Result<()> {
+    let mut resp = ResponseHeader::build(200, Some(4))?;
+    resp.insert_header("content-type", "text/event-stream")?;
+    resp.insert_header("cache-control", "no-cache")?;
+    resp.insert_header("transfer-encoding", "chunked")?;
+    if let Some(s) = session {
+        resp.insert_header("mcp-session-id", s)?;
+    }
+    http.write_response_header(Box::new(resp)).await
+}
+
+/// Relays `rest` as SSE events until the response (or the end).
+async fn pump(
+    http: &mut ServerSession,
+    mut rest: mpsc::Receiver<Item>,
+    heartbeat: bool,
+) -> pingora::Result<()> {
+    loop {
+        let next = if heartbeat {
+            match tokio::time::timeout(HEARTBEAT, rest.recv()).await {
+                Ok(n) => n,
+                Err(_) => {
+                    http.write_response_body(Bytes::from_static(b": keepalive\n\n"), false)
+                        .await?;
+                    continue;
+                }
+            }
+        } else {
+            rest.recv().await
+        };
+        match next {
+            Some(Item::Message(m)) => http.write_response_body(sse_event(&m), false).await?,
+            Some(Item::Final(m)) => {
+                http.write_response_body(sse_event(&m), true).await?;
+                return Ok(());
+            }
+            // the process or the tunnel went away mid-stream: end it
+            Some(Item::Ended(_)) | None => {
+                http.write_response_body(Bytes::new(), true).await?;
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn read_body(http: &mut ServerSession) -> Option<Bytes> {
+    let mut body = BytesMut::new();
+    loop {
+        match http.read_request_body().await {
+            Ok(Some(chunk)) => {
+                if body.len() + chunk.len() > MAX_BODY {
+                    return None;
+                }
+                body.extend_from_slice(&chunk);
+            }
+            Ok(None) => return Some(body.freeze()),
+            Err(_) => return None,
+        }
+    }
+}
+
+fn is_initialize(body: &[u8]) -> bool {
+    super::protocol::peek(body).is_some_and(|p| p.method.as_deref() == Some("initialize"))
+}
+
+/// Serves one request of the bridge.
+async fn serve(http: &mut ServerSession) -> pingora::Result<()> {
+    let req = http.req_header();
+    let method = req.method.clone();
+    let name = req
+        .uri
+        .path()
+        .strip_prefix("/tunnel/")
+        .map(str::to_owned)
+        .unwrap_or_default();
+    let session = req
+        .headers
+        .get("mcp-session-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let Some(link) = super::registry().get(&name) else {
+        return write_plain(
+            http,
+            error(502, -32603, "no tunnel is connected for this upstream"),
+        )
+        .await;
+    };
+    match method.as_str() {
+        "POST" => {
+            let Some(body) = read_body(http).await else {
+                return write_plain(http, error(400, -32600, "unreadable request body")).await;
+            };
+            post(http, &link, session, body).await
+        }
+        "GET" => {
+            let Some(rx) = session.as_deref().and_then(|s| link.listen(s)) else {
+                return write_plain(http, error(404, -32600, "session not found")).await;
+            };
+            start_stream(http, None).await?;
+            pump(http, rx, true).await
+        }
+        "DELETE" => {
+            let found = match session.as_deref() {
+                Some(s) => link.close_session(s).await,
+                None => false,
+            };
+            if found {
+                write_plain(
+                    http,
+                    Plain {
+                        status: 200,
+                        body: Bytes::new(),
+                        session: None,
+                    },
+                )
+                .await
+            } else {
+                write_plain(http, error(404, -32600, "session not found")).await
+            }
+        }
+        _ => write_plain(http, error(405, -32600, "method not allowed")).await,
+    }
+}
+
+async fn post(
+    http: &mut ServerSession,
+    link: &Arc<Link>,
+    session: Option<String>,
+    body: Bytes,
+) -> pingora::Result<()> {
+    let (sid, new) = match session {
+        Some(s) => (s, false),
+        None if is_initialize(&body) => match link.open_session().await {
+            Some(s) => (s, true),
+            None => {
+                return write_plain(http, error(502, -32603, "the tunnel disconnected")).await
+            }
+        },
+        None => {
+            return write_plain(
+                http,
+                error(
+                    400,
+                    -32600,
+                    "a tunneled stdio server needs a session: initialize first",
+                ),
+            )
+            .await
+        }
+    };
+    let reply = link.call(&sid, &body).await;
+    let give = new.then(|| sid.clone());
+    match reply {
+        Reply::Json(b) => {
+            write_plain(
+                http,
+                Plain {
+                    status: 200,
+                    body: b,
+                    session: give,
+                },
+            )
+            .await
+        }
+        Reply::Stream { first, rest } => {
+            start_stream(http, give).await?;
+            http.write_response_body(sse_event(&first), false).await?;
+            pump(http, rest, false).await
+        }
+        Reply::Accepted => {
+            write_plain(
+                http,
+                Plain {
+                    status: 202,
+                    body: Bytes::new(),
+                    session: None,
+                },
+            )
+            .await
+        }
+        Reply::SessionGone => write_plain(http, error(404, -32600, "session not found")).await,
+        Reply::Ended(e) => {
+            if new {
+                link.close_session(&sid).await;
+            }
+            write_plain(http, error(502, -32603, ended_message(e))).await
+        }
+        Reply::TunnelDown => write_plain(http, error(502, -32603, "the tunnel disconnected")).await,
+    }
+}
+
+#[async_trait]
+impl HttpServerApp for Bridge {
+    async fn process_new_http(
+        self: &Arc<Self>,
+        mut http: ServerSession,
+        _shutdown: &ShutdownWatch,
+    ) -> Option<ReusedHttpStream> {
+        match http.read_request().await {
+            Ok(true) => {}
+            _ => return None,
+        }
+        // one request per bridge connection: SSE streams end by closing
+        http.set_keepalive(None);
+        if let Err(e) = serve(&mut http).await {
+            log::debug!("tunnel bridge: {e}");
+            return None;
+        }
+        let _ = http.finish().await;
+        None
+    }
+
+    fn server_options(&self) -> Option<&HttpServerOptions> {
+        None
+    }
+}
