@@ -1248,7 +1248,10 @@ fn compile_tunnel(
         errs.push("tunnel.keepalive_ms", "must be at least 1000");
     }
     if t.tokens.is_empty() {
-        errs.push("tunnel.tokens", "at least one token is needed to accept tunnels");
+        errs.push(
+            "tunnel.tokens",
+            "at least one token is needed to accept tunnels",
+        );
     }
     let mut tokens = Vec::new();
     let mut digests = HashSet::new();
@@ -1271,7 +1274,10 @@ fn compile_tunnel(
             (None, Some(h)) => match crate::auth::apikey::parse_hash(h) {
                 Ok(d) => Some(d),
                 Err(e) => {
-                    errs.push(format!("{at}.token_hash"), e.replace("key_hash", "token_hash"));
+                    errs.push(
+                        format!("{at}.token_hash"),
+                        e.replace("key_hash", "token_hash"),
+                    );
                     None
                 }
             },
@@ -1374,7 +1380,8 @@ routing:
 
     #[test]
     fn tunnel_upstreams_and_tokens() {
-        let base = "server: {listen: 127.0.0.1:7332}\nrouting: [{match: {method: \"*\"}, upstream: a}]\n";
+        let base =
+            "server: {listen: 127.0.0.1:7332}\nrouting: [{match: {method: \"*\"}, upstream: a}]\n";
         let ok = format!(
             "{base}upstreams: [{{name: a, url: \"http://127.0.0.1:9000/mcp\"}}, {{name: laptop, type: tunnel}}]\n\
              tunnel: {{enabled: true, tokens: [{{id: t1, token: \"0123456789abcdef\", upstreams: [laptop]}}]}}\n"
@@ -1382,9 +1389,16 @@ routing:
         let rt = compile(&ok, &|_| None).map_err(|e| e.0).expect("valid");
         let t = rt.tunnel.as_ref().expect("tunnel settings");
         assert_eq!(t.path, "/reverse-proxy/ws");
-        assert_eq!(t.token("0123456789abcdef").map(|t| t.id.as_str()), Some("t1"));
+        assert_eq!(
+            t.token("0123456789abcdef").map(|t| t.id.as_str()),
+            Some("t1")
+        );
         assert!(t.token("0123456789abcdeX").is_none());
-        let laptop = rt.upstreams.iter().find(|u| &*u.name == "laptop").expect("laptop");
+        let laptop = rt
+            .upstreams
+            .iter()
+            .find(|u| &*u.name == "laptop")
+            .expect("laptop");
         assert!(laptop.endpoints[0].tunnel);
         assert_eq!(laptop.endpoints[0].path, "/tunnel/laptop");
 

@@ -208,6 +208,23 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for EdgeApp<A> {
                 return None;
             }
         }
+        // with tunnels enabled, a connection opening with `GET <tunnel.path>`
+        // is a tunnel; any other gets its first bytes replayed to the proxy
+        let rt = self.gate.runtime.load_full();
+        if let Some(t) = &rt.tunnel {
+            use crate::tunnel::endpoint::{self, Prefixed, Sniffed};
+            let timeout = rt.server.limits.header_timeout;
+            match endpoint::sniff(&mut stream, &t.path, timeout).await {
+                Sniffed::Tunnel(prefix) => {
+                    let peer = peer_of(&*stream);
+                    endpoint::serve(Prefixed::new(prefix, stream), rt.clone(), peer).await;
+                    return None;
+                }
+                Sniffed::Other(prefix) => {
+                    stream = Box::new(Prefixed::new(prefix, stream));
+                }
+            }
+        }
         // the proxy runs the connection's keep-alive loop and returns None
         self.inner.process_new(stream, shutdown).await
     }

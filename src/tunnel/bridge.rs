@@ -225,9 +225,7 @@ async fn post(
         Some(s) => (s, false),
         None if is_initialize(&body) => match link.open_session().await {
             Some(s) => (s, true),
-            None => {
-                return write_plain(http, error(502, -32603, "the tunnel disconnected")).await
-            }
+            None => return write_plain(http, error(502, -32603, "the tunnel disconnected")).await,
         },
         None => {
             return write_plain(
