@@ -69,6 +69,61 @@ enum Command {
         #[arg(long, default_value_t = 2000)]
         timeout_ms: u64,
     },
+    /// Serve a local stdio MCP server through a gateway's reverse tunnel
+    /// (outbound connection only; docs/tunnel.md).
+    Tunnel {
+        /// The stdio MCP server command line (run with `sh -c`, one process per MCP session).
+        #[arg(long = "local-stdio")]
+        local_stdio: String,
+        /// Gateway tunnel URL: ws(s)://host:port[/path] or http(s)://host:port.
+        #[arg(long, env = "MCP_EDGE_TUNNEL_GATEWAY")]
+        gateway: String,
+        /// Tunnel token (one of the gateway's tunnel.tokens).
+        #[arg(long, env = "MCP_EDGE_TUNNEL_TOKEN", hide_env_values = true)]
+        token: String,
+        /// Upstream name to register (declared `type: tunnel` on the gateway).
+        #[arg(long)]
+        name: String,
+        /// First reconnect delay in ms (doubles with jitter up to --max-delay).
+        #[arg(
+            long = "reconnect-delay",
+            env = "MCP_EDGE_TUNNEL_RECONNECT_DELAY",
+            default_value_t = 1000
+        )]
+        reconnect_delay: u64,
+        /// Longest reconnect delay in ms.
+        #[arg(long = "max-delay", default_value_t = 60000)]
+        max_delay: u64,
+        /// Failed attempts in a row before giving up (0 = retry forever).
+        #[arg(
+            long = "max-retries",
+            env = "MCP_EDGE_TUNNEL_MAX_RETRIES",
+            default_value_t = 0
+        )]
+        max_retries: u32,
+        /// WebSocket ping interval in ms; two silent intervals = dead link.
+        #[arg(long, default_value_t = 20000)]
+        keepalive: u64,
+        /// Local processes at most (one per MCP session).
+        #[arg(long = "max-sessions", default_value_t = 16)]
+        max_sessions: usize,
+        /// End a session idle this long (ms).
+        #[arg(long = "idle-timeout", default_value_t = 1_800_000)]
+        idle_timeout: u64,
+        /// CA bundle (PEM) to verify a wss:// gateway signed by a private CA.
+        #[arg(long = "ca-file")]
+        ca_file: Option<String>,
+        /// error, warn, info, debug, trace.
+        #[arg(
+            long = "log-level",
+            env = "MCP_EDGE_TUNNEL_LOG_LEVEL",
+            default_value = "info"
+        )]
+        log_level: String,
+        /// Same as --log-level debug (local processes' stderr included).
+        #[arg(short = 'v', long)]
+        verbose: bool,
+    },
     /// Print the `sha256:<hex>` form of an API key for `auth.api_keys[].key_hash`.
     HashKey {
         /// The key.
@@ -155,6 +210,59 @@ pub fn run() -> i32 {
             config,
             timeout_ms,
         } => health(url, config, Duration::from_millis(timeout_ms)),
+        Command::Tunnel {
+            local_stdio,
+            gateway,
+            token,
+            name,
+            reconnect_delay,
+            max_delay,
+            max_retries,
+            keepalive,
+            max_sessions,
+            idle_timeout,
+            ca_file,
+            log_level,
+            verbose,
+        } => {
+            let level = if verbose {
+                "debug".to_string()
+            } else {
+                log_level
+            };
+            crate::logsetup::init(&level, crate::runtime::LogFormat::Text);
+            let opts = crate::tunnel::client::Options {
+                command: local_stdio,
+                gateway,
+                token,
+                name,
+                reconnect_delay: Duration::from_millis(reconnect_delay.max(10)),
+                max_delay: Duration::from_millis(max_delay.max(reconnect_delay)),
+                max_retries,
+                keepalive: Duration::from_millis(keepalive.max(500)),
+                max_sessions: max_sessions.max(1),
+                idle_timeout: Duration::from_millis(idle_timeout.max(1000)),
+                ca_file,
+            };
+            let rt = match tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("tunnel: cannot start a runtime: {e}");
+                    return 1;
+                }
+            };
+            match rt.block_on(crate::tunnel::client::run(opts)) {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("tunnel: {e}");
+                    1
+                }
+            }
+        }
         Command::HashKey { key } => {
             println!("{}", crate::auth::apikey::hash_form(key.as_bytes()));
             0

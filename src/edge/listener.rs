@@ -214,7 +214,8 @@ impl<A: ServerApp + Send + Sync + 'static> ServerApp for EdgeApp<A> {
         if let Some(t) = &rt.tunnel {
             use crate::tunnel::endpoint::{self, Prefixed, Sniffed};
             let timeout = rt.server.limits.header_timeout;
-            match endpoint::sniff(&mut stream, &t.path, timeout).await {
+            let sniffed = endpoint::sniff(&mut stream, &t.path, timeout).await;
+            match sniffed {
                 Sniffed::Tunnel(prefix) => {
                     let peer = peer_of(&*stream);
                     endpoint::serve(Prefixed::new(prefix, stream), rt.clone(), peer).await;

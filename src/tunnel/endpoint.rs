@@ -243,7 +243,7 @@ fn check(t: &TunnelSettings, req: &Request) -> Result<Registration, (u16, &'stat
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default()
         .to_owned();
-    if !token.upstreams.iter().any(|u| *u == name) {
+    if !token.upstreams.contains(&name) {
         return Err((
             403,
             "tunnel_name_not_allowed",
@@ -277,6 +277,8 @@ fn check(t: &TunnelSettings, req: &Request) -> Result<Registration, (u16, &'stat
 }
 
 /// Serves one tunnel connection to its end.
+// the handshake callback's error type is tungstenite's
+#[allow(clippy::result_large_err)]
 pub async fn serve(stream: Prefixed, rt: Arc<Runtime>, peer: Option<std::net::SocketAddr>) {
     let Some(settings) = rt.tunnel.clone() else {
         return;

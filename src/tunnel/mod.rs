@@ -7,6 +7,7 @@
 //! by name and the bridge socket. See docs/tunnel.md.
 
 pub mod bridge;
+pub mod client;
 pub mod endpoint;
 pub mod protocol;
 pub mod registry;
