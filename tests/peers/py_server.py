@@ -5,6 +5,9 @@ initialize/session era (Mcp-Session-Id, GET stream, DELETE) and the stateless
 2026-07-28 revision. Used by mcp-edge's integration tests.
 
     py_server.py --port P [--path /mcp] [--stateless] [--json] [--max-body BYTES]
+    py_server.py --stdio
+
+--stdio:     serve one client over stdin/stdout (behind `mcp-edge tunnel`).
 
 --stateless: the SDK's stateless_http (no session ids, no GET stream).
 --json:      the SDK's json_response (plain JSON answers instead of SSE).
@@ -85,12 +88,20 @@ async def serve(a: argparse.Namespace) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--port", type=int)
+    ap.add_argument("--stdio", action="store_true",
+                    help="serve over stdio instead (one client; what mcp-edge tunnel runs)")
     ap.add_argument("--path", default="/mcp")
     ap.add_argument("--stateless", action="store_true")
     ap.add_argument("--json", action="store_true")
     ap.add_argument("--max-body", type=int, default=64 * 1024 * 1024)
-    anyio.run(serve, ap.parse_args())
+    a = ap.parse_args()
+    if a.stdio:
+        server.run("stdio")
+        return
+    if a.port is None:
+        ap.error("--port is required (or --stdio)")
+    anyio.run(serve, a)
 
 
 if __name__ == "__main__":
