@@ -1,5 +1,7 @@
 //! The admin listener (`admin.listen`): `/healthz` and `/health` for anyone
-//! who can reach it, `/metrics` (Prometheus text) behind `admin.token`.
+//! who can reach it; `/metrics` (Prometheus text) and the tunnel API
+//! (`GET /reverse-proxy/sessions`, `DELETE /reverse-proxy/sessions/{id}`)
+//! behind `admin.token`.
 //! [`answer`] decides from the request line and headers alone and is
 //! Pingora-free; [`AdminApp`] is the thin Pingora `ServeHttp` adapter.
 //!
@@ -94,14 +96,7 @@ pub fn answer(
             Answer::json(s, b)
         }
         "/metrics" => match access(rt, authorization) {
-            Access::NoToken => Answer::error(
-                403,
-                "admin.token is not configured: only /healthz and /health are served",
-            ),
-            Access::Denied => Answer {
-                extra: Some(("www-authenticate", "Bearer realm=\"mcp-edge admin\"")),
-                ..Answer::error(401, "admin token required")
-            },
+            a @ (Access::NoToken | Access::Denied) => refused(a),
             Access::Granted if !read_only => Answer {
                 extra: Some(("allow", "GET, HEAD")),
                 ..Answer::error(405, "method not allowed")
@@ -113,8 +108,79 @@ pub fn answer(
                 extra: None,
             },
         },
+        "/reverse-proxy/sessions" => match access(rt, authorization) {
+            Access::Granted if read_only => Answer::json(200, tunnels_json()),
+            Access::Granted => Answer {
+                extra: Some(("allow", "GET, HEAD")),
+                ..Answer::error(405, "method not allowed")
+            },
+            denied => refused(denied),
+        },
+        p if p.starts_with("/reverse-proxy/sessions/") => match access(rt, authorization) {
+            Access::Granted if method == "DELETE" => {
+                let id = &p["/reverse-proxy/sessions/".len()..];
+                match crate::tunnel::registry().by_id(id) {
+                    Some(link) => {
+                        link.disconnect();
+                        Answer::json(
+                            200,
+                            Bytes::from(
+                                serde_json::json!({"disconnected": link.id, "name": link.name})
+                                    .to_string(),
+                            ),
+                        )
+                    }
+                    None => Answer::error(404, "no tunnel with that id"),
+                }
+            }
+            Access::Granted => Answer {
+                extra: Some(("allow", "DELETE")),
+                ..Answer::error(405, "method not allowed")
+            },
+            denied => refused(denied),
+        },
         _ => Answer::error(404, "not found"),
     }
+}
+
+fn refused(a: Access) -> Answer {
+    match a {
+        Access::NoToken => Answer::error(
+            403,
+            "admin.token is not configured: only /healthz and /health are served",
+        ),
+        _ => Answer {
+            extra: Some(("www-authenticate", "Bearer realm=\"mcp-edge admin\"")),
+            ..Answer::error(401, "admin token required")
+        },
+    }
+}
+
+/// `GET /reverse-proxy/sessions`: the connected tunnels.
+fn tunnels_json() -> Bytes {
+    use std::sync::atomic::Ordering::Relaxed;
+    let list: Vec<serde_json::Value> = crate::tunnel::registry()
+        .list()
+        .iter()
+        .map(|l| {
+            let since = l
+                .since
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_secs());
+            serde_json::json!({
+                "id": l.id,
+                "name": l.name,
+                "remote": l.remote,
+                "connected_since": since,
+                "mcp_sessions": l.session_count(),
+                "frames_in": l.stats.frames_in.load(Relaxed),
+                "frames_out": l.stats.frames_out.load(Relaxed),
+                "bytes_in": l.stats.bytes_in.load(Relaxed),
+                "bytes_out": l.stats.bytes_out.load(Relaxed),
+            })
+        })
+        .collect();
+    Bytes::from(serde_json::json!({ "tunnels": list }).to_string())
 }
 
 /// Pingora app serving [`answer`] on the admin listener.

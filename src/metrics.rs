@@ -68,6 +68,8 @@ struct Families {
     access_dropped: IntCounter,
     connections_refused: IntCounterVec,
     build: IntGaugeVec,
+    tunnel_sessions: IntGaugeVec,
+    tunnel_bytes: IntGaugeVec,
 }
 
 /// The registry `/metrics` renders.
@@ -195,6 +197,26 @@ fn families(r: &Registry) -> prometheus::Result<Families> {
             "mcp_edge_connections_refused_total",
             "Connections closed before a request completed: connection cap, PROXY header problems, header timeout.",
             &["reason"],
+        )?,
+        tunnel_sessions: reg(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "mcp_edge_tunnel_sessions",
+                    "MCP sessions open on each connected tunnel (absent = not connected; see mcp_edge_upstream_up).",
+                ),
+                &["name"],
+            )?,
+        )?,
+        tunnel_bytes: reg(
+            r,
+            IntGaugeVec::new(
+                Opts::new(
+                    "mcp_edge_tunnel_message_bytes",
+                    "JSON-RPC bytes relayed over each connected tunnel since it connected, by direction (in = from the tunneled server).",
+                ),
+                &["name", "direction"],
+            )?,
         )?,
         build: reg(
             r,
@@ -356,6 +378,24 @@ pub fn render(rt: &Runtime) -> String {
                 f.upstream_in_flight
                     .with_label_values(&[&*u.name, e.url.as_str()])
                     .set(i64::try_from(e.in_flight.load(Ordering::Relaxed)).unwrap_or(i64::MAX));
+            }
+        }
+    });
+    with(|f| {
+        use std::sync::atomic::Ordering::Relaxed;
+        f.tunnel_sessions.reset();
+        f.tunnel_bytes.reset();
+        for l in crate::tunnel::registry().list() {
+            f.tunnel_sessions
+                .with_label_values(&[l.name.as_str()])
+                .set(i64::try_from(l.session_count()).unwrap_or(i64::MAX));
+            for (dir, v) in [
+                ("in", l.stats.bytes_in.load(Relaxed)),
+                ("out", l.stats.bytes_out.load(Relaxed)),
+            ] {
+                f.tunnel_bytes
+                    .with_label_values(&[l.name.as_str(), dir])
+                    .set(i64::try_from(v).unwrap_or(i64::MAX));
             }
         }
     });

@@ -16,9 +16,16 @@ const TOKEN: &str = "tunnel-token-0123456789";
 const INIT: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
 const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
+const ADMIN_TOKEN: &str = "admin-token-0123456789";
+
 fn config(extra_policy: &str) -> String {
+    config_with_admin(extra_policy, free_port())
+}
+
+fn config_with_admin(extra_policy: &str, admin: u16) -> String {
     format!(
         r#"
+admin: {{listen: "127.0.0.1:{admin}", token: "{ADMIN_TOKEN}"}}
 server:
   listen: 127.0.0.1:{{PORT}}
   threads: 2
@@ -315,6 +322,85 @@ for line in sys.stdin:
         &[("Mcp-Session-Id", &fresh)],
     );
     assert_eq!(ping.status, 200);
+}
+
+#[test]
+fn the_admin_api_lists_and_disconnects_tunnels_and_clients_come_back() {
+    let admin = free_port();
+    let g = Gateway::start(&config_with_admin("", admin));
+    let cmd = format!("python3 {}/py_server.py --stdio", peers_dir().display());
+    let c = Client::start(&g, &cmd, TOKEN, "laptop");
+    wait_up(&g, "laptop", 1);
+    let s = initialize(&g);
+    let bearer = format!("Bearer {ADMIN_TOKEN}");
+    let auth = [("Authorization", bearer.as_str())];
+    assert_eq!(
+        get(admin, "/reverse-proxy/sessions", &[]).unwrap().status,
+        401
+    );
+    let list = get(admin, "/reverse-proxy/sessions", &auth).unwrap().json();
+    let t = &list["tunnels"][0];
+    assert_eq!(t["name"], "laptop");
+    assert_eq!(t["mcp_sessions"], 1);
+    assert!(
+        t["bytes_in"].as_u64().unwrap() > 0
+            && t["remote"].as_str().unwrap().starts_with("127.0.0.1:")
+    );
+    let metrics = String::from_utf8(get(admin, "/metrics", &auth).unwrap().body).unwrap();
+    assert!(
+        metrics.contains(r#"mcp_edge_tunnel_sessions{name="laptop"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"mcp_edge_upstream_up{endpoint="tunnel://laptop",upstream="laptop"} 1"#)
+    );
+    // DELETE drops the WebSocket: the session answers 404, the client
+    // reconnects within its backoff and new sessions work
+    let id = t["id"].as_str().unwrap().to_string();
+    let del = request(
+        admin,
+        "DELETE",
+        &format!("/reverse-proxy/sessions/{id}"),
+        &auth,
+        b"",
+    )
+    .unwrap();
+    assert_eq!(del.status, 200);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while !c.log_text().contains("reconnecting") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        c.log_text().contains("disconnected by the gateway admin")
+            || c.log_text().contains("reconnecting"),
+        "{}",
+        c.log_text()
+    );
+    let r = post_json(
+        g.port,
+        br#"{"jsonrpc":"2.0","id":2,"method":"ping"}"#,
+        &[("Mcp-Session-Id", &s)],
+    );
+    assert_eq!(r.status, 404);
+    wait_up(&g, "laptop", 1);
+    let again = get(admin, "/reverse-proxy/sessions", &auth).unwrap().json();
+    assert_ne!(again["tunnels"][0]["id"].as_str().unwrap(), id);
+    let s2 = initialize(&g);
+    assert_eq!(
+        post_json(
+            g.port,
+            br#"{"jsonrpc":"2.0","id":3,"method":"ping"}"#,
+            &[("Mcp-Session-Id", &s2)]
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        request(admin, "DELETE", "/reverse-proxy/sessions/nope", &auth, b"")
+            .unwrap()
+            .status,
+        404
+    );
 }
 
 #[test]
