@@ -67,6 +67,7 @@ id mcp-edge >/dev/null || fail "no mcp-edge user"
 [ "$(stat -c %U:%G:%a $conf)" = "root:mcp-edge:640" ] || fail "$conf: $(stat -c %U:%G:%a $conf)"
 dpkg-query -W -f='${Conffiles}\n' mcp-edge | grep -q "$conf" || fail "$conf is not a conffile"
 [ -x /usr/bin/mcp-edge ] || fail "/usr/bin/mcp-edge missing"
+[ -f /usr/lib/systemd/system/mcp-edge-tunnel@.service ] || fail "the tunnel client unit is missing"
 if command -v systemd-analyze >/dev/null; then
   # the unit must be clean; "not running as PID 1"-style notes are environmental
   systemd-analyze verify /usr/lib/systemd/system/mcp-edge.service > "$out/verify.txt" 2>&1 || true
@@ -117,7 +118,7 @@ if id mcp-edge >/dev/null 2>&1; then fail "mcp-edge user left behind"; fi
 
 step "rpm $rpmf"
 rpm -qpl "$rpmf" > "$out/rpm-files.txt"
-for f in /usr/bin/mcp-edge $conf /usr/lib/systemd/system/mcp-edge.service /usr/lib/tmpfiles.d/mcp-edge.conf; do
+for f in /usr/bin/mcp-edge $conf /usr/lib/systemd/system/mcp-edge.service /usr/lib/systemd/system/mcp-edge-tunnel@.service /usr/lib/tmpfiles.d/mcp-edge.conf; do
   grep -qx "$f" "$out/rpm-files.txt" || fail "$f not in the rpm: $(cat "$out/rpm-files.txt")"
 done
 rpm -qpc "$rpmf" | grep -qx "$conf" || fail "$conf is not a %config file in the rpm"

@@ -361,6 +361,13 @@ pub fn routes_table(rt: &crate::runtime::Runtime) -> String {
     }
     out.push_str("session calls go to the endpoint sealed in their Mcp-Session-Id\n\nupstreams:\n");
     for u in &rt.upstreams {
+        if u.endpoints.iter().any(|e| e.tunnel) {
+            out.push_str(&format!(
+                "  {} (type: tunnel; up while a tunnel registered as \"{}\" is connected)\n    - tunnel://{} -> this gateway's tunnel bridge\n",
+                u.name, u.name, u.name
+            ));
+            continue;
+        }
         let hc = &u.health_check;
         out.push_str(&format!(
             "  {} ({}; health: {} every {} ms, timeout {} ms)\n",
