@@ -74,16 +74,20 @@ enum Command {
     Tunnel {
         /// The stdio MCP server command line (run with `sh -c`, one process per MCP session).
         #[arg(long = "local-stdio")]
-        local_stdio: String,
+        local_stdio: Option<String>,
         /// Gateway tunnel URL: ws(s)://host:port[/path] or http(s)://host:port.
         #[arg(long, env = "MCP_EDGE_TUNNEL_GATEWAY")]
-        gateway: String,
+        gateway: Option<String>,
         /// Tunnel token (one of the gateway's tunnel.tokens).
         #[arg(long, env = "MCP_EDGE_TUNNEL_TOKEN", hide_env_values = true)]
-        token: String,
+        token: Option<String>,
         /// Upstream name to register (declared `type: tunnel` on the gateway).
         #[arg(long)]
-        name: String,
+        name: Option<String>,
+        /// YAML or JSON file: the same options plus `servers:` (several local
+        /// servers, each to one or more gateways); flags are its defaults.
+        #[arg(short = 'c', long = "config")]
+        config: Option<PathBuf>,
         /// First reconnect delay in ms (doubles with jitter up to --max-delay).
         #[arg(
             long = "reconnect-delay",
@@ -215,6 +219,7 @@ pub fn run() -> i32 {
             gateway,
             token,
             name,
+            config,
             reconnect_delay,
             max_delay,
             max_retries,
@@ -225,17 +230,11 @@ pub fn run() -> i32 {
             log_level,
             verbose,
         } => {
-            let level = if verbose {
-                "debug".to_string()
-            } else {
-                log_level
-            };
-            crate::logsetup::init(&level, crate::runtime::LogFormat::Text);
-            let opts = crate::tunnel::client::Options {
-                command: local_stdio,
-                gateway,
-                token,
-                name,
+            let base = crate::tunnel::client::Options {
+                command: local_stdio.clone().unwrap_or_default(),
+                gateway: gateway.clone().unwrap_or_default(),
+                token: token.clone().unwrap_or_default(),
+                name: name.clone().unwrap_or_default(),
                 reconnect_delay: Duration::from_millis(reconnect_delay.max(10)),
                 max_delay: Duration::from_millis(max_delay.max(reconnect_delay)),
                 max_retries,
@@ -244,6 +243,58 @@ pub fn run() -> i32 {
                 idle_timeout: Duration::from_millis(idle_timeout.max(1000)),
                 ca_file,
             };
+            let (clients, file_level) = match &config {
+                Some(path) => {
+                    let text = match std::fs::read_to_string(path) {
+                        Ok(t) => t,
+                        Err(e) => {
+                            eprintln!("{}: {e}", path.display());
+                            return 2;
+                        }
+                    };
+                    let defaults = crate::tunnel::clientconf::Defaults {
+                        gateway,
+                        token,
+                        base,
+                    };
+                    let env = |k: &str| std::env::var(k).ok();
+                    match crate::tunnel::clientconf::parse(&text, &defaults, &env) {
+                        Ok(v) => v,
+                        Err(errs) => {
+                            for e in errs {
+                                eprintln!("{}: {e}", path.display());
+                            }
+                            return 2;
+                        }
+                    }
+                }
+                None => {
+                    let missing: Vec<&str> = [
+                        ("--local-stdio", local_stdio.is_none()),
+                        ("--gateway (or MCP_EDGE_TUNNEL_GATEWAY)", gateway.is_none()),
+                        ("--token (or MCP_EDGE_TUNNEL_TOKEN)", token.is_none()),
+                        ("--name", name.is_none()),
+                    ]
+                    .iter()
+                    .filter(|(_, m)| *m)
+                    .map(|(f, _)| *f)
+                    .collect();
+                    if !missing.is_empty() {
+                        eprintln!(
+                            "tunnel: missing {} (or give --config FILE)",
+                            missing.join(", ")
+                        );
+                        return 2;
+                    }
+                    (vec![base], None)
+                }
+            };
+            let level = if verbose {
+                "debug".to_string()
+            } else {
+                file_level.unwrap_or(log_level)
+            };
+            crate::logsetup::init(&level, crate::runtime::LogFormat::Text);
             let rt = match tokio::runtime::Builder::new_multi_thread()
                 .worker_threads(2)
                 .enable_all()
@@ -255,13 +306,30 @@ pub fn run() -> i32 {
                     return 1;
                 }
             };
-            match rt.block_on(crate::tunnel::client::run(opts)) {
-                Ok(()) => 0,
-                Err(e) => {
-                    eprintln!("tunnel: {e}");
-                    1
+            rt.block_on(async move {
+                let mut set = tokio::task::JoinSet::new();
+                for opts in clients {
+                    set.spawn(async move {
+                        let label = format!("{} via {}", opts.name, opts.gateway);
+                        (label, crate::tunnel::client::run(opts).await)
+                    });
                 }
-            }
+                let mut code = 0;
+                while let Some(done) = set.join_next().await {
+                    match done {
+                        Ok((_, Ok(()))) => {}
+                        Ok((label, Err(e))) => {
+                            eprintln!("tunnel {label}: {e}");
+                            code = 1;
+                        }
+                        Err(e) => {
+                            eprintln!("tunnel: {e}");
+                            code = 1;
+                        }
+                    }
+                }
+                code
+            })
         }
         Command::HashKey { key } => {
             println!("{}", crate::auth::apikey::hash_form(key.as_bytes()));

@@ -450,3 +450,56 @@ fn a_dropped_tunnel_answers_404_and_reconnects_and_keepalive_spots_a_frozen_link
     assert!(!s3.is_empty());
     assert!(c.log_text().contains("reconnecting"), "{}", c.log_text());
 }
+
+#[test]
+fn one_client_serves_several_servers_from_a_config_file() {
+    let g = Gateway::start(&config(""));
+    let file = g.dir.path().join("tunnel.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "gateway: http://127.0.0.1:{}\nreconnect_delay: 200\nkeepalive: 1000\nservers:\n  - {{name: laptop, local_stdio: \"{}\", token: \"{TOKEN}\"}}\n  - {{name: other, local_stdio: \"python3 {}/py_server.py --stdio\", token: \"${{OTHER_TOKEN}}\"}}\n",
+            g.port,
+            everything_stdio(),
+            peers_dir().display()
+        ),
+    )
+    .unwrap();
+    let log = g.dir.path().join("multi.log");
+    let mut child = Command::new(bin())
+        .args(["tunnel", "--config"])
+        .arg(&file)
+        .env("OTHER_TOKEN", "other-token-0123456789")
+        .env_remove("MCP_EDGE_TUNNEL_TOKEN")
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    wait_up(&g, "laptop", 1);
+    wait_up(&g, "other", 1);
+    let s = initialize(&g);
+    assert!(!s.is_empty());
+    let _ = child.kill();
+    let _ = child.wait();
+    // without a file, missing options are named (exit 2)
+    let out = Command::new(bin())
+        .args(["tunnel", "--name", "x"])
+        .env_remove("MCP_EDGE_TUNNEL_TOKEN")
+        .env_remove("MCP_EDGE_TUNNEL_GATEWAY")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("--local-stdio") && err.contains("--token"),
+        "{err}"
+    );
+    // a bad file lists its problems with their paths
+    std::fs::write(&file, "servers: [{name: a, local_stdio: cat, bogus: 1}]\n").unwrap();
+    let out = Command::new(bin())
+        .args(["tunnel", "--config"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("servers[0]"));
+}

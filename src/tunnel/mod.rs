@@ -8,6 +8,7 @@
 
 pub mod bridge;
 pub mod client;
+pub mod clientconf;
 pub mod endpoint;
 pub mod protocol;
 pub mod registry;
