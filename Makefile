@@ -13,7 +13,7 @@ BENCH_REPEAT ?= 3
 FUZZ_SECS ?= 300
 FUZZ_TARGET_DIR ?= $(HOME)/.cache/mcp-edge/fuzz-target
 
-.PHONY: help deps peers build release run demo upgrade-demo test lint fmt bench bench-micro bench-load fuzz deb rpm package-check clean
+.PHONY: help deps peers build release run demo upgrade-demo test lint supply-chain fmt bench bench-micro bench-load fuzz deb rpm package-check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -46,6 +46,9 @@ test: deps ## every test (unit, integration with real MCP peers)
 lint: ## rustfmt and clippy (-D warnings)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+
+supply-chain: ## cargo-deny (offline advisories, bans, licenses, sources: deny.toml) and cargo-machete
+	scripts/supply-chain.sh
 
 fmt: ## format the code
 	$(CARGO) fmt --all
