@@ -16,9 +16,6 @@ use crate::sink::{OnFull, Sink, Target};
 /// Longest string field written (longer values are cut and marked).
 pub const MAX_FIELD: usize = 256;
 
-/// Lines that may wait for the writer.
-const CAPACITY: usize = 64 * 1024;
-
 /// The compiled audit settings.
 #[derive(Debug, Clone)]
 pub struct Audit {
@@ -28,15 +25,17 @@ pub struct Audit {
 static SINKS: OnceLock<Mutex<HashMap<Target, &'static Sink>>> = OnceLock::new();
 
 impl Audit {
-    /// The audit writer for a target. Sinks live for the process and are
-    /// shared by reloads that keep the same target.
-    pub fn new(target: Target, on_full: OnFull) -> std::io::Result<Audit> {
+    /// The audit writer for a target, holding at most `queue_lines` lines
+    /// in memory. Sinks live for the process and are shared by reloads that
+    /// keep the same target (with the queue and `on_full` they started with).
+    pub fn new(target: Target, on_full: OnFull, queue_lines: usize) -> std::io::Result<Audit> {
         let map = SINKS.get_or_init(|| Mutex::new(HashMap::new()));
         let mut map = map.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(sink) = map.get(&target) {
             return Ok(Audit { sink });
         }
-        let sink: &'static Sink = Box::leak(Box::new(Sink::new(target.clone(), CAPACITY, on_full)));
+        let sink: &'static Sink =
+            Box::leak(Box::new(Sink::new(target.clone(), queue_lines, on_full)));
         sink.check()?;
         map.insert(target, sink);
         Ok(Audit { sink })

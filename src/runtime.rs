@@ -88,7 +88,7 @@ pub struct Runtime {
     /// Deny-by-default authorization.
     pub policy: Policy,
     /// Audit settings (`None` = off, or off in this environment).
-    pub audit_settings: Option<(Target, OnFull)>,
+    pub audit_settings: Option<(Target, OnFull, usize)>,
     /// The audit writer, opened by [`Runtime::open_audit`] when serving.
     pub audit: std::sync::OnceLock<Option<Audit>>,
     /// TLS on the listener (`None` = plaintext): checked certificate, key and client CA.
@@ -222,7 +222,7 @@ impl Runtime {
             return Ok(());
         }
         let audit = match &self.audit_settings {
-            Some((target, on_full)) => Some(Audit::new(target.clone(), *on_full)?),
+            Some((target, on_full, lines)) => Some(Audit::new(target.clone(), *on_full, *lines)?),
             None => None,
         };
         let _ = self.audit.set(audit);

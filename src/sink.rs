@@ -124,15 +124,31 @@ enum Out {
 }
 
 impl Out {
-    fn write_all(&mut self, b: &[u8]) -> std::io::Result<()> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
         match self {
-            Out::Stderr(s) => s.write_all(b),
-            Out::Stdout(s) => s.write_all(b),
+            Out::Stderr(s) => s.write(b),
+            Out::Stdout(s) => s.write(b),
             Out::File { file, written } => {
-                *written += b.len() as u64;
-                file.write_all(b)
+                let n = file.write(b)?;
+                *written += n as u64;
+                Ok(n)
             }
         }
+    }
+
+    /// Writes `buf[*off..]`, advancing `off` past what reached the target,
+    /// so a failed write (a full disk) can resume where it stopped and no
+    /// line is ever written twice or cut in two.
+    fn write_from(&mut self, buf: &[u8], off: &mut usize) -> std::io::Result<()> {
+        while *off < buf.len() {
+            match self.write(&buf[*off..]) {
+                Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Ok(n) => *off += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
@@ -167,6 +183,42 @@ fn rotate_if_needed(out: &mut Out, target: &Target) {
     }
 }
 
+/// The longest wait between two tries of a failing write (`on_full: block`).
+const RETRY_MAX: Duration = Duration::from_secs(1);
+
+/// Largest batch collected before a write.
+const BATCH_BYTES: usize = 256 * 1024;
+
+/// What a write failure leaves of `batch`, of which `off` bytes reached the
+/// target (which already ended inside a line before the batch if `cut`),
+/// under `on_full`, and how many lines that drops.
+/// `Block` keeps everything not yet written (the writer retries and takes no
+/// new lines meanwhile, so the bounded queue makes callers wait). `Drop`
+/// keeps only the rest of a line cut by the failure (so the file never holds
+/// half a line followed by another) and drops the whole lines after it.
+fn after_failure(batch: &mut Vec<u8>, off: usize, cut: bool, on_full: OnFull) -> u64 {
+    let ends_cut = match off {
+        0 => cut,
+        _ => batch.get(off - 1) != Some(&b'\n'),
+    };
+    let rest_of_cut_line = if ends_cut {
+        batch[off..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(batch.len(), |i| off + i + 1)
+    } else {
+        off
+    };
+    let keep_to = match on_full {
+        OnFull::Block => batch.len(),
+        OnFull::Drop => rest_of_cut_line,
+    };
+    let dropped = batch[keep_to..].iter().filter(|&&b| b == b'\n').count() as u64;
+    batch.truncate(keep_to);
+    batch.drain(..off);
+    dropped
+}
+
 fn writer(rx: Receiver<String>, target: Target, sink: &'static Sink) {
     let mut out = match open_target(&target) {
         Ok(o) => o,
@@ -180,16 +232,21 @@ fn writer(rx: Receiver<String>, target: Target, sink: &'static Sink) {
     };
     let mut batch: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut reported = 0;
+    // since when writes fail (a full disk, an I/O error), and the next wait
+    let mut failing: Option<std::time::Instant> = None;
+    // the target ends inside a line (a write failed mid-line)
+    let mut cut = false;
+    let mut retry = TICK;
     loop {
         let mut closed = false;
-        loop {
+        // while a blocked batch waits for the target, take no new lines:
+        // the bounded queue fills and `write` makes the workers wait
+        let hold = failing.is_some() && sink.on_full == OnFull::Block;
+        while !hold && batch.len() < BATCH_BYTES {
             match rx.try_recv() {
                 Ok(line) => {
                     batch.extend_from_slice(line.as_bytes());
                     batch.push(b'\n');
-                    if batch.len() >= 256 * 1024 {
-                        break;
-                    }
                 }
                 Err(TryRecvError::Empty) => break,
                 Err(TryRecvError::Disconnected) => {
@@ -199,21 +256,54 @@ fn writer(rx: Receiver<String>, target: Target, sink: &'static Sink) {
             }
         }
         if !batch.is_empty() {
-            if let Err(e) = out.write_all(&batch) {
-                log::error!("log sink {target:?}: write failed: {e}");
+            let mut off = 0;
+            match out.write_from(&batch, &mut off) {
+                Ok(()) => {
+                    batch.clear();
+                    cut = false;
+                    if let Some(since) = failing.take() {
+                        log::warn!(
+                            "log sink {target:?}: writing again after {:.1} s",
+                            since.elapsed().as_secs_f64()
+                        );
+                    }
+                    retry = TICK;
+                    rotate_if_needed(&mut out, &target);
+                }
+                Err(e) => {
+                    if failing.is_none() {
+                        log::error!(
+                            "log sink {target:?}: write failed: {e} (on_full: {:?}: {})",
+                            sink.on_full,
+                            match sink.on_full {
+                                OnFull::Block => "lines wait, requests wait for them",
+                                OnFull::Drop => "lines are dropped and counted",
+                            }
+                        );
+                        failing = Some(std::time::Instant::now());
+                    }
+                    let ends_cut = match off {
+                        0 => cut,
+                        _ => batch.get(off - 1) != Some(&b'\n'),
+                    };
+                    let lost = after_failure(&mut batch, off, cut, sink.on_full);
+                    cut = ends_cut;
+                    sink.dropped.fetch_add(lost, Ordering::Relaxed);
+                    retry = (retry * 2).min(RETRY_MAX);
+                }
             }
-            batch.clear();
-            rotate_if_needed(&mut out, &target);
         }
         let d = sink.dropped();
-        if d != reported {
+        if d != reported && failing.is_none() {
             log::warn!("log sink {target:?}: {} line(s) dropped so far", d);
             reported = d;
         }
-        if closed {
+        if closed && (batch.is_empty() || failing.is_some()) {
             return;
         }
-        if SHUTTING_DOWN.load(Ordering::Relaxed) {
+        if failing.is_some() {
+            std::thread::sleep(retry);
+        } else if SHUTTING_DOWN.load(Ordering::Relaxed) {
             // write-through: wake for each line
             match rx.recv_timeout(TICK) {
                 Ok(line) => {
@@ -276,6 +366,30 @@ mod tests {
             assert!(l.starts_with(&format!("line-{i:03}")), "{all:?}");
         }
         assert_eq!(sink.dropped(), 0);
+    }
+
+    #[test]
+    fn a_failed_write_keeps_or_drops_whole_lines() {
+        let lines = b"aaaa\nbbbb\ncccc\n".to_vec();
+        // block: everything not written stays, nothing is lost
+        let mut b = lines.clone();
+        assert_eq!(after_failure(&mut b, 7, false, OnFull::Block), 0);
+        assert_eq!(b, b"bb\ncccc\n");
+        // drop: the cut line is finished, the whole lines after it go
+        let mut b = lines.clone();
+        assert_eq!(after_failure(&mut b, 7, false, OnFull::Drop), 1);
+        assert_eq!(b, b"bb\n");
+        // drop at a line boundary: nothing kept
+        let mut b = lines.clone();
+        assert_eq!(after_failure(&mut b, 5, false, OnFull::Drop), 2);
+        assert!(b.is_empty());
+        let mut b = lines.clone();
+        assert_eq!(after_failure(&mut b, 0, false, OnFull::Drop), 3);
+        assert!(b.is_empty());
+        // a line cut by an earlier failure is still finished first
+        let mut b = lines;
+        assert_eq!(after_failure(&mut b, 0, true, OnFull::Drop), 2);
+        assert_eq!(b, b"aaaa\n");
     }
 
     #[test]

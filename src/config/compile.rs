@@ -863,7 +863,7 @@ fn compile_audit(
     a: &raw::Audit,
     env: &dyn Fn(&str) -> Option<String>,
     errs: &mut Errors,
-) -> Option<(crate::sink::Target, OnFull)> {
+) -> Option<(crate::sink::Target, OnFull, usize)> {
     let on_full = match a.on_full.as_str() {
         "block" => OnFull::Block,
         "drop" => OnFull::Drop,
@@ -893,6 +893,9 @@ fn compile_audit(
     if a.max_file_bytes < 4096 {
         errs.push("audit.max_file_bytes", "must be at least 4096");
     }
+    if !(1..=1 << 20).contains(&a.queue_lines) {
+        errs.push("audit.queue_lines", "must be between 1 and 1048576");
+    }
     let envs = compile_globs(&a.environments, "audit.environments", errs);
     let current = env("MCP_EDGE_ENV").unwrap_or_else(|| DEFAULT_ENV.to_string());
     if !a.enabled || !crate::audit::enabled_in(&envs, &current) {
@@ -901,6 +904,7 @@ fn compile_audit(
     Some((
         crate::audit::Audit::target(&a.path, a.max_file_bytes),
         on_full,
+        a.queue_lines,
     ))
 }
 
@@ -1627,6 +1631,10 @@ logging: {level: loud, format: xml}
         one_error(
             &format!("{GOOD}audit: {{path: /no/such/dir/a.jsonl}}\n"),
             "audit.path",
+        );
+        one_error(
+            &format!("{GOOD}audit: {{queue_lines: 0}}\n"),
+            "audit.queue_lines",
         );
     }
 

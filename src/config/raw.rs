@@ -698,6 +698,10 @@ pub struct Audit {
     /// `block` (wait for the writer) or `drop` (count and drop) when the queue is full.
     #[serde(default = "default_on_full")]
     pub on_full: String,
+    /// Lines that may wait for the writer (the bound on audit memory: about
+    /// 0.5 KiB a line); `on_full` applies once they are all taken.
+    #[serde(default = "default_queue_lines")]
+    pub queue_lines: usize,
 }
 
 impl Default for Audit {
@@ -708,6 +712,7 @@ impl Default for Audit {
             environments: any(),
             max_file_bytes: default_max_file(),
             on_full: default_on_full(),
+            queue_lines: default_queue_lines(),
         }
     }
 }
@@ -723,4 +728,8 @@ fn default_max_file() -> u64 {
 }
 fn default_on_full() -> String {
     "block".into()
+}
+
+fn default_queue_lines() -> usize {
+    64 * 1024
 }
