@@ -205,12 +205,28 @@ pub fn connection_refused(
     peer: Option<std::net::SocketAddr>,
     reason: &'static str,
 ) {
+    refusal_lines(rt, peer, reason, 0);
+}
+
+/// A request header Pingora could not parse (answered 400, connection
+/// closed): logged, audited and counted like a refused connection.
+pub fn malformed_request_header(rt: &crate::runtime::Runtime, peer: Option<std::net::SocketAddr>) {
+    refusal_lines(rt, peer, "malformed_request_header", 400);
+}
+
+fn refusal_lines(
+    rt: &crate::runtime::Runtime,
+    peer: Option<std::net::SocketAddr>,
+    reason: &'static str,
+    status: u16,
+) {
     crate::metrics::record_connection_refused(reason);
     let client_ip = peer.map(|a| a.ip().to_string());
     if log::log_enabled!(target: ACCESS_TARGET, log::Level::Info) {
         let line = serde_json::json!({
             "type": "connection",
             "client": client_ip,
+            "status": status,
             "error": reason,
         });
         crate::accesslog::write(line.to_string());
@@ -232,7 +248,7 @@ pub fn connection_refused(
         upstream: None,
         decision: "deny",
         reason: Some(reason),
-        status: 0,
+        status,
         jsonrpc_code: None,
         duration_ms: 0.0,
         bytes_in: 0,

@@ -67,6 +67,16 @@ impl ProxyHttp for Gateway {
         finish::connection_refused(&self.runtime.load(), peer, "header_timeout");
     }
 
+    fn request_header_invalid(
+        &self,
+        session: &pingora::protocols::http::ServerSession,
+        _error: &pingora::Error,
+    ) -> Option<(ResponseHeader, Bytes)> {
+        let peer = session.client_addr().and_then(|a| a.as_inet()).copied();
+        finish::malformed_request_header(&self.runtime.load(), peer);
+        response::malformed_request_header()
+    }
+
     async fn early_request_filter(
         &self,
         session: &mut Session,

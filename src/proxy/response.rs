@@ -104,6 +104,19 @@ pub async fn respond_json(
     Ok(())
 }
 
+/// The answer to a request header that could not be parsed: 400 with a
+/// JSON-RPC error (no id: nothing of the request is trusted).
+pub fn malformed_request_header() -> Option<(ResponseHeader, Bytes)> {
+    let body = jsonrpc::error_body(None, -32600, "malformed HTTP request");
+    let mut resp = ResponseHeader::build(400, Some(4)).ok()?;
+    resp.insert_header("content-type", "application/json")
+        .ok()?;
+    resp.insert_header("content-length", body.len()).ok()?;
+    resp.insert_header("cache-control", "no-store").ok()?;
+    resp.insert_header("connection", "close").ok()?;
+    Some((resp, body))
+}
+
 fn json_header(status: u16, len: usize, ctx: &RequestCtx) -> Result<ResponseHeader> {
     let mut resp = ResponseHeader::build(status, Some(4))?;
     resp.insert_header("content-type", "application/json")?;

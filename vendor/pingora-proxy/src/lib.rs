@@ -382,12 +382,17 @@ where
                         "Fail to proxy: {e}, downstream session type: {}",
                         downstream_session.session_type()
                     );
-                    downstream_session
-                        .respond_error(400)
-                        .await
-                        .unwrap_or_else(|e| {
-                            error!("failed to send error response to downstream: {e}");
-                        });
+                    // mcp-edge patch: the application may answer (and log) a
+                    // malformed request header in its own form
+                    let answered = match self.inner.request_header_invalid(&downstream_session, &e) {
+                        Some((resp, body)) => {
+                            downstream_session.write_error_response(resp, body).await
+                        }
+                        None => downstream_session.respond_error(400).await,
+                    };
+                    answered.unwrap_or_else(|e| {
+                        error!("failed to send error response to downstream: {e}");
+                    });
                 } else {
                     // otherwise the connection must be broken, no need to send anything
                     error!(

@@ -133,6 +133,17 @@ pub trait ProxyHttp {
     /// [`Self::request_header_timeout`]; the connection is closed afterwards.
     fn request_header_timed_out(&self, _session: &pingora_core::protocols::http::ServerSession) {}
 
+    /// mcp-edge patch: called when a request header cannot be parsed
+    /// (Pingora answers 400). Returning a response and body sends those
+    /// instead; the connection is closed afterwards either way.
+    fn request_header_invalid(
+        &self,
+        _session: &pingora_core::protocols::http::ServerSession,
+        _error: &Error,
+    ) -> Option<(pingora_http::ResponseHeader, bytes::Bytes)> {
+        None
+    }
+
     /// Handle the incoming request before any downstream module is executed.
     ///
     /// This function is similar to [Self::request_filter()] but executes before any other logic,
