@@ -420,6 +420,17 @@ pub enum Mode {
     Reset,
     /// Answers 202 with no body (notifications/responses).
     Accepted,
+    /// Starts an SSE stream, sends `events` events, then resets the
+    /// connection mid-stream (no terminating chunk).
+    SseThenReset { events: usize },
+    /// An SSE stream of `total` bytes in `chunk`-byte events written as fast
+    /// as the gateway takes them; `written` counts the bytes accepted by the
+    /// socket (blocking writes: backpressure shows as a stalled count).
+    Flood {
+        chunk: usize,
+        total: usize,
+        written: Arc<AtomicUsize>,
+    },
 }
 
 /// Request headers (lowercase names) of every request the upstream received.
@@ -455,7 +466,14 @@ impl Upstream {
                 match l.accept() {
                     Ok((conn, _)) => {
                         conn.set_nonblocking(false).ok();
-                        if let (Ok(c), Ok(mut list)) = (conn.try_clone(), op.lock()) {
+                        // head and body go out in two writes: without this,
+                        // Nagle + delayed ACK add 40 ms to every answer
+                        conn.set_nodelay(true).ok();
+                        // (a resetting stream must hold the only descriptor,
+                        // or closing it sends no RST)
+                        let resets = matches!(mode, Mode::SseThenReset { .. });
+                        if let (false, Ok(c), Ok(mut list)) = (resets, conn.try_clone(), op.lock())
+                        {
                             list.push(c);
                         }
                         let (mode, h, sn, st) = (mode.clone(), h.clone(), sn.clone(), st.clone());
@@ -564,6 +582,39 @@ fn serve_conn(
             Mode::Accepted => w
                 .write_all(b"HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n")
                 .is_ok(),
+            Mode::SseThenReset { events } => {
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+                let _ = w.write_all(head.as_bytes());
+                for i in 0..*events {
+                    let ev = format!("id: ev-{i}\ndata: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\",\"params\":{{\"progress\":{i}}}}}\n\n");
+                    let _ = w.write_all(format!("{:x}\r\n{ev}\r\n", ev.len()).as_bytes());
+                    thread::sleep(Duration::from_millis(50));
+                }
+                // SO_LINGER 0: the close below (the last descriptor) is an RST
+                let _ = socket2::SockRef::from(&w).set_linger(Some(Duration::ZERO));
+                return;
+            }
+            Mode::Flood {
+                chunk,
+                total,
+                written,
+            } => {
+                let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n";
+                if w.write_all(head.as_bytes()).is_err() {
+                    return;
+                }
+                let data = format!("data: {}\n\n", "x".repeat(chunk.saturating_sub(8)));
+                let framed = format!("{:x}\r\n{data}\r\n", data.len());
+                let mut sent = 0;
+                while sent < *total {
+                    if w.write_all(framed.as_bytes()).is_err() {
+                        return;
+                    }
+                    sent += data.len();
+                    written.fetch_add(data.len(), Ordering::SeqCst);
+                }
+                w.write_all(b"0\r\n\r\n").is_ok()
+            }
             Mode::Sse { n, gap } => {
                 let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n";
                 if w.write_all(head.as_bytes()).is_err() {
