@@ -257,6 +257,11 @@ impl Parsed {
                 Some(Id::Null) => return invalid(InvalidReason::BadId),
                 Some(_) => Kind::Request,
             },
+            // a null id answers a request whose id could not be read: only an
+            // error may carry it (JSON-RPC 2.0 §5)
+            (None, true) if self.has_result && !self.has_error && matches!(id, Some(Id::Null)) => {
+                return invalid(InvalidReason::BadId)
+            }
             (None, true) if id.is_some() && !(self.has_result && self.has_error) => Kind::Response,
             (None, _) => return invalid(InvalidReason::NotAMessage),
         };
@@ -759,6 +764,8 @@ mod tests {
                 NotAMessage,
             ),
             (r#"{"jsonrpc":"2.0","result":{}}"#, NotAMessage),
+            // found by the fuzz contract: a result may not answer a null id
+            (r#"{"jsonrpc":"2.0","id":null,"result":{}}"#, BadId),
         ];
         for (b, r) in cases {
             assert_eq!(err(b), InspectError::Invalid(r), "{b}");

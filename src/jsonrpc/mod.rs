@@ -3,8 +3,10 @@
 //! `serde_json::Value` tree, and [`error_body`] writes gateway-made JSON-RPC error
 //! objects. No Pingora types here.
 
+mod contract;
 mod inspect;
 
+pub use contract::check_contract;
 pub use inspect::{inspect, Envelope, Id, InspectError, InvalidReason, Kind, Text};
 
 use bytes::Bytes;
