@@ -11,9 +11,11 @@ BIN_RELEASE := $(CARGO_TARGET_DIR)/release/mcp-edge
 BENCH_SECS ?= 10
 BENCH_REPEAT ?= 3
 FUZZ_SECS ?= 300
+SSE_STREAMS ?= 20000
+SOAK_SLOWLORIS ?= 5000
 FUZZ_TARGET_DIR ?= $(HOME)/.cache/mcp-edge/fuzz-target
 
-.PHONY: help deps peers build release run demo upgrade-demo test lint supply-chain fmt bench bench-micro bench-load fuzz deb rpm package-check clean
+.PHONY: help deps peers build release run demo upgrade-demo test lint supply-chain fmt bench bench-micro bench-load bench-sse soak fuzz deb rpm package-check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -53,7 +55,7 @@ supply-chain: ## cargo-deny (offline advisories, bans, licenses, sources: deny.t
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-bench: bench-micro bench-load ## criterion hot paths + wrk load vs direct and nginx
+bench: bench-micro bench-load bench-sse ## criterion hot paths, wrk load vs direct and nginx, idle SSE memory vs nginx
 
 bench-micro: ## criterion benches of the hot paths
 	$(CARGO) bench --bench hot_paths -- --warm-up-time 1 --measurement-time 3
@@ -61,6 +63,13 @@ bench-micro: ## criterion benches of the hot paths
 bench-load: release ## wrk load: direct upstream, nginx proxy, mcp-edge (ratios)
 	scripts/deps.sh --system-only
 	benches/load.py --gateway $(BIN_RELEASE) --duration $(BENCH_SECS) --redis --sessions --tls --repeat $(BENCH_REPEAT)
+
+bench-sse: release ## memory per idle SSE stream, mcp-edge vs nginx, SSE_STREAMS (20000) open at once (root: raises the fd limit)
+	scripts/deps.sh --system-only
+	benches/sse_memory.py --gateway $(BIN_RELEASE) --streams $(SSE_STREAMS)
+
+soak: ## the longer abuse runs: SOAK_SLOWLORIS (5000) slowloris connections at the shipped limits
+	ulimit -n $$(ulimit -Hn) 2>/dev/null || true; MCP_EDGE_SLOWLORIS=$(SOAK_SLOWLORIS) $(CARGO) test --test limits slowloris -- --nocapture
 
 fuzz: ## run every cargo-fuzz target for FUZZ_SECS each (stable toolchain, -s none)
 	@command -v cargo-fuzz >/dev/null || $(CARGO) install cargo-fuzz --locked

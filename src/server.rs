@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use pingora::apps::HttpServerOptions;
+use pingora::listeners::{L4BufferSettings, ListenerConfig, DEFAULT_L4_WRITE_BUFFER_SIZE};
 use pingora::server::configuration::{Opt, ServerConf};
 use pingora::server::Server;
 use pingora::services::background::background_service;
@@ -26,6 +27,18 @@ pub struct RunOptions {
     /// Take the listeners over from a running instance (`-u`).
     pub upgrade: bool,
 }
+
+/// Read and write buffers of each public connection. Pingora's default read
+/// buffer is 64 KiB per connection, allocated zeroed at accept: most of what
+/// an idle connection (an open SSE stream, a slowloris) costs. Header and
+/// body reads go through their own buffers, so a small one costs no
+/// throughput (BENCHMARKS.md, issue 9).
+fn listener_buffers() -> L4BufferSettings {
+    L4BufferSettings::new(LISTENER_READ_BUFFER, DEFAULT_L4_WRITE_BUFFER_SIZE)
+}
+
+/// See [`listener_buffers`].
+const LISTENER_READ_BUFFER: usize = 4096;
 
 /// A file-name-safe tag for the first listener, used for default pid/upgrade paths
 /// so that two gateways on one host do not share them.
@@ -141,12 +154,16 @@ pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Res
             for addr in &listen {
                 let settings = crate::edge::tls::settings(shared.clone(), material.clone())
                     .map_err(|e| std::io::Error::other(format!("TLS settings: {e}")))?;
-                svc.add_tls_with_settings(addr, None, settings);
+                svc.add_listener(
+                    ListenerConfig::tcp(addr.as_str())
+                        .tls(settings)
+                        .l4_buffer(listener_buffers()),
+                );
             }
         }
         None => {
             for addr in &listen {
-                svc.add_tcp(addr);
+                svc.add_listener(ListenerConfig::tcp(addr.as_str()).l4_buffer(listener_buffers()));
             }
         }
     }
