@@ -62,7 +62,7 @@ bench-micro: ## criterion benches of the hot paths
 
 bench-load: release ## wrk load: direct upstream, nginx proxy, mcp-edge (ratios)
 	scripts/deps.sh --system-only
-	benches/load.py --gateway $(BIN_RELEASE) --duration $(BENCH_SECS) --redis --sessions --tls --repeat $(BENCH_REPEAT)
+	benches/load.py --gateway $(BIN_RELEASE) --duration $(BENCH_SECS) --redis --sessions --jwt --tls --repeat $(BENCH_REPEAT)
 
 bench-sse: release ## memory per idle SSE stream, mcp-edge vs nginx, SSE_STREAMS (20000) open at once (root: raises the fd limit)
 	scripts/deps.sh --system-only

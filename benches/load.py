@@ -7,7 +7,7 @@ Prints requests/s, p50/p99 latency and the proxy's CPU time per request
 (utime+stime of the whole process from /proc, all threads), with ratios to (b).
 Every run is bounded: fixed duration per scenario, processes killed at the end.
 
-Usage: benches/load.py --gateway target/release/mcp-edge [--duration 10] [--connections 1,32] [--redis] [--tls]
+Usage: benches/load.py --gateway target/release/mcp-edge [--duration 10] [--connections 1,32] [--redis] [--sessions] [--jwt] [--tls]
 
 --tls adds HTTPS: nginx (TLS proxy) and mcp-edge with the same certificate, keep-alive and one new
 connection per request (wrk), and full vs resumed handshakes per second (openssl s_time).
@@ -87,12 +87,14 @@ http {{
     return subprocess.Popen(["nginx", "-c", path, "-p", f"{tmp}/{name}"], stderr=subprocess.DEVNULL)
 
 
-def wrk(url, conns, duration, tmp, close=False, session=None):
-    lua = f"{tmp}/post{'-close' if close else ''}{'-session' if session else ''}.lua"
+def wrk(url, conns, duration, tmp, close=False, session=None, bearer=None):
+    lua = f"{tmp}/post{'-close' if close else ''}{'-session' if session else ''}{'-jwt' if bearer else ''}.lua"
+    cred = (f'wrk.headers["Authorization"] = "Bearer {bearer}"\n' if bearer
+            else 'wrk.headers["X-API-Key"] = "bench-key-0123456789"\n')
     open(lua, "w").write('wrk.method = "POST"\nwrk.body = [[%s]]\n'
                          'wrk.headers["Content-Type"] = "application/json"\n'
-                         'wrk.headers["Accept"] = "application/json, text/event-stream"\n'
-                         'wrk.headers["X-API-Key"] = "bench-key-0123456789"\n' % BODY
+                         'wrk.headers["Accept"] = "application/json, text/event-stream"\n' % BODY
+                         + cred
                          + ('wrk.headers["Connection"] = "close"\n' if close else '')
                          + (f'wrk.headers["Mcp-Session-Id"] = "{session}"\n' if session else ''))
     out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{duration}s", "--latency", "-s", lua, url],
@@ -122,6 +124,8 @@ def main():
                     help="also run mcp-edge with rate limits shared through a local redis-server")
     ap.add_argument("--sessions", action="store_true",
                     help="also run mcp-edge with a sealed session on every request (open + re-seal)")
+    ap.add_argument("--jwt", action="store_true",
+                    help="also run mcp-edge authenticating an ES256 JWT (verified once, then cached)")
     ap.add_argument("--tls", action="store_true",
                     help="also compare HTTPS termination: nginx and mcp-edge with the same certificate")
     a = ap.parse_args()
@@ -158,6 +162,7 @@ policy:
     - subject: {{tenant: team}}
       allow: {{methods: ["tools/*", initialize, "notifications/*"], tools: ["search.*"]}}
       deny: {{tools: ["admin.*"]}}
+rate_limit: {{default_rpm: 100000000}}
 logging: {{level: info, format: json}}
 """
         open(f"{tmp}/gw.yaml", "w").write(conf)
@@ -176,8 +181,9 @@ logging: {{level: info, format: json}}
             rconf = conf.replace(f"listen: 127.0.0.1:{gw}", f"listen: 127.0.0.1:{gwr}") \
                 .replace(f"{tmp}/gw.pid", f"{tmp}/gwr.pid").replace(f"{tmp}/gw.sock", f"{tmp}/gwr.sock") \
                 .replace(f"{tmp}/audit.jsonl", f"{tmp}/audit-r.jsonl") \
-                + (f"rate_limit:\n  default_rpm: 100000000\n"
-                   f"  redis: {{url: \"redis://127.0.0.1:{rport}\", timeout_ms: 100}}\n")
+                .replace("rate_limit: {default_rpm: 100000000}\n",
+                         f"rate_limit:\n  default_rpm: 100000000\n"
+                         f"  redis: {{url: \"redis://127.0.0.1:{rport}\", timeout_ms: 100}}\n")
             open(f"{tmp}/gwr.yaml", "w").write(rconf)
             procs.append(subprocess.Popen([a.gateway, "run", "-c", f"{tmp}/gwr.yaml"],
                                           stderr=open(f"{tmp}/gwr.log", "w")))
@@ -192,6 +198,12 @@ logging: {{level: info, format: json}}
             pids["nginx+session"] = sessions["nginx_pid"]
             urls["nginx+session"] = sessions["nginx_url"]
             ports += [sessions["port"], sessions["up_port"], sessions["nginx_port"]]
+        bearer = None
+        if a.jwt:
+            jport, bearer = start_jwt(tmp, conf, gw, a.gateway, procs)
+            pids["mcp-edge+jwt"] = procs[-1].pid
+            urls["mcp-edge+jwt"] = f"http://127.0.0.1:{jport}/mcp"
+            ports.append(jport)
         tls = None
         if a.tls:
             tls = start_tls(tmp, conf, gw, up, a.gateway, procs)
@@ -202,7 +214,8 @@ logging: {{level: info, format: json}}
             sessions["token"] = session_token(sessions["port"])
         # warm up keep-alive pools
         for name, u in urls.items():
-            wrk(u, 4, 1, tmp, session=session_for(name, sessions))
+            wrk(u, 4, 1, tmp, session=session_for(name, sessions),
+                bearer=bearer if name == "mcp-edge+jwt" else None)
         results = []
         for conns in [int(c) for c in a.connections.split(",")]:
             runs = {name: [] for name in urls}
@@ -212,7 +225,8 @@ logging: {{level: info, format: json}}
                     pid = pids[name]
                     c0 = settle(pid) if pid else None
                     r = wrk(url, conns, a.duration, tmp,
-                            session=session_for(name, sessions))
+                            session=session_for(name, sessions),
+                            bearer=bearer if name == "mcp-edge+jwt" else None)
                     if pid:
                         r["cpu_us_per_req"] = (settle(pid) - c0) * 1e6 / max(r["requests"], 1)
                     r.update(target=name, connections=conns)
@@ -258,10 +272,47 @@ def print_table(results):
             print(f"      session traffic (token-sized id both ways): mcp-edge sealed rps x{ses['rps']/gw['rps']:.3f}, "
                   f"CPU {added:+.1f} us/req; nginx pass-through rps x{nses['rps']/px['rps']:.3f}, CPU {carry:+.1f} us/req; "
                   f"sealing beyond carrying the bytes: {added - carry:+.1f} us/req")
+        jw = next((r for r in rows if r["target"] == "mcp-edge+jwt"), None)
+        if jw:
+            print(f"      JWT (ES256, cached) instead of an API key: CPU x{jw['cpu_us_per_req']/gw['cpu_us_per_req']:.2f} "
+                  f"of mcp-edge with an API key, x{jw['cpu_us_per_req']/px['cpu_us_per_req']:.2f} of nginx-proxy; "
+                  f"p50 {jw['p50_ms']-gw['p50_ms']:+.3f} ms")
         red = next((r for r in rows if r["target"] == "mcp-edge+redis"), None)
         if red:
             print(f"      Redis rate limit adds: p50 {red['p50_ms']-gw['p50_ms']:+.3f} ms, "
                   f"p99 {red['p99_ms']-gw['p99_ms']:+.3f} ms, CPU {red['cpu_us_per_req']-gw['cpu_us_per_req']:+.1f} us/req")
+
+
+def start_jwt(tmp, conf, gw, gateway, procs):
+    """mcp-edge authenticating an ES256 JWT against a JWKS file: the first
+    request verifies the signature, the rest hit the verified-token cache.
+    Returns (port, token)."""
+    import base64
+    import jwt as pyjwt  # PyJWT, with the mcp SDK's test peers
+    from cryptography.hazmat.primitives.asymmetric import ec
+    key = ec.generate_private_key(ec.SECP256R1())
+    pub = key.public_key().public_numbers()
+
+    def b64(n):
+        return base64.urlsafe_b64encode(n.to_bytes(32, "big")).rstrip(b"=").decode()
+    jwks = {"keys": [{"kty": "EC", "crv": "P-256", "x": b64(pub.x), "y": b64(pub.y),
+                      "kid": "bench", "alg": "ES256", "use": "sig"}]}
+    open(f"{tmp}/jwks.json", "w").write(json.dumps(jwks))
+    now = int(time.time())
+    token = pyjwt.encode({"iss": "https://issuer.bench/", "aud": "mcp-bench", "sub": "bench-client",
+                          "tenant": "team", "iat": now, "exp": now + 86400},
+                         key, algorithm="ES256", headers={"kid": "bench"})
+    jp = free_port()
+    jconf = conf.replace(f"listen: 127.0.0.1:{gw}", f"listen: 127.0.0.1:{jp}") \
+        .replace(f"{tmp}/gw.pid", f"{tmp}/gwj.pid").replace(f"{tmp}/gw.sock", f"{tmp}/gwj.sock") \
+        .replace(f"{tmp}/audit.jsonl", f"{tmp}/audit-j.jsonl") \
+        .replace("  api_keys: [{id: bench, key: bench-key-0123456789, tenant: team}]\n",
+                 f"  jwt: {{issuer: \"https://issuer.bench/\", audiences: [mcp-bench], jwks_file: {tmp}/jwks.json, "
+                 f"algorithms: [ES256], tenant_claim: tenant, client_claim: sub}}\n")
+    open(f"{tmp}/gwj.yaml", "w").write(jconf)
+    procs.append(subprocess.Popen([gateway, "run", "-c", f"{tmp}/gwj.yaml"],
+                                  stderr=open(f"{tmp}/gwj.log", "w")))
+    return jp, token
 
 
 def session_for(name, sessions):
