@@ -36,3 +36,8 @@ fn proxy_protocol_fuzz_corpus_replays() {
 fn jsonrpc_inspect_fuzz_corpus_replays() {
     replay("jsonrpc_inspect", 10, mcp_edge::jsonrpc::check_contract);
 }
+
+#[test]
+fn trusted_proxy_fuzz_corpus_replays() {
+    replay("trusted_proxy", 10, mcp_edge::edge::trusted::check_contract);
+}
