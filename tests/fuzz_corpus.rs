@@ -41,3 +41,8 @@ fn jsonrpc_inspect_fuzz_corpus_replays() {
 fn trusted_proxy_fuzz_corpus_replays() {
     replay("trusted_proxy", 10, mcp_edge::edge::trusted::check_contract);
 }
+
+#[test]
+fn session_open_fuzz_corpus_replays() {
+    replay("session_open", 10, mcp_edge::session::check_contract);
+}
