@@ -8,7 +8,7 @@
 //! across restarts and reloads, health must survive reloads and take passive
 //! ejections (module `health`), and it has no least-connections selection.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -259,10 +259,7 @@ pub fn parse_url(url: &str) -> Result<ParsedUrl, String> {
         .map(|p| p.as_str().to_string())
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "/".into());
-    let addr = (host.as_str(), port)
-        .to_socket_addrs()
-        .ok()
-        .and_then(|mut a| a.next())
+    let addr = crate::config::hermetic::resolve_host(&host, port)
         .ok_or_else(|| format!("\"{url}\": cannot resolve host \"{host}\""))?;
     Ok(ParsedUrl {
         tls,

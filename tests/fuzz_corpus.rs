@@ -46,3 +46,8 @@ fn trusted_proxy_fuzz_corpus_replays() {
 fn session_open_fuzz_corpus_replays() {
     replay("session_open", 10, mcp_edge::session::check_contract);
 }
+
+#[test]
+fn config_load_fuzz_corpus_replays() {
+    replay("config_load", 10, mcp_edge::config::check_contract);
+}

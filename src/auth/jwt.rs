@@ -168,7 +168,8 @@ impl JwtVerifier {
     pub fn new(settings: JwtSettings) -> Result<JwtVerifier, String> {
         let keys = match &settings.source {
             JwksSource::File(path) => {
-                let text = std::fs::read(path).map_err(|e| format!("cannot read {path}: {e}"))?;
+                let text = crate::config::hermetic::read(std::path::Path::new(path))
+                    .map_err(|e| format!("cannot read {path}: {e}"))?;
                 KeySet::from_jwks(&text)?
             }
             JwksSource::Url(_) => KeySet::default(),

@@ -4,7 +4,6 @@
 //! (`routing[2].upstream: unknown upstream "mcp-kb"`).
 
 use std::collections::HashSet;
-use std::net::ToSocketAddrs;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -342,10 +341,7 @@ fn compile_server(s: raw::Server, errs: &mut Errors) -> Option<ServerSettings> {
         errs.push("server.listen", "at least one address is required");
     }
     for (i, a) in listen.iter().enumerate() {
-        if a.to_socket_addrs()
-            .map(|mut it| it.next().is_none())
-            .unwrap_or(true)
-        {
+        if super::hermetic::resolve(a).is_none() {
             errs.push(
                 format!("server.listen[{i}]"),
                 format!("\"{a}\" is not a host:port address"),
@@ -882,7 +878,7 @@ fn compile_audit(
             .parent()
             .filter(|p| !p.as_os_str().is_empty());
         if let Some(dir) = parent {
-            if !dir.is_dir() {
+            if !super::hermetic::is_dir(dir) {
                 errs.push(
                     "audit.path",
                     format!("directory {} does not exist", dir.display()),
@@ -1128,7 +1124,7 @@ fn compile_upstream(
         sni: None,
     });
     let ca = tls.ca_file.as_ref().and_then(|ca| {
-        let certs = std::fs::read(ca)
+        let certs = super::hermetic::read(std::path::Path::new(ca))
             .map_err(|e| format!("cannot read \"{ca}\": {e}"))
             .and_then(|pem| {
                 pingora::tls::x509::X509::stack_from_pem(&pem)

@@ -4,7 +4,11 @@
 //! `validate`, `routes` and SIGHUP reload all go through [`load_file`].
 
 pub mod compile;
+mod contract;
+pub(crate) mod hermetic;
 pub mod raw;
+
+pub use contract::check_contract;
 
 use std::path::Path;
 

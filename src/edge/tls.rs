@@ -74,7 +74,7 @@ impl std::fmt::Debug for Material {
 }
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
-    std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    crate::config::hermetic::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
 }
 
 fn serial_of(cert: &X509Ref) -> String {
