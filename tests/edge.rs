@@ -66,6 +66,28 @@ fn trusted_proxy_chain_names_the_client() {
 }
 
 #[test]
+fn ipv4_clients_of_an_ipv6_socket_are_matched_as_ipv4() {
+    // a socket bound to ::ffff:127.0.0.1 takes IPv4 connections and sees
+    // its peers as ::ffff:127.0.0.1, like a dual-stack [::] listener does
+    let up = Upstream::start(Mode::Echo);
+    let g = Gateway::start(
+        &simple_config(&up.url(), "  trust_proxy: [127.0.0.1/32]").replace(
+            "listen: 127.0.0.1:{PORT}",
+            "listen: \"[::ffff:127.0.0.1]:{PORT}\"",
+        ),
+    );
+    let r = post_json(g.port, LIST, &[("X-Forwarded-For", "198.51.100.9")]);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.json()["headers"]["x-forwarded-for"], "198.51.100.9");
+    let r = post_json(g.port, LIST, &[]);
+    assert_eq!(r.json()["headers"]["x-forwarded-for"], "127.0.0.1");
+    let lines = g.wait_access_lines(2);
+    assert_eq!(lines[0]["client"], "198.51.100.9");
+    let direct = lines[1]["client"].as_str().unwrap_or_default();
+    assert!(direct.starts_with("127.0.0.1"), "{direct}");
+}
+
+#[test]
 fn trust_proxy_config_errors() {
     let dir = tempfile::tempdir().unwrap();
     for (extra, want) in [

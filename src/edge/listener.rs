@@ -95,9 +95,11 @@ impl Gate {
     }
 }
 
+/// The peer's address, IPv4-mapped IPv6 (a dual-stack listener's IPv4
+/// client) as the IPv4 address it is, so `trusted_cidrs` match it.
 fn peer_of<S: GetSocketDigest + ?Sized>(stream: &S) -> Option<std::net::SocketAddr> {
     match stream.get_socket_digest()?.peer_addr()? {
-        PingoraAddr::Inet(a) => Some(*a),
+        PingoraAddr::Inet(a) => Some(std::net::SocketAddr::new(a.ip().to_canonical(), a.port())),
         _ => None,
     }
 }

@@ -117,10 +117,12 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
     // 2. authenticate
     // the client address: the peer, or what trusted proxies say it is;
     // anonymous identities are per client IP, not per connection
+    // (an IPv4 client of a dual-stack listener is ::ffff:a.b.c.d: compared,
+    // limited and logged as the IPv4 address it is)
     let peer = session
         .client_addr()
         .and_then(|a| a.as_inet())
-        .map(|a| a.ip())
+        .map(|a| a.ip().to_canonical())
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
     let mut client = rt
         .server
