@@ -69,12 +69,13 @@ def median_run(runs):
     return out
 
 
-def nginx(tmp, name, body):
+def nginx(tmp, name, body, connections=4096, main=""):
+    """One nginx worker (no master) with `body` in its http block."""
     os.makedirs(f"{tmp}/{name}/logs", exist_ok=True)
     conf = f"""
 worker_processes 1; master_process off; daemon off; pid {tmp}/{name}/nginx.pid;
-error_log {tmp}/{name}/logs/error.log warn;
-events {{ worker_connections 4096; }}
+error_log {tmp}/{name}/logs/error.log warn; {main}
+events {{ worker_connections {connections}; }}
 http {{
   access_log {tmp}/{name}/logs/access.log;
   client_body_temp_path {tmp}/{name}/body; proxy_temp_path {tmp}/{name}/proxy;

@@ -16,7 +16,7 @@ process is killed at the end.
 import argparse, asyncio, os, resource, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load import BODY, free_port, wait_port  # noqa: E402
+from load import BODY, free_port, nginx, wait_port  # noqa: E402
 
 UPSTREAM = r'''
 import asyncio, sys
@@ -173,25 +173,12 @@ logging: {{level: warn, format: json}}
 
 
 def nginx_sse(tmp, up, px, streams):
-    os.makedirs(f"{tmp}/proxy/logs", exist_ok=True)
-    conf = f"""
-worker_processes 1; master_process off; daemon off; pid {tmp}/proxy/nginx.pid;
-worker_rlimit_nofile {4 * streams + 4096};
-error_log {tmp}/proxy/logs/error.log warn;
-events {{ worker_connections {2 * streams + 2048}; }}
-http {{
-  access_log {tmp}/proxy/logs/access.log;
-  client_body_temp_path {tmp}/proxy/body; proxy_temp_path {tmp}/proxy/proxy;
-  fastcgi_temp_path {tmp}/proxy/fcgi; uwsgi_temp_path {tmp}/proxy/uwsgi; scgi_temp_path {tmp}/proxy/scgi;
-  upstream up {{ server 127.0.0.1:{up}; keepalive 64; }}
+    """nginx as a plain streaming proxy (no response buffering) for `streams`."""
+    return nginx(tmp, "proxy", f"""upstream up {{ server 127.0.0.1:{up}; keepalive 64; }}
   server {{ listen 127.0.0.1:{px} backlog=4096; location / {{ proxy_pass http://up;
     proxy_http_version 1.1; proxy_set_header Connection ""; proxy_buffering off;
-    proxy_read_timeout 600s; }} }}
-}}"""
-    path = f"{tmp}/proxy/nginx.conf"
-    open(path, "w").write(conf)
-    return subprocess.Popen(["nginx", "-c", path, "-p", f"{tmp}/proxy"], stderr=subprocess.DEVNULL)
-
+    proxy_read_timeout 600s; }} }}""", connections=2 * streams + 2048,
+                 main=f"worker_rlimit_nofile {2 * streams + 2048};")
 
 if __name__ == "__main__":
     main()

@@ -326,34 +326,47 @@ fn fill(dir: &std::path::Path, leave: u64) -> std::path::PathBuf {
     filler
 }
 
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
+/// A gateway auditing to a 256 KiB tmpfs with `audit` settings (`{PATH}`
+/// is the audit file): the upstream, the mount (unmounted on drop), the
+/// mount point, the audit file, the gateway.
+struct FullDisk {
+    _up: Upstream,
+    _outer: tempfile::TempDir,
+    _fs: Tmpfs,
+    mnt: std::path::PathBuf,
+    path: std::path::PathBuf,
+    g: Gateway,
+}
+
+fn on_a_small_disk(audit: &str) -> FullDisk {
+    let up = Upstream::start(Mode::Echo);
+    let outer = tempfile::tempdir().unwrap();
+    let mnt = outer.path().join("audit");
+    let fs = Tmpfs::mount(&mnt, "256k");
+    let path = mnt.join("audit.jsonl");
+    let g = Gateway::start(&config(
+        &up.url(),
+        &audit.replace("{PATH}", &path.display().to_string()),
+    ));
+    FullDisk {
+        _up: up,
+        _outer: outer,
+        _fs: fs,
+        mnt,
+        path,
+        g,
+    }
 }
 
 #[test]
 fn a_full_disk_with_on_full_drop_keeps_serving_drops_whole_lines_and_holds_memory() {
-    let up = Upstream::start(Mode::Echo);
-    let outer = tempfile::tempdir().unwrap();
-    let mnt = outer.path().join("audit");
-    let _fs = Tmpfs::mount(&mnt, "256k");
-    let path = mnt.join("audit.jsonl");
-    let g = Gateway::start(&config(
-        &up.url(),
-        &format!(
-            "audit: {{path: \"{}\", on_full: drop, queue_lines: 1000}}",
-            path.display()
-        ),
-    ));
+    let FullDisk { mnt, path, g, .. } =
+        &on_a_small_disk("audit: {path: \"{PATH}\", on_full: drop, queue_lines: 1000}");
     for _ in 0..20 {
         assert_eq!(post_json(g.port, CALL.as_bytes(), &[]).status, 200);
     }
     std::thread::sleep(Duration::from_millis(200));
-    let filler = fill(&mnt, 3000);
+    let filler = fill(mnt, 3000);
     let rss_before = rss_kib(g.child.id());
     let t = Instant::now();
     for _ in 0..3000 {
@@ -377,7 +390,7 @@ fn a_full_disk_with_on_full_drop_keeps_serving_drops_whole_lines_and_holds_memor
         std::thread::sleep(Duration::from_millis(50));
     }
     std::thread::sleep(Duration::from_millis(300));
-    let text = std::fs::read_to_string(&path).unwrap();
+    let text = std::fs::read_to_string(path).unwrap();
     for l in text.lines() {
         serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l:?}"));
     }
@@ -388,22 +401,12 @@ fn a_full_disk_with_on_full_drop_keeps_serving_drops_whole_lines_and_holds_memor
 
 #[test]
 fn a_full_disk_with_on_full_block_holds_requests_until_space_returns_and_loses_no_line() {
-    let up = Upstream::start(Mode::Echo);
-    let outer = tempfile::tempdir().unwrap();
-    let mnt = outer.path().join("audit");
-    let _fs = Tmpfs::mount(&mnt, "256k");
-    let path = mnt.join("audit.jsonl");
-    let g = Gateway::start(&config(
-        &up.url(),
-        &format!(
-            "audit: {{path: \"{}\", on_full: block, queue_lines: 50}}",
-            path.display()
-        ),
-    ));
+    let FullDisk { mnt, path, g, .. } =
+        &on_a_small_disk("audit: {path: \"{PATH}\", on_full: block, queue_lines: 50}");
     let port = g.port;
     assert_eq!(post_json(port, CALL.as_bytes(), &[]).status, 200);
     std::thread::sleep(Duration::from_millis(200));
-    let filler = fill(&mnt, 2000);
+    let filler = fill(mnt, 2000);
     // requests go on until the queue of 50 lines is taken, then wait
     let (tx, rx) = std::sync::mpsc::channel();
     let client = std::thread::spawn(move || {
@@ -429,7 +432,7 @@ fn a_full_disk_with_on_full_block_holds_requests_until_space_returns_and_loses_n
     assert_eq!(done, 200);
     let deadline = Instant::now() + Duration::from_secs(5);
     let count = || {
-        audit_lines(&path)
+        audit_lines(path)
             .iter()
             .filter(|l| !l.contains("\"/healthz\""))
             .count()
@@ -437,7 +440,7 @@ fn a_full_disk_with_on_full_block_holds_requests_until_space_returns_and_loses_n
     while count() < 201 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let lines = audit_lines(&path);
+    let lines = audit_lines(path);
     for l in &lines {
         serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l:?}"));
     }

@@ -68,19 +68,6 @@ fn audit(g: &Gateway, n: usize) -> Vec<serde_json::Value> {
     }
 }
 
-fn pid_fds(pid: u32) -> usize {
-    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
-}
-
-fn pid_status(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix(field))
-        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0)
-}
-
 fn hang_call(id: u32) -> Vec<u8> {
     format!(r#"{{"jsonrpc":"2.0","id":{id},"method":"tools/call","params":{{"name":"hang_forever","arguments":{{}}}}}}"#).into_bytes()
 }
@@ -198,7 +185,7 @@ fn a_reset_mid_sse_ends_the_client_stream_unclean_and_leaks_nothing() {
     one();
     thread::sleep(Duration::from_millis(300));
     let fds_before = pid_fds(pid);
-    let threads_before = pid_status(pid, "Threads:");
+    let threads_before = proc_status(pid, "Threads:");
     for _ in 0..20 {
         let (_, text, waited) = one();
         // the three events arrived, the stream did not end as if clean
@@ -229,7 +216,7 @@ fn a_reset_mid_sse_ends_the_client_stream_unclean_and_leaks_nothing() {
         "fds {} after, {fds_before} before",
         pid_fds(pid)
     );
-    assert!(pid_status(pid, "Threads:") <= threads_before);
+    assert!(proc_status(pid, "Threads:") <= threads_before);
 }
 
 #[test]
@@ -291,7 +278,7 @@ fn a_slow_reader_gets_bounded_buffering_and_the_upstream_backpressure() {
     });
     let g = Gateway::start(&two_routes(&up.url(), &up.url(), 2000));
     let pid = g.child.id();
-    let rss_before = pid_status(pid, "VmRSS:");
+    let rss_before = rss_kib(pid);
 
     let sock = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
     sock.set_recv_buffer_size(64 << 10).unwrap();
@@ -331,7 +318,7 @@ fn a_slow_reader_gets_bounded_buffering_and_the_upstream_backpressure() {
     thread::sleep(Duration::from_millis(300));
     let in_kernel = queued(&[g.port, up.port]);
     let in_gateway = (stalled + 200).saturating_sub(in_kernel + read);
-    let rss_growth = pid_status(pid, "VmRSS:").saturating_sub(rss_before);
+    let rss_growth = rss_kib(pid).saturating_sub(rss_before);
     eprintln!(
         "slow reader: upstream wrote {stalled}, kernel queues {in_kernel}, client read {read}, \
          gateway holds ~{in_gateway} bytes, RSS +{rss_growth} KiB"

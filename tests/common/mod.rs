@@ -664,6 +664,26 @@ pub fn tools_call_of_size(size: usize) -> Vec<u8> {
     body.into_bytes()
 }
 
+/// Open file descriptors of a process.
+pub fn pid_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+/// A numeric field of /proc/<pid>/status (`VmRSS:` in KiB, `Threads:`, ...).
+pub fn proc_status(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+        .unwrap_or(0)
+}
+
+/// Resident memory of a process, KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    proc_status(pid, "VmRSS:")
+}
+
 /// Whether a command exists on PATH.
 pub fn have(cmd: &str) -> bool {
     Command::new("sh")
