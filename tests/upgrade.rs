@@ -81,7 +81,13 @@ logging: {{level: info, format: json}}
             port,
             pids: Vec::new(),
         };
-        let log = std::fs::File::create(g.dir.path().join("gw.log")).unwrap();
+        // O_APPEND like the upgrade command's own output: a writer at its own
+        // offset would overwrite what `mcp-edge upgrade` printed in between
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(g.dir.path().join("gw.log"))
+            .unwrap();
         let st = Command::new(bin())
             .args(["run", "-d", "-c"])
             .arg(g.conf())
