@@ -326,7 +326,8 @@ fn fill(dir: &std::path::Path, leave: u64) -> std::path::PathBuf {
     filler
 }
 
-/// A gateway auditing to a 256 KiB tmpfs with `audit` settings (`{PATH}`
+/// A gateway auditing to a 4 MiB tmpfs (room for every line its queue can
+/// hold once space returns) with `audit` settings (`{PATH}`
 /// is the audit file): the upstream, the mount (unmounted on drop), the
 /// mount point, the audit file, the gateway.
 struct FullDisk {
@@ -342,7 +343,7 @@ fn on_a_small_disk(audit: &str) -> FullDisk {
     let up = Upstream::start(Mode::Echo);
     let outer = tempfile::tempdir().unwrap();
     let mnt = outer.path().join("audit");
-    let fs = Tmpfs::mount(&mnt, "256k");
+    let fs = Tmpfs::mount(&mnt, "4m");
     let path = mnt.join("audit.jsonl");
     let g = Gateway::start(&config(
         &up.url(),
@@ -389,12 +390,23 @@ fn a_full_disk_with_on_full_drop_keeps_serving_drops_whole_lines_and_holds_memor
     while !g.log_text().contains("writing again") && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
+    assert!(g.log_text().contains("writing again"), "{}", g.log_text());
     std::thread::sleep(Duration::from_millis(300));
     let text = std::fs::read_to_string(path).unwrap();
-    for l in text.lines() {
-        serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l:?}"));
-    }
     let n = text.lines().count();
+    for (i, l) in text.lines().enumerate() {
+        serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| {
+            panic!(
+                "{e}: line {i} of {n} {l:?}, ends with newline: {}; log:\n{}",
+                text.ends_with('\n'),
+                g.log_text()
+                    .lines()
+                    .filter(|l| l.contains("log sink"))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            )
+        });
+    }
     assert!(n < 3000, "the disk was full, yet {n} lines were written");
     assert!(n > 20, "nothing was written once space came back");
 }
