@@ -88,6 +88,35 @@ http {{
     return subprocess.Popen(["nginx", "-c", path, "-p", f"{tmp}/{name}"], stderr=subprocess.DEVNULL)
 
 
+def gateway_conf(tmp, gw, up):
+    """mcp-edge doing its whole job on port `gw` in front of `up`: API key,
+    inspection, policy, an in-memory rate limit (never refusing here),
+    audit and JSON access lines."""
+    return f"""server:
+  listen: 127.0.0.1:{gw}
+  path: /mcp
+  threads: 1
+  pid_file: {tmp}/gw.pid
+  upgrade_sock: {tmp}/gw.sock
+auth:
+  api_keys: [{{id: bench, key: bench-key-0123456789, tenant: team}}]
+audit: {{path: {tmp}/audit.jsonl}}
+upstreams:
+  - name: up
+    url: http://127.0.0.1:{up}/mcp
+routing:
+  - match: {{method: "*"}}
+    upstream: up
+policy:
+  rules:
+    - subject: {{tenant: team}}
+      allow: {{methods: ["tools/*", initialize, "notifications/*"], tools: ["search.*"]}}
+      deny: {{tools: ["admin.*"]}}
+rate_limit: {{default_rpm: 100000000}}
+logging: {{level: info, format: json}}
+"""
+
+
 def wrk(url, conns, duration, tmp, close=False, session=None, bearer=None):
     lua = f"{tmp}/post{'-close' if close else ''}{'-session' if session else ''}{'-jwt' if bearer else ''}.lua"
     cred = (f'wrk.headers["Authorization"] = "Bearer {bearer}"\n' if bearer
@@ -143,29 +172,7 @@ def main():
         procs.append(nginx(tmp, "proxy", f"""upstream up {{ server 127.0.0.1:{up}; keepalive 64; }}
             server {{ listen 127.0.0.1:{px}; location / {{ proxy_pass http://up;
             proxy_http_version 1.1; proxy_set_header Connection ""; }} }}"""))
-        conf = f"""server:
-  listen: 127.0.0.1:{gw}
-  path: /mcp
-  threads: 1
-  pid_file: {tmp}/gw.pid
-  upgrade_sock: {tmp}/gw.sock
-auth:
-  api_keys: [{{id: bench, key: bench-key-0123456789, tenant: team}}]
-audit: {{path: {tmp}/audit.jsonl}}
-upstreams:
-  - name: up
-    url: http://127.0.0.1:{up}/mcp
-routing:
-  - match: {{method: "*"}}
-    upstream: up
-policy:
-  rules:
-    - subject: {{tenant: team}}
-      allow: {{methods: ["tools/*", initialize, "notifications/*"], tools: ["search.*"]}}
-      deny: {{tools: ["admin.*"]}}
-rate_limit: {{default_rpm: 100000000}}
-logging: {{level: info, format: json}}
-"""
+        conf = gateway_conf(tmp, gw, up)
         open(f"{tmp}/gw.yaml", "w").write(conf)
         gwlog = open(f"{tmp}/gw.log", "w")
         procs.append(subprocess.Popen([a.gateway, "run", "-c", f"{tmp}/gw.yaml"], stderr=gwlog))

@@ -16,7 +16,7 @@ process is killed at the end.
 import argparse, asyncio, os, resource, subprocess, sys, tempfile, time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from load import BODY, free_port, nginx, wait_port  # noqa: E402
+from load import BODY, free_port, gateway_conf, nginx, wait_port  # noqa: E402
 
 UPSTREAM = r'''
 import asyncio, sys
@@ -119,29 +119,11 @@ def main():
         procs.append(subprocess.Popen([sys.executable, "-c", UPSTREAM, str(up)]))
         wait_port(up)
         procs.append(nginx_sse(tmp, up, px, a.streams))
-        conf = f"""server:
-  listen: 127.0.0.1:{gw}
-  path: /mcp
-  threads: 1
-  pid_file: {tmp}/gw.pid
-  upgrade_sock: {tmp}/gw.sock
-  limits: {{max_connections: {a.streams + 1000}}}
-auth:
-  api_keys: [{{id: bench, key: bench-key-0123456789, tenant: team}}]
-audit: {{path: {tmp}/audit.jsonl}}
-upstreams:
-  - name: up
-    url: http://127.0.0.1:{up}/mcp
-    sse_idle_timeout_ms: 600000
-routing:
-  - match: {{method: "*"}}
-    upstream: up
-policy:
-  rules:
-    - subject: {{tenant: team}}
-      allow: {{methods: ["tools/*", initialize, "notifications/*"], tools: ["search.*"]}}
-logging: {{level: warn, format: json}}
-"""
+        # the load benchmark's gateway; streams stay open, no log line per stream
+        conf = gateway_conf(tmp, gw, up) \
+            .replace("  upgrade_sock:", f"  limits: {{max_connections: {a.streams + 1000}}}\n  upgrade_sock:", 1) \
+            .replace("    url: http://", "    sse_idle_timeout_ms: 600000\n    url: http://", 1) \
+            .replace("logging: {level: info", "logging: {level: warn")
         open(f"{tmp}/gw.yaml", "w").write(conf)
         procs.append(subprocess.Popen([a.gateway, "run", "-c", f"{tmp}/gw.yaml"],
                                       stderr=open(f"{tmp}/gw.log", "w")))
