@@ -60,9 +60,10 @@ bench: bench-micro bench-load bench-sse ## criterion hot paths, wrk load vs dire
 bench-micro: ## criterion benches of the hot paths
 	$(CARGO) bench --bench hot_paths -- --warm-up-time 1 --measurement-time 3
 
-bench-load: release ## wrk load: direct upstream, nginx proxy, mcp-edge (ratios)
+bench-load: release ## wrk load: direct upstream, nginx proxy, bare Pingora, mcp-edge (ratios)
 	scripts/deps.sh --system-only
-	benches/load.py --gateway $(BIN_RELEASE) --duration $(BENCH_SECS) --redis --sessions --jwt --tls --repeat $(BENCH_REPEAT)
+	$(CARGO) build --release --example bare-pingora
+	benches/load.py --gateway $(BIN_RELEASE) --bare $(CARGO_TARGET_DIR)/release/examples/bare-pingora --duration $(BENCH_SECS) --redis --sessions --jwt --tls --repeat $(BENCH_REPEAT)
 
 bench-sse: release ## memory per idle SSE stream, mcp-edge vs nginx, SSE_STREAMS (20000) open at once (root: raises the fd limit)
 	scripts/deps.sh --system-only

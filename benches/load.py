@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """Load benchmark (`make bench`): wrk on loopback with a ~300-byte tools/call
 against (a) a direct fast upstream (nginx `return 200`), (b) nginx as a plain
-reverse proxy in front of it, (c) mcp-edge in front of it, in one run.
+reverse proxy in front of it, (c) mcp-edge in front of it, in one run; with
+--bare also (d) Pingora itself with no mcp-edge logic (benches/bare_pingora.rs),
+which splits mcp-edge's cost into Pingora's and its own.
 
 Prints requests/s, p50/p99 latency and the proxy's CPU time per request
 (utime+stime of the whole process from /proc, all threads), with ratios to (b).
 Every run is bounded: fixed duration per scenario, processes killed at the end.
 
-Usage: benches/load.py --gateway target/release/mcp-edge [--duration 10] [--connections 1,32] [--redis] [--sessions] [--jwt] [--tls]
+Usage: benches/load.py --gateway target/release/mcp-edge [--bare target/release/examples/bare-pingora] [--duration 10] [--connections 1,32] [--redis] [--sessions] [--jwt] [--tls]
 
 --tls adds HTTPS: nginx (TLS proxy) and mcp-edge with the same certificate, keep-alive and one new
 connection per request (wrk), and full vs resumed handshakes per second (openssl s_time).
@@ -145,6 +147,7 @@ def wrk(url, conns, duration, tmp, close=False, session=None, bearer=None):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gateway", required=True)
+    ap.add_argument("--bare", help="also run this bare Pingora proxy (cargo build --release --example bare-pingora)")
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", default="1,32")
     ap.add_argument("--json", help="also write results here")
@@ -180,6 +183,13 @@ def main():
         urls = {"direct": f"http://127.0.0.1:{up}/mcp", "nginx-proxy": f"http://127.0.0.1:{px}/mcp",
                 "mcp-edge": f"http://127.0.0.1:{gw}/mcp"}
         ports = [up, px, gw]
+        if a.bare:
+            bp = free_port()
+            procs.append(subprocess.Popen([a.bare, f"127.0.0.1:{bp}", f"127.0.0.1:{up}"],
+                                          stderr=subprocess.DEVNULL))
+            pids["pingora-bare"] = procs[-1].pid
+            urls["pingora-bare"] = f"http://127.0.0.1:{bp}/mcp"
+            ports.append(bp)
         if a.redis:
             if not shutil.which("redis-server"):
                 raise SystemExit("redis-server not found (apt-get install redis-server)")
@@ -270,8 +280,14 @@ def print_table(results):
                   f"{r['p99_ms']/base['p99_ms']:>6.2f} {cpux:>6} {r['non2xx']:>6}")
         gw = next(r for r in rows if r["target"] == "mcp-edge")
         px = base
+        bare = next((r for r in rows if r["target"] == "pingora-bare"), None)
         print(f"      added p50 vs direct: mcp-edge {gw['p50_ms']-direct['p50_ms']:.3f} ms, "
-              f"nginx-proxy {px['p50_ms']-direct['p50_ms']:.3f} ms")
+              f"nginx-proxy {px['p50_ms']-direct['p50_ms']:.3f} ms"
+              + (f", pingora-bare {bare['p50_ms']-direct['p50_ms']:.3f} ms" if bare else ""))
+        if bare:
+            print(f"      CPU split: Pingora itself x{bare['cpu_us_per_req']/px['cpu_us_per_req']:.2f} of nginx-proxy; "
+                  f"mcp-edge x{gw['cpu_us_per_req']/bare['cpu_us_per_req']:.2f} of bare Pingora "
+                  f"({gw['cpu_us_per_req']-bare['cpu_us_per_req']:+.1f} us/req for auth, inspection, policy, rate limit, audit)")
         ses = next((r for r in rows if r["target"] == "mcp-edge+session"), None)
         nses = next((r for r in rows if r["target"] == "nginx+session"), None)
         if ses and nses:

@@ -334,7 +334,9 @@ where
         let res = {
             let read = async {
                 match header_timeout {
-                    Some(t) => time::timeout(t, downstream_session.read_request())
+                    // Pingora's timer (coarse, shared) instead of a tokio timer per
+                    // request, which woke the runtime's driver with a syscall each time.
+                    Some(t) => pingora_timeout::fast_timeout::fast_timeout(t, downstream_session.read_request())
                         .await
                         .unwrap_or_else(|_| Error::e_explain(ReadTimedout, "request header timeout")),
                     None => downstream_session.read_request().await,

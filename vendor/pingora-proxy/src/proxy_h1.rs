@@ -42,6 +42,8 @@ where
     {
         client_session.read_timeout = peer.options.read_timeout;
         client_session.write_timeout = peer.options.write_timeout;
+        // mcp-edge patch: smaller reads for an event-stream body
+        client_session.event_stream_body_buf_size = self.inner.upstream_stream_read_size(ctx);
 
         // phase 2 send to upstream
 
@@ -118,6 +120,16 @@ where
         session.upstream_compression.request_filter(&req);
 
         debug!("Sending header to upstream {:?}", req);
+
+        // mcp-edge patch: a body that is already read (request_filter read it
+        // whole) leaves in the same write as the header: one segment, one
+        // wakeup of the upstream, instead of two.
+        if !session.is_body_empty()
+            && session.as_mut().is_body_done()
+            && !req.headers.contains_key(http::header::EXPECT)
+        {
+            client_session.defer_request_header_write();
+        }
 
         match client_session.write_request_header(Box::new(req)).await {
             Ok(_) => { /* Continue */ }

@@ -120,6 +120,14 @@ pub trait ProxyHttp {
         None
     }
 
+    /// mcp-edge patch: the size of each read of a `text/event-stream` response
+    /// body from an HTTP/1 upstream (Pingora reads any body 64 KiB at a time).
+    /// With the task pipe between upstream and downstream this bounds what a
+    /// slow reader's stream holds in the proxy. `None` keeps 64 KiB.
+    fn upstream_stream_read_size(&self, _ctx: &Self::CTX) -> Option<usize> {
+        None
+    }
+
     /// mcp-edge patch: how long a kept-alive connection that is waiting for
     /// its next request keeps waiting once the service shuts down (graceful
     /// upgrade or stop). A request that arrives in that window is served and
