@@ -75,7 +75,10 @@ impl TrustProxy {
                 } else {
                     Some(part.trim())
                 };
-                chain.push(addr.and_then(parse_ip));
+                // a hop written as IPv4-mapped IPv6 (`::ffff:192.0.2.1`, as a
+                // dual-stack proxy may log it) is the IPv4 address it is, as
+                // for the peer itself
+                chain.push(addr.and_then(parse_ip).map(|ip| ip.to_canonical()));
             }
         }
         // right to left: skip our own trusted proxies; the first other hop is
@@ -198,8 +201,13 @@ fn contract_input(data: &[u8]) -> (TrustProxy, IpAddr, HeaderMap) {
 
 /// The oracle's reading of one hop: an IP address, optionally with a port
 /// (`192.0.2.1:80`), an IPv6 address only in brackets when it has one
-/// (`[2001:db8::1]:80`, `[2001:db8::1]`); anything else is not a hop.
+/// (`[2001:db8::1]:80`, `[2001:db8::1]`); anything else is not a hop. An
+/// IPv4-mapped IPv6 address is the IPv4 address.
 fn oracle_node(s: &str) -> Option<IpAddr> {
+    oracle_node_as_written(s).map(|ip| ip.to_canonical())
+}
+
+fn oracle_node_as_written(s: &str) -> Option<IpAddr> {
     let port = |p: &str| {
         !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) && p.parse::<u16>().is_ok()
     };
@@ -414,6 +422,18 @@ mod tests {
             t.resolve(ip("10.1.2.3"), &HeaderMap::new()).ip,
             ip("10.1.2.3")
         );
+    }
+
+    #[test]
+    fn ipv4_mapped_hops_are_ipv4() {
+        let t = tp(&["10.0.0.0/8"]);
+        // a dual-stack proxy wrote itself and the client as IPv4-mapped IPv6
+        let h = headers(&[("x-forwarded-for", "::ffff:203.0.113.5, ::ffff:10.0.0.2")]);
+        let c = t.resolve(ip("10.0.0.1"), &h);
+        assert_eq!(c.ip, ip("203.0.113.5"));
+        assert!(c.ip.is_ipv4());
+        let h = headers(&[("x-forwarded-for", "[::ffff:198.51.100.7]:443")]);
+        assert_eq!(t.resolve(ip("10.0.0.1"), &h).ip, ip("198.51.100.7"));
     }
 
     #[test]
