@@ -65,9 +65,10 @@ bench-load: release ## wrk load: direct upstream, nginx proxy, bare Pingora, mcp
 	$(CARGO) build --release --example bare-pingora
 	benches/load.py --gateway $(BIN_RELEASE) --bare $(CARGO_TARGET_DIR)/release/examples/bare-pingora --duration $(BENCH_SECS) --redis --sessions --jwt --tls --repeat $(BENCH_REPEAT)
 
-bench-sse: release ## memory per idle SSE stream, mcp-edge vs nginx, SSE_STREAMS (20000) open at once (root: raises the fd limit)
+bench-sse: release ## memory per idle SSE stream, mcp-edge vs nginx vs bare Pingora, SSE_STREAMS (20000) open at once (root: raises the fd limit)
 	scripts/deps.sh --system-only
-	benches/sse_memory.py --gateway $(BIN_RELEASE) --streams $(SSE_STREAMS)
+	$(CARGO) build --release --example bare-pingora
+	benches/sse_memory.py --gateway $(BIN_RELEASE) --bare $(CARGO_TARGET_DIR)/release/examples/bare-pingora --streams $(SSE_STREAMS)
 
 soak: ## the longer abuse runs: SOAK_SLOWLORIS (5000) slowloris connections at the shipped limits
 	ulimit -n $$(ulimit -Hn) 2>/dev/null || true; MCP_EDGE_SLOWLORIS=$(SOAK_SLOWLORIS) $(CARGO) test --test limits slowloris -- --nocapture

@@ -9,7 +9,7 @@ Prints requests/s, p50/p99 latency and the proxy's CPU time per request
 (utime+stime of the whole process from /proc, all threads), with ratios to (b).
 Every run is bounded: fixed duration per scenario, processes killed at the end.
 
-Usage: benches/load.py --gateway target/release/mcp-edge [--bare target/release/examples/bare-pingora] [--duration 10] [--connections 1,32] [--redis] [--sessions] [--jwt] [--tls]
+Usage: benches/load.py --gateway target/release/mcp-edge [--bare target/release/examples/bare-pingora] [--also before=/path/to/older/mcp-edge] [--duration 10] [--connections 1,32] [--redis] [--sessions] [--jwt] [--tls]
 
 --tls adds HTTPS: nginx (TLS proxy) and mcp-edge with the same certificate, keep-alive and one new
 connection per request (wrk), and full vs resumed handshakes per second (openssl s_time).
@@ -148,6 +148,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gateway", required=True)
     ap.add_argument("--bare", help="also run this bare Pingora proxy (cargo build --release --example bare-pingora)")
+    ap.add_argument("--also", action="append", default=[], metavar="NAME=BINARY",
+                    help="also run this mcp-edge binary (another build) with the same configuration, "
+                         "as target NAME: a before/after A/B in one interleaved run")
     ap.add_argument("--duration", type=int, default=10)
     ap.add_argument("--connections", default="1,32")
     ap.add_argument("--json", help="also write results here")
@@ -183,6 +186,18 @@ def main():
         urls = {"direct": f"http://127.0.0.1:{up}/mcp", "nginx-proxy": f"http://127.0.0.1:{px}/mcp",
                 "mcp-edge": f"http://127.0.0.1:{gw}/mcp"}
         ports = [up, px, gw]
+        for spec in a.also:
+            name, _, binary = spec.partition("=")
+            port = free_port()
+            aconf = conf.replace(f"listen: 127.0.0.1:{gw}", f"listen: 127.0.0.1:{port}") \
+                .replace(f"{tmp}/gw.pid", f"{tmp}/{name}.pid").replace(f"{tmp}/gw.sock", f"{tmp}/{name}.sock") \
+                .replace(f"{tmp}/audit.jsonl", f"{tmp}/audit-{name}.jsonl")
+            open(f"{tmp}/{name}.yaml", "w").write(aconf)
+            procs.append(subprocess.Popen([binary, "run", "-c", f"{tmp}/{name}.yaml"],
+                                          stderr=open(f"{tmp}/{name}.log", "w")))
+            pids[name] = procs[-1].pid
+            urls[name] = f"http://127.0.0.1:{port}/mcp"
+            ports.append(port)
         if a.bare:
             bp = free_port()
             procs.append(subprocess.Popen([a.bare, f"127.0.0.1:{bp}", f"127.0.0.1:{up}"],

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Idle SSE stream memory (`make bench-sse`): N streams held open through
 (a) nginx as a plain reverse proxy (proxy_buffering off) and (b) mcp-edge
-doing its whole job (API key, inspection, policy, audit), in one run, in
+doing its whole job (API key, inspection, policy, audit), and with --bare
+(c) stock Pingora with no logic (benches/bare_pingora.rs), in one run, in
 front of the same upstream, which answers every POST with an event stream,
 sends one event and then stays silent.
 
@@ -9,7 +10,7 @@ Prints the proxy's resident memory (VmRSS, the whole process) before and
 with N streams open, and the difference per stream, with the ratio to nginx.
 Kernel socket buffers are the same for both and not in RSS.
 
-Usage: benches/sse_memory.py --gateway target/release/mcp-edge [--streams 20000]
+Usage: benches/sse_memory.py --gateway target/release/mcp-edge [--bare target/release/examples/bare-pingora] [--streams 20000]
 Bounded: streams are opened in batches with a timeout, then closed; every
 process is killed at the end.
 """
@@ -99,6 +100,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--gateway", required=True)
     ap.add_argument("--streams", type=int, default=20000)
+    ap.add_argument("--bare", help="also measure this bare Pingora proxy (cargo build --release --example bare-pingora)")
     a = ap.parse_args()
     # a proxy holds two sockets per stream (client side, upstream side)
     want = 2 * a.streams + 2048
@@ -127,10 +129,16 @@ def main():
         open(f"{tmp}/gw.yaml", "w").write(conf)
         procs.append(subprocess.Popen([a.gateway, "run", "-c", f"{tmp}/gw.yaml"],
                                       stderr=open(f"{tmp}/gw.log", "w")))
-        wait_port(px)
-        wait_port(gw)
+        targets = [("nginx-proxy", procs[1], px), ("mcp-edge", procs[2], gw)]
+        if a.bare:
+            bp = free_port()
+            procs.append(subprocess.Popen([a.bare, f"127.0.0.1:{bp}", f"127.0.0.1:{up}"],
+                                          stderr=subprocess.DEVNULL))
+            targets.append(("pingora-bare", procs[-1], bp))
+        for _, _, port in targets:
+            wait_port(port)
         rows = []
-        for name, proc, port in (("nginx-proxy", procs[1], px), ("mcp-edge", procs[2], gw)):
+        for name, proc, port in targets:
             # one stream first: lazily created pools, threads and writers exist
             asyncio.run(hold(port, 10, proc.pid))
             time.sleep(1)
