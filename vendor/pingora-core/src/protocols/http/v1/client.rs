@@ -2526,6 +2526,66 @@ hello";
         );
     }
 
+    // mcp-edge patch: a deferred header leaves with the first body bytes, or at
+    // finish_body when none come
+    #[tokio::test]
+    async fn deferred_header_goes_out_with_the_body() {
+        init_log();
+        let wire = b"POST /test HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+        let mock_io = Builder::new().write(&wire[..]).build();
+        let mut http_stream = HttpSession::new(Box::new(mock_io));
+        http_stream.defer_request_header_write();
+        let mut new_request = RequestHeader::build("POST", b"/test", None).unwrap();
+        new_request.insert_header("Content-Length", "3").unwrap();
+        http_stream
+            .write_request_header(Box::new(new_request))
+            .await
+            .unwrap();
+        assert_eq!(http_stream.write_body(b"abc").await.unwrap(), Some(3));
+        http_stream.finish_body().await.unwrap();
+        assert_eq!(
+            http_stream.body_writer.body_mode,
+            BodyMode::Complete(3)
+        );
+    }
+
+    #[tokio::test]
+    async fn deferred_header_goes_out_with_the_first_chunk() {
+        init_log();
+        let wire = b"POST /test HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        let mock_io = Builder::new().write(&wire[..]).build();
+        let mut http_stream = HttpSession::new(Box::new(mock_io));
+        http_stream.defer_request_header_write();
+        let mut new_request = RequestHeader::build("POST", b"/test", None).unwrap();
+        new_request
+            .insert_header("Transfer-Encoding", "chunked")
+            .unwrap();
+        http_stream
+            .write_request_header(Box::new(new_request))
+            .await
+            .unwrap();
+        http_stream.write_body(b"abc").await.unwrap();
+        http_stream.finish_body().await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn deferred_header_without_body_bytes_goes_out_at_finish() {
+        init_log();
+        let wire = b"POST /test HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+        let mock_io = Builder::new().write(&wire[..]).build();
+        let mut http_stream = HttpSession::new(Box::new(mock_io));
+        http_stream.defer_request_header_write();
+        let mut new_request = RequestHeader::build("POST", b"/test", None).unwrap();
+        new_request.insert_header("Content-Length", "0").unwrap();
+        http_stream
+            .write_request_header(Box::new(new_request))
+            .await
+            .unwrap();
+        // a body write that the body mode refuses still sends the header
+        assert_eq!(http_stream.write_body(b"x").await.unwrap(), None);
+        http_stream.finish_body().await.unwrap();
+    }
+
     #[tokio::test]
     async fn write_request_body_with_content_length() {
         init_log();
