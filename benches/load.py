@@ -119,6 +119,19 @@ logging: {{level: info, format: json}}
 """
 
 
+def spawn_variant(tmp, conf, gw, port, tag, binary, procs):
+    """Start `binary` with `conf` (the gateway configuration for port `gw`)
+    moved to `port`, with its own pid file, upgrade socket and audit file
+    named after `tag`; appends the process to `procs` and returns it."""
+    vconf = conf.replace(f"listen: 127.0.0.1:{gw}", f"listen: 127.0.0.1:{port}") \
+        .replace(f"{tmp}/gw.pid", f"{tmp}/{tag}.pid").replace(f"{tmp}/gw.sock", f"{tmp}/{tag}.sock") \
+        .replace(f"{tmp}/audit.jsonl", f"{tmp}/audit-{tag}.jsonl")
+    open(f"{tmp}/{tag}.yaml", "w").write(vconf)
+    procs.append(subprocess.Popen([binary, "run", "-c", f"{tmp}/{tag}.yaml"],
+                                  stderr=open(f"{tmp}/{tag}.log", "w")))
+    return procs[-1]
+
+
 def wrk(url, conns, duration, tmp, close=False, session=None, bearer=None):
     lua = f"{tmp}/post{'-close' if close else ''}{'-session' if session else ''}{'-jwt' if bearer else ''}.lua"
     cred = (f'wrk.headers["Authorization"] = "Bearer {bearer}"\n' if bearer
@@ -189,13 +202,7 @@ def main():
         for spec in a.also:
             name, _, binary = spec.partition("=")
             port = free_port()
-            aconf = conf.replace(f"listen: 127.0.0.1:{gw}", f"listen: 127.0.0.1:{port}") \
-                .replace(f"{tmp}/gw.pid", f"{tmp}/{name}.pid").replace(f"{tmp}/gw.sock", f"{tmp}/{name}.sock") \
-                .replace(f"{tmp}/audit.jsonl", f"{tmp}/audit-{name}.jsonl")
-            open(f"{tmp}/{name}.yaml", "w").write(aconf)
-            procs.append(subprocess.Popen([binary, "run", "-c", f"{tmp}/{name}.yaml"],
-                                          stderr=open(f"{tmp}/{name}.log", "w")))
-            pids[name] = procs[-1].pid
+            pids[name] = spawn_variant(tmp, conf, gw, port, name, binary, procs).pid
             urls[name] = f"http://127.0.0.1:{port}/mcp"
             ports.append(port)
         if a.bare:
@@ -211,16 +218,10 @@ def main():
             procs.append(subprocess.Popen(["redis-server", "--port", str(rport), "--bind", "127.0.0.1",
                                            "--save", "", "--appendonly", "no"], stdout=subprocess.DEVNULL))
             wait_port(rport)
-            rconf = conf.replace(f"listen: 127.0.0.1:{gw}", f"listen: 127.0.0.1:{gwr}") \
-                .replace(f"{tmp}/gw.pid", f"{tmp}/gwr.pid").replace(f"{tmp}/gw.sock", f"{tmp}/gwr.sock") \
-                .replace(f"{tmp}/audit.jsonl", f"{tmp}/audit-r.jsonl") \
-                .replace("rate_limit: {default_rpm: 100000000}\n",
-                         f"rate_limit:\n  default_rpm: 100000000\n"
-                         f"  redis: {{url: \"redis://127.0.0.1:{rport}\", timeout_ms: 100}}\n")
-            open(f"{tmp}/gwr.yaml", "w").write(rconf)
-            procs.append(subprocess.Popen([a.gateway, "run", "-c", f"{tmp}/gwr.yaml"],
-                                          stderr=open(f"{tmp}/gwr.log", "w")))
-            pids["mcp-edge+redis"] = procs[-1].pid
+            rconf = conf.replace("rate_limit: {default_rpm: 100000000}\n",
+                                 f"rate_limit:\n  default_rpm: 100000000\n"
+                                 f"  redis: {{url: \"redis://127.0.0.1:{rport}\", timeout_ms: 100}}\n")
+            pids["mcp-edge+redis"] = spawn_variant(tmp, rconf, gw, gwr, "gwr", a.gateway, procs).pid
             urls["mcp-edge+redis"] = f"http://127.0.0.1:{gwr}/mcp"
             ports.append(gwr)
         sessions = {}
@@ -342,15 +343,10 @@ def start_jwt(tmp, conf, gw, gateway, procs):
                           "tenant": "team", "iat": now, "exp": now + 86400},
                          key, algorithm="ES256", headers={"kid": "bench"})
     jp = free_port()
-    jconf = conf.replace(f"listen: 127.0.0.1:{gw}", f"listen: 127.0.0.1:{jp}") \
-        .replace(f"{tmp}/gw.pid", f"{tmp}/gwj.pid").replace(f"{tmp}/gw.sock", f"{tmp}/gwj.sock") \
-        .replace(f"{tmp}/audit.jsonl", f"{tmp}/audit-j.jsonl") \
-        .replace("  api_keys: [{id: bench, key: bench-key-0123456789, tenant: team}]\n",
-                 f"  jwt: {{issuer: \"https://issuer.bench/\", audiences: [mcp-bench], jwks_file: {tmp}/jwks.json, "
-                 f"algorithms: [ES256], tenant_claim: tenant, client_claim: sub}}\n")
-    open(f"{tmp}/gwj.yaml", "w").write(jconf)
-    procs.append(subprocess.Popen([gateway, "run", "-c", f"{tmp}/gwj.yaml"],
-                                  stderr=open(f"{tmp}/gwj.log", "w")))
+    jconf = conf.replace("  api_keys: [{id: bench, key: bench-key-0123456789, tenant: team}]\n",
+                         f"  jwt: {{issuer: \"https://issuer.bench/\", audiences: [mcp-bench], jwks_file: {tmp}/jwks.json, "
+                         f"algorithms: [ES256], tenant_claim: tenant, client_claim: sub}}\n")
+    spawn_variant(tmp, jconf, gw, jp, "gwj", gateway, procs)
     return jp, token
 
 
@@ -380,13 +376,8 @@ def start_sessions(tmp, conf, gw, gateway, procs, reply):
         proxy_http_version 1.1; proxy_set_header Connection ""; }} }}"""))
     nginx_pid = procs[-1].pid
     sconf = re.sub(r"url: http://127.0.0.1:\d+/mcp", f"url: http://127.0.0.1:{up}/mcp", conf) \
-        .replace(f"listen: 127.0.0.1:{gw}", f"listen: 127.0.0.1:{gp}") \
-        .replace(f"{tmp}/gw.pid", f"{tmp}/gws.pid").replace(f"{tmp}/gw.sock", f"{tmp}/gws.sock") \
-        .replace(f"{tmp}/audit.jsonl", f"{tmp}/audit-s.jsonl") \
         + "sessions: {keys: [bench-session-key-0123456789abcdefghij]}\n"
-    open(f"{tmp}/gws.yaml", "w").write(sconf)
-    procs.append(subprocess.Popen([gateway, "run", "-c", f"{tmp}/gws.yaml"],
-                                  stderr=open(f"{tmp}/gws.log", "w")))
+    spawn_variant(tmp, sconf, gw, gp, "gws", gateway, procs)
     return {"port": gp, "up_port": up, "pid": procs[-1].pid, "url": f"http://127.0.0.1:{gp}/mcp",
             "nginx_port": np, "nginx_pid": nginx_pid, "nginx_url": f"http://127.0.0.1:{np}/mcp"}
 
@@ -417,13 +408,7 @@ def start_tls(tmp, conf, gw, up, gateway, procs):
         ssl_protocols TLSv1.2 TLSv1.3;
         server {{ listen 127.0.0.1:{np} ssl http2; ssl_certificate {crt}; ssl_certificate_key {key};
         location / {{ proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; }} }}"""))
-    tconf = conf.replace(f"listen: 127.0.0.1:{gw}", f"listen: 127.0.0.1:{gp}") \
-        .replace(f"{tmp}/gw.pid", f"{tmp}/gwt.pid").replace(f"{tmp}/gw.sock", f"{tmp}/gwt.sock") \
-        .replace(f"{tmp}/audit.jsonl", f"{tmp}/audit-t.jsonl") \
-        + f"tls: {{cert_file: {crt}, key_file: {key}}}\n"
-    open(f"{tmp}/gwt.yaml", "w").write(tconf)
-    procs.append(subprocess.Popen([gateway, "run", "-c", f"{tmp}/gwt.yaml"],
-                                  stderr=open(f"{tmp}/gwt.log", "w")))
+    spawn_variant(tmp, conf + f"tls: {{cert_file: {crt}, key_file: {key}}}\n", gw, gp, "gwt", gateway, procs)
     return {"nginx_port": np, "gw_port": gp, "nginx_pid": procs[-2].pid, "gw_pid": procs[-1].pid}
 
 

@@ -22,13 +22,7 @@ const CALL: &[u8] =
 fn two_routes(up: &str, hang: &str, timeout_ms: u64) -> String {
     format!(
         r#"
-server:
-  listen: 127.0.0.1:{{PORT}}
-  path: /mcp
-  threads: 1
-  grace_period_secs: 2
-  pid_file: "{{DIR}}/gw.pid"
-  upgrade_sock: "{{DIR}}/gw.sock"
+{SERVER_SECTION}
 auth: {{anonymous: true}}
 upstreams:
   - name: up
@@ -41,10 +35,7 @@ routing:
     upstream: hang
   - match: {{method: "*"}}
     upstream: up
-policy:
-  rules:
-    - subject: {{tenant: "*"}}
-      allow: {{methods: ["*"], tools: ["*"], resources: ["*"], prompts: ["*"]}}
+{ALLOW_ALL_POLICY}
 audit: {{enabled: true, path: "{{DIR}}/audit.jsonl"}}
 logging: {{level: info, format: json}}
 "#

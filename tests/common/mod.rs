@@ -184,17 +184,27 @@ pub fn validate_yaml(yaml: &str) -> (bool, String, String) {
     )
 }
 
+/// The `server:` section test configs share: the test's port and directory
+/// (`{PORT}`, `{DIR}`, filled by `Gateway::start`), one worker, a short grace.
+pub const SERVER_SECTION: &str = r#"server:
+  listen: 127.0.0.1:{PORT}
+  path: /mcp
+  threads: 1
+  grace_period_secs: 2
+  pid_file: "{DIR}/gw.pid"
+  upgrade_sock: "{DIR}/gw.sock""#;
+
+/// A policy that allows every call to every tenant.
+pub const ALLOW_ALL_POLICY: &str = r#"policy:
+  rules:
+    - subject: {tenant: "*"}
+      allow: {methods: ["*"], tools: ["*"], resources: ["*"], prompts: ["*"]}"#;
+
 /// A config for one upstream at `upstream_url` with anonymous access.
 pub fn simple_config(upstream_url: &str, extra_server: &str) -> String {
     format!(
         r#"
-server:
-  listen: 127.0.0.1:{{PORT}}
-  path: /mcp
-  threads: 1
-  grace_period_secs: 2
-  pid_file: "{{DIR}}/gw.pid"
-  upgrade_sock: "{{DIR}}/gw.sock"
+{SERVER_SECTION}
 {extra_server}
 auth: {{anonymous: true}}
 upstreams:
@@ -206,10 +216,7 @@ upstreams:
 routing:
   - match: {{method: "*"}}
     upstream: up
-policy:
-  rules:
-    - subject: {{tenant: "*"}}
-      allow: {{methods: ["*"], tools: ["*"], resources: ["*"], prompts: ["*"]}}
+{ALLOW_ALL_POLICY}
 logging: {{level: info, format: json}}
 "#
     )

@@ -42,7 +42,9 @@ where
     {
         client_session.read_timeout = peer.options.read_timeout;
         client_session.write_timeout = peer.options.write_timeout;
-        // mcp-edge patch: smaller reads for an event-stream body
+        // mcp-edge patch: an event-stream response body is a stream, not a
+        // response: its own read timeout and (smaller) read size
+        client_session.event_stream_read_timeout = self.inner.upstream_stream_read_timeout(ctx);
         client_session.event_stream_body_buf_size = self.inner.upstream_stream_read_size(ctx);
 
         // phase 2 send to upstream
@@ -160,9 +162,6 @@ where
         // closure (the downstream half finished and dropped rx) from an unexpected one.
         let pipe_state = Arc::new(AtomicU8::new(PipeState::Active as u8));
 
-        // mcp-edge patch: the read timeout for an event-stream response body
-        let stream_read_timeout = self.inner.upstream_stream_read_timeout(ctx);
-
         // start bi-directional streaming
         let ret = tokio::try_join!(
             self.proxy_handle_downstream(
@@ -179,7 +178,6 @@ where
                 tx_upstream,
                 rx_downstream,
                 pipe_state,
-                stream_read_timeout,
             ),
         );
 
@@ -272,7 +270,6 @@ where
         tx: mpsc::Sender<HttpTask>,
         mut rx: mpsc::Receiver<HttpTask>,
         pipe_state: Arc<AtomicU8>,
-        stream_read_timeout: Option<std::time::Duration>,
     ) -> Result<bool>
     where
         SV: ProxyHttp + Send + Sync,
@@ -291,18 +288,7 @@ where
                     match res {
                         Ok(task) => {
                             response_done = task.is_end();
-                            // mcp-edge patch: an SSE body is a stream, not a
-                            // response: its reads get the stream idle timeout
-                            if let (Some(t), HttpTask::Header(h, _)) = (stream_read_timeout, &task) {
-                                let sse = h
-                                    .headers
-                                    .get(http::header::CONTENT_TYPE)
-                                    .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
-                                if sse {
-                                    client_session.read_timeout = Some(t);
-                                }
-                            }
-                            if !upgraded && client_session.was_upgraded() {
+if !upgraded && client_session.was_upgraded() {
                                 // upgrade can only happen once
                                 upgraded = true;
                                 if send_error.is_none() {

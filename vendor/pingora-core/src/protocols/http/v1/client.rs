@@ -73,6 +73,10 @@ pub struct HttpSession {
     /// (default: the 64 KiB of any body). A smaller one bounds what a slow
     /// reader's stream holds in the proxy.
     pub event_stream_body_buf_size: Option<usize>,
+    /// mcp-edge patch: the read timeout for a `text/event-stream` response
+    /// body, replacing `read_timeout` once its header is read: the stream's
+    /// idle limit rather than the wait for an answer.
+    pub event_stream_read_timeout: Option<Duration>,
 }
 
 /// HTTP 1.x client session
@@ -108,6 +112,7 @@ impl HttpSession {
             allow_h1_response_invalid_content_length: false,
             defer_header_write: false,
             event_stream_body_buf_size: None,
+            event_stream_read_timeout: None,
         }
     }
 
@@ -715,15 +720,18 @@ impl HttpSession {
 
     fn init_body_reader(&mut self) {
         if self.body_reader.need_init() {
-            // mcp-edge patch: see event_stream_body_buf_size
-            if let Some(size) = self.event_stream_body_buf_size {
-                let event_stream = self.response_header.as_ref().is_some_and(|h| {
-                    h.headers
-                        .get(http::header::CONTENT_TYPE)
-                        .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
-                });
-                if event_stream {
+            // mcp-edge patch: see event_stream_body_buf_size, event_stream_read_timeout
+            let event_stream = self.response_header.as_ref().is_some_and(|h| {
+                h.headers
+                    .get(http::header::CONTENT_TYPE)
+                    .is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"))
+            });
+            if event_stream {
+                if let Some(size) = self.event_stream_body_buf_size {
                     self.body_reader.body_buf_size = size;
+                }
+                if let Some(t) = self.event_stream_read_timeout {
+                    self.read_timeout = Some(t);
                 }
             }
             // follow https://datatracker.ietf.org/doc/html/rfc9112#section-6.3
