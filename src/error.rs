@@ -68,6 +68,15 @@ pub enum GatewayError {
     UnsupportedProtocolVersion,
     /// The identity's rate limit is used up (`rate_limit`).
     RateLimited,
+    /// The client address has used up its refusals (`rate_limit.refusals_rpm`):
+    /// 429 for everything from it, before authentication.
+    RefusalsLimited,
+    /// A GET or DELETE with a body (nothing of it is forwarded).
+    BodyNotAllowed,
+    /// An upstream answer the gateway cannot inspect (unknown content type,
+    /// a content coding, larger than `max_response_bytes`): replaced, never
+    /// relayed unfiltered.
+    UpstreamAnswerRefused(&'static str),
     /// The shared rate-limit store failed and `on_error: deny`.
     RateLimitUnavailable,
     /// No routing rule matched the call.
@@ -106,6 +115,9 @@ impl GatewayError {
             GatewayError::SessionNotFound(_) => 404,
             GatewayError::UnsupportedProtocolVersion => 400,
             GatewayError::RateLimited => 429,
+            GatewayError::RefusalsLimited => 429,
+            GatewayError::BodyNotAllowed => 400,
+            GatewayError::UpstreamAnswerRefused(_) => 502,
             GatewayError::RateLimitUnavailable => 503,
             GatewayError::NoRoute => 404,
             GatewayError::UpstreamUnavailable => 502,
@@ -141,6 +153,9 @@ impl GatewayError {
             GatewayError::SessionNotFound(_) => INVALID_REQUEST,
             GatewayError::UnsupportedProtocolVersion => UNSUPPORTED_PROTOCOL_VERSION,
             GatewayError::RateLimited => INVALID_REQUEST,
+            GatewayError::RefusalsLimited => INVALID_REQUEST,
+            GatewayError::BodyNotAllowed => INVALID_REQUEST,
+            GatewayError::UpstreamAnswerRefused(_) => INTERNAL_ERROR,
             GatewayError::RateLimitUnavailable => INTERNAL_ERROR,
             GatewayError::NoRoute => METHOD_NOT_FOUND,
             GatewayError::UpstreamUnavailable => INTERNAL_ERROR,
@@ -175,6 +190,9 @@ impl GatewayError {
             GatewayError::SessionNotFound(_) => "Session not found: initialize a new session",
             GatewayError::UnsupportedProtocolVersion => "unsupported MCP-Protocol-Version",
             GatewayError::RateLimited => "rate limit exceeded",
+            GatewayError::RefusalsLimited => "too many refused requests from this address",
+            GatewayError::BodyNotAllowed => "GET and DELETE requests must not carry a body",
+            GatewayError::UpstreamAnswerRefused(m) => m,
             GatewayError::RateLimitUnavailable => "rate limiting unavailable",
             GatewayError::NoRoute => "method not found",
             GatewayError::UpstreamUnavailable => "upstream unavailable",
@@ -191,10 +209,30 @@ impl GatewayError {
             self,
             GatewayError::UpstreamUnavailable
                 | GatewayError::UpstreamTimeout
+                | GatewayError::UpstreamAnswerRefused(_)
                 | GatewayError::RateLimitUnavailable
                 | GatewayError::ShuttingDown
                 | GatewayError::Internal
         )
+    }
+
+    /// Whether the refusal counts against the client address's refusal
+    /// budget (`rate_limit.refusals_rpm`): what probing produces (bad or
+    /// missing credentials, policy refusals, forged session tokens), not
+    /// malformed or oversized requests.
+    pub fn counts_as_probe(&self) -> bool {
+        match self {
+            GatewayError::Unauthenticated
+            | GatewayError::BadCredentials
+            | GatewayError::Forbidden(_)
+            | GatewayError::OriginNotAllowed
+            | GatewayError::UnknownTool => true,
+            GatewayError::SessionNotFound(r) => matches!(
+                *r,
+                "session_malformed" | "session_not_opened" | "session_other_principal"
+            ),
+            _ => false,
+        }
     }
 
     /// Short stable label for logs and metrics.
@@ -220,6 +258,9 @@ impl GatewayError {
             GatewayError::SessionNotFound(r) => r,
             GatewayError::UnsupportedProtocolVersion => "unsupported_protocol_version",
             GatewayError::RateLimited => "rate_limited",
+            GatewayError::RefusalsLimited => "refusals_limited",
+            GatewayError::BodyNotAllowed => "body_not_allowed",
+            GatewayError::UpstreamAnswerRefused(_) => "upstream_answer_refused",
             GatewayError::RateLimitUnavailable => "rate_limit_unavailable",
             GatewayError::NoRoute => "no_route",
             GatewayError::UpstreamUnavailable => "upstream_unavailable",

@@ -20,7 +20,8 @@ pub enum Era {
 /// First revision of the stateless era.
 pub const STATELESS_SINCE: &str = "2026-07-28";
 
-/// `MCP-Protocol-Version` is not a `YYYY-MM-DD` revision.
+/// `MCP-Protocol-Version` names a revision this gateway does not serve
+/// (unknown, or not a `YYYY-MM-DD` revision at all).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct InvalidVersion;
 
@@ -37,21 +38,17 @@ pub const KNOWN_VERSIONS: &[&str] = &[
     "2026-07-28",
 ];
 
-/// Era of a request from its `MCP-Protocol-Version` header. Absent = session era
-/// (the spec's default is 2025-03-26). A value that is not a `YYYY-MM-DD`
-/// revision is an error; an unknown date at or after 2026-07-28 is treated as
-/// stateless, an unknown earlier one as session era (the upstream decides
-/// whether it supports it).
+/// Era of a request from its `MCP-Protocol-Version` header. Absent = session
+/// era (the spec's default is 2025-03-26). A value that is not one of
+/// [`KNOWN_VERSIONS`] is refused by the gateway itself with 400 and an
+/// `UnsupportedProtocolVersionError` ([`unsupported_version_body`]), in both
+/// eras: forwarding it would let the upstream guess (or answer a session
+/// call with 404, sending the client into a re-initialize loop).
 pub fn era(version: Option<&[u8]>) -> Result<Era, InvalidVersion> {
     let Some(v) = version else {
         return Ok(Era::Session);
     };
-    let ok = v.len() == 10
-        && v.iter().enumerate().all(|(i, b)| match i {
-            4 | 7 => *b == b'-',
-            _ => b.is_ascii_digit(),
-        });
-    if !ok {
+    if !KNOWN_VERSIONS.iter().any(|k| k.as_bytes() == v) {
         return Err(InvalidVersion);
     }
     Ok(if v >= STATELESS_SINCE.as_bytes() {
@@ -59,6 +56,26 @@ pub fn era(version: Option<&[u8]>) -> Result<Era, InvalidVersion> {
     } else {
         Era::Session
     })
+}
+
+/// The body of the 400 for an unsupported `MCP-Protocol-Version` (MCP
+/// 2026-07-28 `UnsupportedProtocolVersionError`): code -32022 with the
+/// versions served and the one requested (as text, at most 64 bytes).
+pub fn unsupported_version_body(requested: &[u8]) -> bytes::Bytes {
+    let requested: String = String::from_utf8_lossy(&requested[..requested.len().min(64)])
+        .chars()
+        .filter(|c| !c.is_control())
+        .collect();
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": null,
+        "error": {
+            "code": -32022,
+            "message": "Unsupported protocol version",
+            "data": {"supported": KNOWN_VERSIONS.iter().rev().collect::<Vec<_>>(), "requested": requested},
+        },
+    });
+    bytes::Bytes::from(body.to_string())
 }
 
 /// The value `Mcp-Name` must carry for a method, if the method has one:
@@ -161,9 +178,23 @@ mod tests {
         assert_eq!(era(Some(b"2025-06-18")), Ok(Era::Session));
         assert_eq!(era(Some(b"2025-11-25")), Ok(Era::Session));
         assert_eq!(era(Some(b"2026-07-28")), Ok(Era::Stateless));
-        assert_eq!(era(Some(b"2027-01-01")), Ok(Era::Stateless));
+        assert_eq!(era(Some(b"2024-11-05")), Ok(Era::Session));
+        // unknown revisions are refused, whichever era they would be in
+        assert_eq!(era(Some(b"2027-01-01")), Err(InvalidVersion));
+        assert_eq!(era(Some(b"1999-01-01")), Err(InvalidVersion));
+        assert_eq!(era(Some(b"2025-06-18 ")), Err(InvalidVersion));
         assert_eq!(era(Some(b"latest")), Err(InvalidVersion));
         assert_eq!(era(Some(b"2026-07-28x")), Err(InvalidVersion));
+    }
+
+    #[test]
+    fn unsupported_version_answer() {
+        let b = unsupported_version_body(b"1999-01-01\n");
+        let v: serde_json::Value = serde_json::from_slice(&b).unwrap_or_default();
+        assert_eq!(v["error"]["code"], -32022);
+        assert_eq!(v["error"]["data"]["requested"], "1999-01-01");
+        assert_eq!(v["error"]["data"]["supported"][0], "2026-07-28");
+        assert!(v.get("id").is_some_and(|i| i.is_null()));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //! Pingora-free, evaluated in `request_filter` before anything is forwarded.
 
 use crate::auth::Principal;
-use crate::routing::{Call, Glob};
+use crate::call::{is_unknown_item_method, Call};
+use crate::routing::Glob;
 
 /// Glob lists over the things a call touches.
 #[derive(Debug, Clone, Default)]
@@ -106,38 +107,52 @@ pub struct Policy {
 impl Policy {
     /// Decides a call. Calls without a method (GET streams, DELETE, JSON-RPC
     /// responses) belong to a session the principal opened; they are allowed
-    /// when some selecting rule allows any method at all.
+    /// when some selecting rule allows any method at all. A method under a
+    /// guarded prefix that the gateway does not know (`tools/describe`) is
+    /// allowed only by its exact name in `methods:`, never by a glob. Every
+    /// item the call names (a `subscriptions/listen` may name many) must be
+    /// allowed, and a deny of any of them wins.
     pub fn check(&self, p: &Principal, call: &Call<'_>) -> Result<(), Deny> {
         let mut selected = false;
         let mut method_ok = false;
-        let mut item_ok = false;
-        let item = call_item(call);
+        let unknown = call.method.is_some_and(is_unknown_item_method);
         for r in self.rules.iter().filter(|r| r.selects(p)) {
             selected = true;
             if let Some(m) = call.method {
                 if any(&r.deny.methods, m) {
                     return Err(Deny::Explicit);
                 }
-                method_ok |= any(&r.allow.methods, m);
+                method_ok |= if unknown {
+                    r.allow.methods.iter().any(|g| g.is_exact(m))
+                } else {
+                    any(&r.allow.methods, m)
+                };
             } else {
                 method_ok |= !r.allow.methods.is_empty();
             }
-            if let Some((kind, name)) = item {
+            for (kind, name) in call.items() {
                 if any(r.deny.item_list(kind), name) {
                     return Err(Deny::Explicit);
                 }
-                item_ok |= any(r.allow.item_list(kind), name);
             }
         }
         if !selected {
-            Err(Deny::NoRule)
-        } else if !method_ok {
-            Err(Deny::Method)
-        } else if item.is_some() && !item_ok {
-            Err(Deny::Item)
-        } else {
-            Ok(())
+            return Err(Deny::NoRule);
         }
+        if !method_ok {
+            return Err(Deny::Method);
+        }
+        for (kind, name) in call.items() {
+            let allowed = self
+                .rules
+                .iter()
+                .filter(|r| r.selects(p))
+                .any(|r| any(r.allow.item_list(kind), name));
+            if !allowed {
+                return Err(Deny::Item);
+            }
+        }
+        Ok(())
     }
 
     /// Whether the principal may use a listed item (for list filtering).
@@ -151,13 +166,6 @@ impl Policy {
         }
         ok
     }
-}
-
-fn call_item<'a>(call: &Call<'a>) -> Option<(Item, &'a str)> {
-    call.tool
-        .map(|t| (Item::Tool, t))
-        .or(call.resource.map(|r| (Item::Resource, r)))
-        .or(call.prompt.map(|p| (Item::Prompt, p)))
 }
 
 #[cfg(test)]
@@ -275,6 +283,39 @@ mod tests {
     }
 
     #[test]
+    fn unknown_item_methods_need_their_exact_name() {
+        let mut pol = policy();
+        let c = p("client", "x");
+        // "tools/*" opens the known tools/ methods, not one MCP adds later
+        assert_eq!(
+            pol.check(&c, &call("tools/describe", None, None)),
+            Err(Deny::Method)
+        );
+        pol.rules[0].allow.methods.push(Glob::new("tools/describe"));
+        assert_eq!(pol.check(&c, &call("tools/describe", None, None)), Ok(()));
+        // and what it names is still checked
+        let mut named = call("tools/describe", None, None);
+        named.tool = Some("admin.drop");
+        assert_eq!(pol.check(&c, &named), Err(Deny::Explicit));
+    }
+
+    #[test]
+    fn every_item_of_a_call_is_checked() {
+        let pol = policy();
+        let c = p("client", "x");
+        let mut listen = call("resources/subscribe", None, None);
+        listen.method = Some("resources/subscribe");
+        listen.subscriptions = vec!["file:///public/a".into(), "file:///etc/passwd".into()];
+        assert_eq!(pol.check(&c, &listen), Err(Deny::Item));
+        listen.subscriptions.pop();
+        assert_eq!(pol.check(&c, &listen), Ok(()));
+        // completion/complete for a prompt is checked as the prompt
+        let mut complete = call("prompts/get", None, None);
+        complete.prompt = Some("anything");
+        assert_eq!(pol.check(&c, &complete), Ok(()));
+    }
+
+    #[test]
     fn claims_narrow_the_subject() {
         let pol = Policy {
             rules: vec![Rule {
@@ -350,7 +391,7 @@ mod tests {
                     for n in names {
                         let c = Call::from_parts(Some(m), Some(n), Some(n));
                         let got = pol.check(&pr, &c).is_ok();
-                        let item = call_item(&c);
+                        let item = c.items().next();
                         let sel: Vec<&Rule> = pol.rules.iter().filter(|r| r.selects(&pr)).collect();
                         let denied = sel.iter().any(|r| {
                             any(&r.deny.methods, m)

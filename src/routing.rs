@@ -45,6 +45,11 @@ impl Glob {
         }
     }
 
+    /// Whether the pattern is exactly `s`, with no wildcard.
+    pub fn is_exact(&self, s: &str) -> bool {
+        matches!(self, Glob::Exact(e) if **e == *s)
+    }
+
     /// Whether `s` matches.
     pub fn matches(&self, s: &str) -> bool {
         match self {
@@ -76,42 +81,7 @@ impl Glob {
     }
 }
 
-/// What a routing rule looks at in one call.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct Call<'a> {
-    /// JSON-RPC method; `None` for GET/DELETE and JSON-RPC responses.
-    pub method: Option<&'a str>,
-    /// Tool name (`tools/call`).
-    pub tool: Option<&'a str>,
-    /// Resource URI (`resources/read`, `resources/subscribe`, `resources/unsubscribe`).
-    pub resource: Option<&'a str>,
-    /// Prompt name (`prompts/get`).
-    pub prompt: Option<&'a str>,
-}
-
-impl<'a> Call<'a> {
-    /// Builds the routing view of a JSON-RPC call from its method and `params.name`/`params.uri`.
-    pub fn from_parts(
-        method: Option<&'a str>,
-        name: Option<&'a str>,
-        uri: Option<&'a str>,
-    ) -> Self {
-        let (tool, resource, prompt) = match method {
-            Some("tools/call") => (name, None, None),
-            Some("prompts/get") => (None, None, name),
-            Some("resources/read" | "resources/subscribe" | "resources/unsubscribe") => {
-                (None, uri, None)
-            }
-            _ => (None, None, None),
-        };
-        Call {
-            method,
-            tool,
-            resource,
-            prompt,
-        }
-    }
-}
+pub use crate::call::Call;
 
 /// One compiled rule. A field that is `None` is not checked; a field that is
 /// set only matches calls that have that field (a `tool` rule never matches
@@ -143,7 +113,7 @@ impl Rule {
     pub fn matches(&self, call: &Call<'_>) -> bool {
         field_matches(&self.method, call.method)
             && field_matches(&self.tool, call.tool)
-            && field_matches(&self.resource, call.resource)
+            && field_matches(&self.resource, call.resource.as_deref())
             && field_matches(&self.prompt, call.prompt)
     }
 

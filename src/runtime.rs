@@ -34,6 +34,12 @@ pub struct Limits {
     pub max_json_depth: u32,
     /// Most client connections open at once.
     pub max_connections: usize,
+    /// Largest upstream JSON answer (or SSE event) inspected.
+    pub max_response_bytes: usize,
+    /// Longest lingering read after an early answer.
+    pub linger: Duration,
+    /// Most bytes read and discarded after an early answer.
+    pub linger_bytes: u64,
 }
 
 /// Compiled `server:` section.
@@ -99,6 +105,9 @@ pub struct Runtime {
     pub proxy_protocol: Option<crate::edge::listener::ProxyProtocol>,
     /// Per-identity rate limits (`None` = no `rate_limit` section).
     pub rate_limits: Option<crate::ratelimit::Limits>,
+    /// `rate_limit.refusals_rpm`: refused requests per minute per client
+    /// address (0 = off).
+    pub refusals_rpm: u32,
     /// Field names never logged (`logging.redact_keys`, lowercase).
     pub redact_keys: Vec<String>,
     /// The admin listener (`None` = no admin listener).

@@ -103,7 +103,7 @@ fn two_gateways_share_one_limit_and_follow_on_error() {
                 "-p",
                 &port.to_string(),
                 "exists",
-                "t1:rate:anonymous:127.0.0.1:*",
+                "t1:rate:9:anonymous9:127.0.0.11:*",
             ])
             .output()
             .unwrap();

@@ -214,6 +214,9 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
                         errs.push(format!("{path}.match.{field}"), "empty pattern");
                     }
                 }
+                if let Some(Err(e)) = m.resource.as_deref().map(crate::uri::check_pattern) {
+                    errs.push(format!("{path}.match.resource"), e);
+                }
                 let target = upstreams.iter().find(|u| *u.name == *r.upstream).cloned();
                 let Some(upstream) = target else {
                     if !names.contains(&r.upstream) {
@@ -272,6 +275,11 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
     });
     let policy = compile_policy(&policy_raw, &mut errs);
     let audit_settings = audit_raw.and_then(|a| compile_audit(&a, env, &mut errs));
+    // on by default, with or without a rate_limit section
+    let refusals_rpm = rate_raw
+        .as_ref()
+        .and_then(|r| r.refusals_rpm)
+        .unwrap_or(crate::ratelimit::refusals::DEFAULT_RPM);
     let rate_limits = rate_raw.and_then(|r| compile_rate_limit(&r, env, &mut errs));
     let proxy_protocol = pp_raw.and_then(|p| compile_proxy_protocol(&p, &mut errs));
     let sessions = sessions_raw.and_then(|s| compile_sessions(&s, env, &mut errs));
@@ -321,6 +329,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         audit_settings,
         audit: std::sync::OnceLock::new(),
         rate_limits,
+        refusals_rpm,
         proxy_protocol,
         tls,
         sessions,
@@ -393,6 +402,9 @@ fn compile_server(s: raw::Server, errs: &mut Errors) -> Option<ServerSettings> {
     if l.max_connections == 0 {
         errs.push("server.limits.max_connections", "must be at least 1");
     }
+    if l.max_response_bytes < 1024 {
+        errs.push("server.limits.max_response_bytes", "must be at least 1024");
+    }
     let trust_proxy = compile_trust_proxy(s.trust_proxy.as_ref(), errs);
     let threads = if s.threads == 0 {
         std::thread::available_parallelism().map_or(1, |n| n.get())
@@ -419,6 +431,9 @@ fn compile_server(s: raw::Server, errs: &mut Errors) -> Option<ServerSettings> {
             body_timeout: ms(l.body_timeout_ms),
             max_json_depth: l.max_json_depth,
             max_connections: usize::try_from(l.max_connections).unwrap_or(usize::MAX),
+            max_response_bytes: usize::try_from(l.max_response_bytes).unwrap_or(usize::MAX),
+            linger: ms(l.linger_ms),
+            linger_bytes: l.linger_bytes,
         },
         grace_period_secs: s.grace_period_secs,
         pid_file: s.pid_file,
@@ -704,11 +719,22 @@ fn compile_globs(list: &[String], path: &str, errs: &mut Errors) -> Vec<Glob> {
         .collect()
 }
 
+/// Resource globs: matched against normalized URIs (`crate::uri`), so a
+/// pattern must be written in normal form too.
+fn compile_resource_globs(list: &[String], path: &str, errs: &mut Errors) -> Vec<Glob> {
+    for (i, g) in list.iter().enumerate() {
+        if let Err(e) = crate::uri::check_pattern(g) {
+            errs.push(format!("{path}[{i}]"), e);
+        }
+    }
+    compile_globs(list, path, errs)
+}
+
 fn compile_grants(g: &raw::Grants, path: &str, errs: &mut Errors) -> Globs {
     Globs {
         methods: compile_globs(&g.methods, &format!("{path}.methods"), errs),
         tools: compile_globs(&g.tools, &format!("{path}.tools"), errs),
-        resources: compile_globs(&g.resources, &format!("{path}.resources"), errs),
+        resources: compile_resource_globs(&g.resources, &format!("{path}.resources"), errs),
         prompts: compile_globs(&g.prompts, &format!("{path}.prompts"), errs),
     }
 }

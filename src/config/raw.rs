@@ -115,6 +115,15 @@ pub struct Limits {
     pub max_json_depth: u32,
     /// Most client connections open at once; further ones are closed at accept.
     pub max_connections: u64,
+    /// Largest upstream answer the gateway inspects: a JSON body (or one SSE
+    /// event) larger than this is replaced by a JSON-RPC error.
+    pub max_response_bytes: u64,
+    /// After answering before the request body was read (401, 413, ...),
+    /// how long the rest of the body is read and discarded so the client
+    /// can read the answer (nginx's lingering close), in milliseconds.
+    pub linger_ms: u64,
+    /// At most this many bytes are read and discarded that way.
+    pub linger_bytes: u64,
 }
 
 impl Default for Limits {
@@ -128,6 +137,9 @@ impl Default for Limits {
             max_json_depth: 64,
             max_uri_bytes: 8192,
             max_connections: 10_000,
+            max_response_bytes: 8 << 20,
+            linger_ms: 5_000,
+            linger_bytes: 64 << 20,
         }
     }
 }
@@ -596,6 +608,11 @@ pub struct RateLimit {
     /// Requests per minute per identity for a tool.
     #[serde(default)]
     pub by_tool: std::collections::BTreeMap<String, u32>,
+    /// Refused requests (401, 403, refused tool calls, forged sessions) per
+    /// minute per client address before that address gets 429 for
+    /// everything (0 = off; default 60, also without a `rate_limit` section).
+    #[serde(default)]
+    pub refusals_rpm: Option<u32>,
     /// Shared limits through Redis (absent = in memory).
     #[serde(default)]
     pub redis: Option<RateLimitRedis>,

@@ -7,7 +7,11 @@ use std::fmt;
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
-use super::{error_body, inspect, Envelope, Id, InspectError, InvalidReason, Kind, Text};
+use super::inspect::keys;
+use super::{
+    error_body, inspect, Envelope, Field, Id, InspectError, InvalidReason, Kind, Subscriptions,
+    Text,
+};
 
 /// A parsed JSON value that keeps every object member in order, duplicates
 /// included (`serde_json::Value` keeps only the last of a duplicated key).
@@ -113,19 +117,74 @@ impl J {
 
 const META_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 
-/// A duplicate at a level the inspector must refuse: the envelope keys, the
-/// `params.name` / `params.uri` / `params._meta` keys of any `params` object,
-/// the protocol version key of any `_meta` object in them.
-fn has_envelope_duplicate(top: &J) -> bool {
-    if top.duplicates(&["jsonrpc", "method", "id", "params", "result", "error"]) {
-        return true;
+/// The objects whose keys the inspector reads, with those keys: the
+/// envelope, every `params` object, and the `_meta`, `ref` and
+/// `notifications` objects under them (every member of each name,
+/// duplicates included).
+fn read_objects(top: &J) -> Vec<(&J, &'static [&'static str])> {
+    let mut out = vec![(top, keys::ENVELOPE)];
+    for params in top.all("params").filter(|p| matches!(p, J::Obj(_))) {
+        out.push((params, keys::PARAMS));
+        for (name, list) in [
+            ("_meta", keys::META),
+            ("ref", keys::REF),
+            ("notifications", keys::NOTIFICATIONS),
+        ] {
+            for inner in params.all(name).filter(|v| matches!(v, J::Obj(_))) {
+                out.push((inner, list));
+            }
+        }
     }
-    top.all("params").any(|params| {
-        params.duplicates(&["name", "uri", "_meta"])
-            || params
-                .all("_meta")
-                .any(|meta| meta.duplicates(&[META_VERSION]))
-    })
+    out
+}
+
+/// A duplicate at a level the inspector must refuse: any key it reads, in
+/// any object it reads keys of.
+fn has_envelope_duplicate(top: &J) -> bool {
+    read_objects(top)
+        .into_iter()
+        .any(|(obj, keys)| obj.duplicates(keys))
+}
+
+/// The rule, stated independently of the inspector's folding table: a key
+/// is confusable with a read key when it is not that key but equals it once
+/// control characters are dropped and both are case-mapped the way a
+/// case-insensitive parser may (lower, then upper, then lower: full
+/// mappings, so `ß` is `ss` and `ſ` is `s`).
+fn is_confusable(key: &str, read: &str) -> bool {
+    if key == read {
+        return false;
+    }
+    let stripped: String = key.chars().filter(|c| !c.is_control()).collect();
+    stripped.to_lowercase().to_uppercase().to_lowercase() == read.to_lowercase()
+}
+
+/// Reasons the key rules give: an envelope member other than the six, a
+/// confusable key in `params`, `_meta`, `ref` or `notifications`, a
+/// duplicated read key.
+fn key_reasons(top: &J) -> Vec<InvalidReason> {
+    let mut why = Vec::new();
+    if let J::Obj(m) = top {
+        if m.iter().any(|(k, _)| !keys::ENVELOPE.contains(&k.as_str())) {
+            why.push(InvalidReason::UnknownMember);
+        }
+    }
+    let confusable = read_objects(top)
+        .into_iter()
+        .skip(1)
+        .any(|(obj, list)| match obj {
+            J::Obj(m) => m
+                .iter()
+                .any(|(k, _)| list.iter().any(|r| is_confusable(k, r))),
+            _ => false,
+        });
+    if confusable {
+        why.push(InvalidReason::ConfusableKey);
+    }
+    if has_envelope_duplicate(top) {
+        why.push(InvalidReason::DuplicateKey);
+    }
+    why
 }
 
 /// What the inspector must answer for a body that parsed as `top` (no
@@ -141,8 +200,9 @@ fn expected(top: &J, max_depth: u32) -> Result<Kind, Vec<InvalidReason>> {
         J::Obj(_) => {}
         _ => return Err(vec![NotObject]),
     }
-    if has_envelope_duplicate(top) {
-        return Err(vec![DuplicateKey]);
+    let keyed = key_reasons(top);
+    if !keyed.is_empty() {
+        return Err(keyed);
     }
     let mut why = Vec::new();
     if top.get("jsonrpc") != Some(&J::Str("2.0".into())) {
@@ -224,6 +284,64 @@ fn same_member(body: &[u8], got: (&Option<Text>, bool), params: Option<&J>, key:
     }
 }
 
+/// A read string field agrees with the parse: absent, the same string, or
+/// flagged as not a string.
+fn same_field(body: &[u8], got: &Field, want: Option<&J>, what: &str) {
+    match (want, got) {
+        (None, Field::Absent) => {}
+        (Some(J::Str(s)), Field::Str(t)) => same_text(body, t, s, what),
+        (Some(J::Str(_)), _) => broken(format_args!("{what} is a string, got {got:?}")),
+        (Some(_), Field::NotString) => {}
+        (want, got) => broken(format_args!("{what}: {want:?} vs {got:?}")),
+    }
+}
+
+/// `params.ref` as the inspector reports it.
+fn same_ref(body: &[u8], e: &Envelope, params: Option<&J>) {
+    match (params.and_then(|p| p.get("ref")), e.reference.as_deref()) {
+        (None, None) => {}
+        (Some(r @ J::Obj(_)), Some(got)) => {
+            assert!(!got.not_object, "ref is an object");
+            same_field(body, &got.kind, r.get("type"), "ref.type");
+            same_field(body, &got.name, r.get("name"), "ref.name");
+            same_field(body, &got.uri, r.get("uri"), "ref.uri");
+        }
+        (Some(_), Some(got)) => assert!(
+            got.not_object && got.kind == Field::Absent,
+            "ref is not an object"
+        ),
+        (want, got) => broken(format_args!("ref: {want:?} vs {got:?}")),
+    }
+}
+
+/// `params.notifications.resourceSubscriptions` as the inspector reports it.
+fn same_subscriptions(body: &[u8], e: &Envelope, params: Option<&J>) {
+    let want = params.and_then(|p| p.get("notifications"));
+    let list = match want {
+        None => None,
+        Some(n @ J::Obj(_)) => n.get("resourceSubscriptions").map(Some),
+        Some(_) => Some(None),
+    };
+    match (list, &e.subscriptions) {
+        (None, None) => {}
+        (Some(Some(J::Arr(items))), Some(Subscriptions::Uris(got)))
+            if items.iter().all(|i| matches!(i, J::Str(_))) =>
+        {
+            assert_eq!(items.len(), got.len(), "resourceSubscriptions length");
+            for (i, t) in items.iter().zip(got) {
+                if let J::Str(s) = i {
+                    same_text(body, t, s, "resourceSubscriptions[]");
+                }
+            }
+        }
+        (Some(Some(J::Arr(items))), Some(Subscriptions::Malformed))
+            if !items.iter().all(|i| matches!(i, J::Str(_))) => {}
+        (Some(Some(J::Arr(_))), got) => broken(format_args!("resourceSubscriptions: got {got:?}")),
+        (Some(_), Some(Subscriptions::Malformed)) => {}
+        (want, got) => broken(format_args!("notifications: {want:?} vs {got:?}")),
+    }
+}
+
 /// Reports a broken contract: the panic is the fuzzer's finding.
 #[allow(clippy::panic)]
 #[track_caller]
@@ -272,6 +390,8 @@ fn same_envelope(body: &[u8], e: &Envelope, top: &J, value: &serde_json::Value) 
         (Some(J::Str(_)), None) => broken(format_args!("_meta version not reported")),
         (_, got) => assert!(got.is_none(), "_meta version that is not a string"),
     }
+    same_ref(body, e, params);
+    same_subscriptions(body, e, params);
     if let Some(serde_json::Value::String(n)) = value.get("params").and_then(|p| p.get("name")) {
         assert_eq!(e.name(body), Some(n.as_str()));
     }
@@ -331,7 +451,8 @@ fn check_at(body: &[u8], parsed: Option<(&J, &serde_json::Value)>, max_depth: u3
 ///   protocol version; batches are refused as `Batch`;
 /// - every refusal names a reason that holds;
 /// - an accepted envelope has the parse's kind, `method`, `id`,
-///   `params.name`, `params.uri` and `_meta` protocol version, spans are the
+///   `params.name`, `params.uri`, `_meta` protocol version, `params.ref`
+///   and `resourceSubscriptions`, spans are the
 ///   exact escape-free bytes between a string's quotes, and the id echoes
 ///   into a well-formed error body;
 /// - all of this at the default depth limit (64), at the body's own depth
@@ -383,6 +504,14 @@ mod tests {
             r#"{"jsonrpc":"2.0","id":1.5,"method":"ping"}"#,
             r#""hello""#,
             r#"{"jsonrpc":"2.0","id":1,"method":"x","params":[[[[1]]]]}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"admin.drop"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"},"Name":"x"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"ur\u0131":"a"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"ref":{"type":"ref/prompt","name":"p"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"ref":[1],"notifications":{"resourceSubscriptions":["a:b",2]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"notifications":{"resourceSubscriptions":["a:b"]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"notifications":{"Re\u017fourceSubscriptions":[]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"x","params":{"_meta":{"IO.modelcontextprotocol/protocolVersion":"1"}}}"#,
             "{",
             "",
         ] {
@@ -403,5 +532,11 @@ mod tests {
         assert!(!has_envelope_duplicate(&j(
             r#"{"x":1,"x":2,"params":{"a":1,"a":2}}"#
         )));
+        assert!(has_envelope_duplicate(&j(
+            r#"{"params":{"ref":{"uri":1,"uri":2}}}"#
+        )));
+        assert!(is_confusable("\u{212A}ey", "key"));
+        assert!(is_confusable("\u{1E9E}", "ss"));
+        assert!(!is_confusable("names", "name"));
     }
 }

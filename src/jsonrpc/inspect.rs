@@ -5,6 +5,14 @@
 //! are kept, as byte ranges into the body (or owned text when the JSON string
 //! had escapes). This is what lets the gateway authorize exactly the bytes it
 //! forwards: the same bytes are inspected and then sent upstream untouched.
+//!
+//! One reading of every message: parsers disagree on duplicate keys (first or
+//! last wins) and on key case (Go's `encoding/json` and case-insensitive .NET
+//! servers match `"Name"` to `name`, and fold `ſ` to `s`), so the inspector
+//! refuses any envelope member other than the six of JSON-RPC 2.0, any
+//! duplicate of a key it reads, and, in `params`, `params._meta`,
+//! `params.ref` and `params.notifications`, any key that differs from a key
+//! it reads but case-folds to it (or carries a control character).
 
 use std::cell::Cell;
 use std::fmt;
@@ -25,8 +33,16 @@ pub enum InvalidReason {
     /// `id` is not a string or an integer.
     BadId,
     /// An envelope key (`jsonrpc`, `method`, `id`, `params`, `result`, `error`),
-    /// or `params.name` / `params.uri`, appears twice.
+    /// or a key the gateway reads inside `params` (`name`, `uri`, `_meta`,
+    /// `ref`, `notifications` and theirs), appears twice.
     DuplicateKey,
+    /// A member of the message other than the six JSON-RPC 2.0 members.
+    UnknownMember,
+    /// A key in `params`, `_meta`, `ref` or `notifications` that is not a key
+    /// the gateway reads but case-folds to one (`Name`, `paramſ`, `URI`), or
+    /// that carries a control character: servers that match keys ignoring
+    /// case would read what the gateway did not authorize.
+    ConfusableKey,
     /// Neither a request/notification (`method`) nor a response (`result`/`error` with `id`).
     NotAMessage,
     /// Nesting deeper than the configured maximum.
@@ -43,10 +59,32 @@ impl InvalidReason {
             InvalidReason::MethodNotString => "invalid request: \"method\" must be a string",
             InvalidReason::BadId => "invalid request: \"id\" must be a string or an integer",
             InvalidReason::DuplicateKey => "invalid request: duplicate key in the message",
+            InvalidReason::UnknownMember => {
+                "invalid request: member other than jsonrpc, id, method, params, result, error"
+            }
+            InvalidReason::ConfusableKey => {
+                "invalid request: key differs only in case (or by a control character) from a protocol key"
+            }
             InvalidReason::NotAMessage => {
                 "invalid request: not a JSON-RPC request, notification or response"
             }
             InvalidReason::TooDeep => "invalid request: JSON nested too deeply",
+        }
+    }
+
+    /// Short label for audit and metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            InvalidReason::Batch => "batch",
+            InvalidReason::NotObject => "not_object",
+            InvalidReason::Version => "jsonrpc_version",
+            InvalidReason::MethodNotString => "method_not_string",
+            InvalidReason::BadId => "bad_id",
+            InvalidReason::DuplicateKey => "duplicate_key",
+            InvalidReason::UnknownMember => "unknown_member",
+            InvalidReason::ConfusableKey => "confusable_key",
+            InvalidReason::NotAMessage => "not_a_message",
+            InvalidReason::TooDeep => "too_deep",
         }
     }
 }
@@ -107,6 +145,63 @@ pub enum Kind {
     Response,
 }
 
+/// A string member the gateway reads: absent, a string, or something else.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Field {
+    /// Not in the message.
+    #[default]
+    Absent,
+    /// A string.
+    Str(Text),
+    /// Present, not a string.
+    NotString,
+}
+
+impl Field {
+    /// The string, if it is one.
+    pub fn text(&self) -> Option<&Text> {
+        match self {
+            Field::Str(t) => Some(t),
+            _ => None,
+        }
+    }
+    /// Present but not a string.
+    pub fn is_not_string(&self) -> bool {
+        matches!(self, Field::NotString)
+    }
+    fn from_str_seed(v: Option<Text>) -> Field {
+        match v {
+            Some(t) => Field::Str(t),
+            None => Field::NotString,
+        }
+    }
+}
+
+/// `params.ref` (`completion/complete`): which prompt or resource the
+/// completion is for.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Ref {
+    /// `ref` is present but not an object.
+    pub not_object: bool,
+    /// `ref.type` (`ref/prompt`, `ref/resource`).
+    pub kind: Field,
+    /// `ref.name` (a prompt).
+    pub name: Field,
+    /// `ref.uri` (a resource URI or URI template).
+    pub uri: Field,
+}
+
+/// `params.notifications.resourceSubscriptions` (`subscriptions/listen`, MCP
+/// 2026-07-28): the resource URIs a stream subscribes to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Subscriptions {
+    /// An array of strings.
+    Uris(Vec<Text>),
+    /// `notifications` is not an object, or `resourceSubscriptions` is not
+    /// an array of strings.
+    Malformed,
+}
+
 /// The inspected envelope of one JSON-RPC message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Envelope {
@@ -126,6 +221,11 @@ pub struct Envelope {
     pub uri_not_string: bool,
     /// `params._meta["io.modelcontextprotocol/protocolVersion"]` (MCP 2026-07-28).
     pub meta_version: Option<Text>,
+    /// `params.ref`, when present.
+    pub reference: Option<Box<Ref>>,
+    /// `params.notifications.resourceSubscriptions`, when present (or
+    /// `Malformed` when `notifications` is not an object).
+    pub subscriptions: Option<Subscriptions>,
 }
 
 impl Envelope {
@@ -180,6 +280,67 @@ pub fn inspect(body: &[u8], max_depth: u32) -> Result<Envelope, InspectError> {
     parsed.into_envelope()
 }
 
+/// The keys the inspector reads, per object: refused in any other spelling
+/// that case-folds to them. `pub` for the fuzz contract and the list filter.
+pub mod keys {
+    /// The JSON-RPC 2.0 members: the only keys a message may have.
+    pub const ENVELOPE: &[&str] = &["jsonrpc", "method", "id", "params", "result", "error"];
+    /// Read in `params`.
+    pub const PARAMS: &[&str] = &["name", "uri", "_meta", "ref", "notifications"];
+    /// Read in `params._meta`.
+    pub const META: &[&str] = &["io.modelcontextprotocol/protocolVersion"];
+    /// Read in `params.ref`.
+    pub const REF: &[&str] = &["type", "name", "uri"];
+    /// Read in `params.notifications`.
+    pub const NOTIFICATIONS: &[&str] = &["resourceSubscriptions"];
+}
+
+/// Whether `key` is not `read` but a parser matching keys ignoring case
+/// could take it for `read`: equal under Unicode case folding (simple and
+/// full: `ſ`→`s`, `K`→`k`, `ı`→`i`, `ß`→`ss`, `ﬁ`→`fi`, ...), or `read` with a
+/// control character in it (C parsers stop at NUL). `read` is ASCII.
+pub fn confusable(key: &str, read: &str) -> bool {
+    if key == read {
+        return false;
+    }
+    if key.is_ascii() {
+        return key.eq_ignore_ascii_case(read)
+            || (key.bytes().any(|b| b < 0x20 || b == 0x7f)
+                && key
+                    .bytes()
+                    .filter(|b| *b >= 0x20 && *b != 0x7f)
+                    .map(|b| b.to_ascii_lowercase())
+                    .eq(read.bytes().map(|b| b.to_ascii_lowercase())));
+    }
+    let folded = key
+        .chars()
+        .filter(|c| !c.is_control())
+        .flat_map(fold)
+        .map(|c| c.to_ascii_lowercase());
+    folded.eq(read.chars().map(|c| c.to_ascii_lowercase()))
+}
+
+/// The ASCII letters a character folds (or upper/lowercases) to, if any;
+/// itself otherwise. Complete: every character whose lower-upper-lower
+/// case mapping is ASCII (checked over all of Unicode by a test below).
+fn fold(c: char) -> impl Iterator<Item = char> {
+    let s: &'static str = match c {
+        '\u{17F}' => "s",
+        '\u{212A}' => "k",
+        '\u{131}' => "i",
+        '\u{DF}' | '\u{1E9E}' => "ss",
+        '\u{FB00}' => "ff",
+        '\u{FB01}' => "fi",
+        '\u{FB02}' => "fl",
+        '\u{FB03}' => "ffi",
+        '\u{FB04}' => "ffl",
+        '\u{FB05}' | '\u{FB06}' => "st",
+        _ => "",
+    };
+    let own = s.is_empty().then_some(c);
+    s.chars().chain(own)
+}
+
 /// Implements scalar `visit_*` methods that all answer `$v`:
 /// `scalars!(Ty, value; bool i64 u64 f64 str unit)`.
 macro_rules! scalars {
@@ -219,6 +380,47 @@ impl State<'_> {
             Text::Owned(s.into())
         }
     }
+    /// The next key of an object whose read keys are `keys`: its index, or
+    /// `OTHER`. Marks duplicates of read keys (`seen` is the bitmask of those
+    /// met so far), confusable spellings, and, with `only`, any other key.
+    fn next_key<'de, A: MapAccess<'de>>(
+        &self,
+        map: &mut A,
+        keys: &'static [&'static str],
+        seen: &mut u8,
+        only: bool,
+    ) -> Result<Option<u8>, A::Error> {
+        let Some(k) = map.next_key_seed(KeySeed(keys))? else {
+            return Ok(None);
+        };
+        match k {
+            CONFUSABLE => {
+                self.mark(if only {
+                    InvalidReason::UnknownMember
+                } else {
+                    InvalidReason::ConfusableKey
+                });
+                Ok(Some(OTHER))
+            }
+            OTHER => {
+                if only {
+                    self.mark(InvalidReason::UnknownMember);
+                }
+                Ok(Some(OTHER))
+            }
+            i => {
+                let bit = 1u8 << i;
+                if *seen & bit != 0 {
+                    // {"name":"safe","name":"admin"}: parsers disagree on which
+                    // wins, so the gateway could authorize one and the upstream
+                    // run the other
+                    self.mark(InvalidReason::DuplicateKey);
+                }
+                *seen |= bit;
+                Ok(Some(i))
+            }
+        }
+    }
 }
 
 /// Raw fields collected from the top-level object.
@@ -230,9 +432,7 @@ struct Parsed {
     id: Option<Option<Id>>,
     has_result: bool,
     has_error: bool,
-    name: Option<Option<Text>>,
-    uri: Option<Option<Text>>,
-    meta_version: Option<Text>,
+    params: ParamsOut,
 }
 
 impl Parsed {
@@ -265,15 +465,18 @@ impl Parsed {
             (None, true) if id.is_some() && !(self.has_result && self.has_error) => Kind::Response,
             (None, _) => return invalid(InvalidReason::NotAMessage),
         };
+        let p = self.params;
         Ok(Envelope {
             kind,
             method: self.method.flatten(),
             id,
-            name_not_string: matches!(self.name, Some(None)),
-            uri_not_string: matches!(self.uri, Some(None)),
-            name: self.name.flatten(),
-            uri: self.uri.flatten(),
-            meta_version: self.meta_version,
+            name_not_string: p.name.is_not_string(),
+            uri_not_string: p.uri.is_not_string(),
+            name: p.name.text().cloned(),
+            uri: p.uri.text().cloned(),
+            meta_version: p.meta_version,
+            reference: p.reference,
+            subscriptions: p.subscriptions,
         })
     }
 }
@@ -311,14 +514,7 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
             ..Parsed::default()
         };
         let mut seen = 0u8;
-        while let Some(key) = map.next_key_seed(KeySeed(TOP_KEYS))? {
-            if key != OTHER {
-                let bit = 1u8 << key;
-                if seen & bit != 0 {
-                    st.mark(InvalidReason::DuplicateKey);
-                }
-                seen |= bit;
-            }
+        while let Some(key) = st.next_key(&mut map, keys::ENVELOPE, &mut seen, true)? {
             match key {
                 K_JSONRPC => {
                     let v = map.next_value_seed(StrSeed { st, depth: 1 })?;
@@ -326,12 +522,7 @@ impl<'de> Visitor<'de> for TopSeed<'_, '_> {
                 }
                 K_METHOD => p.method = Some(map.next_value_seed(StrSeed { st, depth: 1 })?),
                 K_ID => p.id = Some(map.next_value_seed(IdSeed { st })?),
-                K_PARAMS => {
-                    let (name, uri, meta) = map.next_value_seed(ParamsSeed { st })?;
-                    p.name = name;
-                    p.uri = uri;
-                    p.meta_version = meta;
-                }
+                K_PARAMS => p.params = map.next_value_seed(ParamsSeed { st })?,
                 K_RESULT => {
                     p.has_result = true;
                     map.next_value_seed(Skip { st, depth: 1 })?;
@@ -380,12 +571,16 @@ const K_ERROR: u8 = 5;
 const K_NAME: u8 = 0;
 const K_URI: u8 = 1;
 const K_META: u8 = 2;
+const K_REF: u8 = 3;
+const K_NOTIFICATIONS: u8 = 4;
+const R_TYPE: u8 = 0;
+const R_NAME: u8 = 1;
+const R_URI: u8 = 2;
 const OTHER: u8 = u8::MAX;
-const TOP_KEYS: &[&str] = &["jsonrpc", "method", "id", "params", "result", "error"];
-const PARAM_KEYS: &[&str] = &["name", "uri", "_meta"];
-const META_KEYS: &[&str] = &["io.modelcontextprotocol/protocolVersion"];
+const CONFUSABLE: u8 = u8::MAX - 1;
 
-/// Maps an object key to its index in a key list (or `OTHER`) without allocating.
+/// Maps an object key to its index in a key list, `CONFUSABLE` or `OTHER`,
+/// without allocating.
 struct KeySeed(&'static [&'static str]);
 
 impl<'de> DeserializeSeed<'de> for KeySeed {
@@ -401,11 +596,14 @@ impl<'de> Visitor<'de> for KeySeed {
         f.write_str("an object key")
     }
     fn visit_str<E>(self, v: &str) -> Result<u8, E> {
-        Ok(self
-            .0
-            .iter()
-            .position(|k| *k == v)
-            .map_or(OTHER, |i| i as u8))
+        if let Some(i) = self.0.iter().position(|k| *k == v) {
+            return Ok(i as u8);
+        }
+        Ok(if self.0.iter().any(|k| confusable(v, k)) {
+            CONFUSABLE
+        } else {
+            OTHER
+        })
     }
 }
 
@@ -507,67 +705,67 @@ impl<'de> Visitor<'de> for IdSeed<'_, '_> {
     }
 }
 
-/// `(params.name, params.uri, params._meta protocol version)`: outer `None` =
-/// absent, `Some(None)` = not a string.
-type NameUri = (Option<Option<Text>>, Option<Option<Text>>, Option<Text>);
+/// What the inspector keeps of `params`.
+#[derive(Default)]
+struct ParamsOut {
+    name: Field,
+    uri: Field,
+    meta_version: Option<Text>,
+    reference: Option<Box<Ref>>,
+    subscriptions: Option<Subscriptions>,
+}
 
-/// The `params` member: picks `name` and `uri`, skips (and validates) the rest.
+/// The `params` member: picks the keys it reads, skips (and validates) the rest.
 struct ParamsSeed<'s, 'b> {
     st: &'s State<'b>,
 }
 
 impl<'de> DeserializeSeed<'de> for ParamsSeed<'_, '_> {
-    type Value = NameUri;
-    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<NameUri, D::Error> {
+    type Value = ParamsOut;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<ParamsOut, D::Error> {
         d.deserialize_any(self)
     }
 }
 
 impl<'de> Visitor<'de> for ParamsSeed<'_, '_> {
-    type Value = NameUri;
+    type Value = ParamsOut;
     fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
         f.write_str("params")
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<NameUri, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<ParamsOut, A::Error> {
         let st = self.st;
         if st.max_depth < 2 {
             return Err(st.too_deep());
         }
-        let (mut name, mut uri, mut meta) = (None, None, None);
-        while let Some(key) = map.next_key_seed(KeySeed(PARAM_KEYS))? {
-            let slot = match key {
-                K_NAME => &mut name,
-                K_URI => &mut uri,
-                K_META => {
-                    if meta.is_some() {
-                        st.mark(InvalidReason::DuplicateKey);
-                    }
-                    meta = Some(map.next_value_seed(MetaSeed { st })?);
-                    continue;
+        let mut out = ParamsOut::default();
+        let mut seen = 0u8;
+        while let Some(key) = st.next_key(&mut map, keys::PARAMS, &mut seen, false)? {
+            match key {
+                K_NAME => {
+                    out.name = Field::from_str_seed(map.next_value_seed(StrSeed { st, depth: 2 })?)
                 }
-                _ => {
-                    map.next_value_seed(Skip { st, depth: 2 })?;
-                    continue;
+                K_URI => {
+                    out.uri = Field::from_str_seed(map.next_value_seed(StrSeed { st, depth: 2 })?)
                 }
-            };
-            if slot.is_some() {
-                // {"name":"safe","name":"admin"}: parsers disagree on which wins,
-                // so the gateway could authorize one and the upstream run the other.
-                st.mark(InvalidReason::DuplicateKey);
+                K_META => out.meta_version = map.next_value_seed(MetaSeed { st })?,
+                K_REF => out.reference = Some(Box::new(map.next_value_seed(RefSeed { st })?)),
+                K_NOTIFICATIONS => {
+                    out.subscriptions = map.next_value_seed(NotificationsSeed { st })?
+                }
+                _ => map.next_value_seed(Skip { st, depth: 2 })?,
             }
-            *slot = Some(map.next_value_seed(StrSeed { st, depth: 2 })?);
         }
-        Ok((name, uri, meta.flatten()))
+        Ok(out)
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<NameUri, A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<ParamsOut, A::Error> {
         Skip {
             st: self.st,
             depth: 1,
         }
         .visit_seq(seq)?;
-        Ok((None, None, None))
+        Ok(ParamsOut::default())
     }
-    scalars!(NameUri, (None, None, None); bool i64 u64 f64 str unit);
+    scalars!(ParamsOut, ParamsOut::default(); bool i64 u64 f64 str unit);
 }
 
 /// `params._meta`: picks the protocol version (MCP 2026-07-28), skips the rest.
@@ -593,17 +791,15 @@ impl<'de> Visitor<'de> for MetaSeed<'_, '_> {
             return Err(st.too_deep());
         }
         let mut version = None;
-        while let Some(key) = map.next_key_seed(KeySeed(META_KEYS))? {
+        let mut seen = 0u8;
+        while let Some(key) = st.next_key(&mut map, keys::META, &mut seen, false)? {
             if key == 0 {
-                if version.is_some() {
-                    st.mark(InvalidReason::DuplicateKey);
-                }
-                version = Some(map.next_value_seed(StrSeed { st, depth: 3 })?);
+                version = map.next_value_seed(StrSeed { st, depth: 3 })?;
             } else {
                 map.next_value_seed(Skip { st, depth: 3 })?;
             }
         }
-        Ok(version.flatten())
+        Ok(version)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<Text>, A::Error> {
         Skip {
@@ -614,6 +810,153 @@ impl<'de> Visitor<'de> for MetaSeed<'_, '_> {
         Ok(None)
     }
     scalars!(Option<Text>, None; bool i64 u64 f64 str unit);
+}
+
+/// `params.ref`: `type`, `name` and `uri`.
+struct RefSeed<'s, 'b> {
+    st: &'s State<'b>,
+}
+
+impl<'de> DeserializeSeed<'de> for RefSeed<'_, '_> {
+    type Value = Ref;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Ref, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for RefSeed<'_, '_> {
+    type Value = Ref;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("ref")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Ref, A::Error> {
+        let st = self.st;
+        if st.max_depth < 3 {
+            return Err(st.too_deep());
+        }
+        let mut r = Ref::default();
+        let mut seen = 0u8;
+        while let Some(key) = st.next_key(&mut map, keys::REF, &mut seen, false)? {
+            let slot = match key {
+                R_TYPE => &mut r.kind,
+                R_NAME => &mut r.name,
+                R_URI => &mut r.uri,
+                _ => {
+                    map.next_value_seed(Skip { st, depth: 3 })?;
+                    continue;
+                }
+            };
+            *slot = Field::from_str_seed(map.next_value_seed(StrSeed { st, depth: 3 })?);
+        }
+        Ok(r)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Ref, A::Error> {
+        Skip {
+            st: self.st,
+            depth: 2,
+        }
+        .visit_seq(seq)?;
+        Ok(not_object_ref())
+    }
+    scalars!(Ref, not_object_ref(); bool i64 u64 f64 str unit);
+}
+
+fn not_object_ref() -> Ref {
+    Ref {
+        not_object: true,
+        ..Ref::default()
+    }
+}
+
+/// `params.notifications`: `resourceSubscriptions` (an array of strings).
+struct NotificationsSeed<'s, 'b> {
+    st: &'s State<'b>,
+}
+
+impl<'de> DeserializeSeed<'de> for NotificationsSeed<'_, '_> {
+    type Value = Option<Subscriptions>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Option<Subscriptions>, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for NotificationsSeed<'_, '_> {
+    type Value = Option<Subscriptions>;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("notifications")
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Option<Subscriptions>, A::Error> {
+        let st = self.st;
+        if st.max_depth < 3 {
+            return Err(st.too_deep());
+        }
+        let mut subs = None;
+        let mut seen = 0u8;
+        while let Some(key) = st.next_key(&mut map, keys::NOTIFICATIONS, &mut seen, false)? {
+            if key == 0 {
+                subs = Some(map.next_value_seed(UriListSeed { st })?);
+            } else {
+                map.next_value_seed(Skip { st, depth: 3 })?;
+            }
+        }
+        Ok(subs)
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, seq: A) -> Result<Option<Subscriptions>, A::Error> {
+        Skip {
+            st: self.st,
+            depth: 2,
+        }
+        .visit_seq(seq)?;
+        Ok(Some(Subscriptions::Malformed))
+    }
+    scalars!(Option<Subscriptions>, Some(Subscriptions::Malformed); bool i64 u64 f64 str unit);
+}
+
+/// An array of strings (`resourceSubscriptions`).
+struct UriListSeed<'s, 'b> {
+    st: &'s State<'b>,
+}
+
+impl<'de> DeserializeSeed<'de> for UriListSeed<'_, '_> {
+    type Value = Subscriptions;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Subscriptions, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> Visitor<'de> for UriListSeed<'_, '_> {
+    type Value = Subscriptions;
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str("resourceSubscriptions")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Subscriptions, A::Error> {
+        let st = self.st;
+        if st.max_depth < 4 {
+            return Err(st.too_deep());
+        }
+        let mut uris = Vec::new();
+        let mut ok = true;
+        while let Some(v) = seq.next_element_seed(StrSeed { st, depth: 4 })? {
+            match v {
+                Some(t) if ok => uris.push(t),
+                _ => ok = false,
+            }
+        }
+        Ok(if ok {
+            Subscriptions::Uris(uris)
+        } else {
+            Subscriptions::Malformed
+        })
+    }
+    fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Subscriptions, A::Error> {
+        Skip {
+            st: self.st,
+            depth: 3,
+        }
+        .visit_map(map)?;
+        Ok(Subscriptions::Malformed)
+    }
+    scalars!(Subscriptions, Subscriptions::Malformed; bool i64 u64 f64 str unit);
 }
 
 /// Validates and discards any value; `depth` is the nesting level of the
@@ -828,5 +1171,115 @@ mod tests {
             let _ = inspect(&b.as_bytes()[..i], 8);
         }
         assert!(inspect(b.as_bytes(), 8).is_ok());
+    }
+
+    #[test]
+    fn only_the_six_members() {
+        use InvalidReason::*;
+        for b in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"},"Name":"admin.drop"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","METHOD":"tools/call"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"result":{},"Method":"tools/call"}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","extra":true}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","param\u017f":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","Params":{}}"#,
+        ] {
+            assert_eq!(err(b), InspectError::Invalid(UnknownMember), "{b}");
+        }
+    }
+
+    #[test]
+    fn keys_that_fold_to_a_read_key_are_refused() {
+        use InvalidReason::*;
+        for b in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"admin.drop"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","NAME":"admin.drop"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///public/a","URI":"file:///secret/k"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"resources/read","params":{"uri":"file:///public/a","ur\u0131":"file:///secret/k"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","name\u0000":"admin.drop"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_META":{}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolversion":"1"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a","Name":"b"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"Ref":{"type":"ref/prompt","name":"b"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"noti\ufb01cations":{"resourceSubscriptions":["file:///secret/k"]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourcesubscriptions":["file:///secret/k"]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"re\u017fourceSubscriptions":["file:///secret/k"]}}}"#,
+        ] {
+            assert_eq!(err(b), InspectError::Invalid(ConfusableKey), "{b}");
+        }
+        // keys the gateway does not read may be spelled any way
+        let b = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Arguments":{"Name":"x"},"_meta":{"progressToken":1,"ProgressToken":2}}}"#;
+        assert_eq!(ok(b).name(b.as_bytes()), Some("echo"));
+    }
+
+    #[test]
+    fn duplicates_inside_ref_and_notifications() {
+        for b in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"a","name":"b"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/prompt"},"ref":{"type":"ref/resource"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":[],"resourceSubscriptions":["x:y"]}}}"#,
+        ] {
+            assert_eq!(
+                err(b),
+                InspectError::Invalid(InvalidReason::DuplicateKey),
+                "{b}"
+            );
+        }
+    }
+
+    #[test]
+    fn completion_ref_and_subscriptions_are_read() {
+        let b = r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":{"type":"ref/resource","uri":"file:///x/{p}"},"argument":{"name":"p","value":"a"}}}"#;
+        let e = ok(b);
+        let r = e.reference.as_deref().unwrap();
+        assert_eq!(r.kind.text().unwrap().as_str(b.as_bytes()), "ref/resource");
+        assert_eq!(r.uri.text().unwrap().as_str(b.as_bytes()), "file:///x/{p}");
+        assert_eq!(r.name, Field::Absent);
+        let b = r#"{"jsonrpc":"2.0","id":1,"method":"completion/complete","params":{"ref":"ref/prompt"}}"#;
+        assert!(ok(b).reference.unwrap().not_object);
+        let b = r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"toolsListChanged":true,"resourceSubscriptions":["file:///a","file:///b"]}}}"#;
+        match ok(b).subscriptions {
+            Some(Subscriptions::Uris(u)) => {
+                let u: Vec<&str> = u.iter().map(|t| t.as_str(b.as_bytes())).collect();
+                assert_eq!(u, ["file:///a", "file:///b"]);
+            }
+            other => panic!("{other:?}"),
+        }
+        for b in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":"file:///a"}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":{"resourceSubscriptions":["file:///a",1]}}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"subscriptions/listen","params":{"notifications":[]}}"#,
+        ] {
+            assert_eq!(ok(b).subscriptions, Some(Subscriptions::Malformed), "{b}");
+        }
+    }
+
+    #[test]
+    fn fold_covers_every_character_that_case_maps_to_ascii() {
+        // the folding a case-insensitive parser may apply: lower, upper, lower
+        // (full mappings, so ß and the ligatures expand)
+        for cp in 0x80..=0x10FFFFu32 {
+            let Some(c) = char::from_u32(cp) else {
+                continue;
+            };
+            let m: String = c
+                .to_lowercase()
+                .collect::<String>()
+                .to_uppercase()
+                .to_lowercase();
+            let got: String = fold(c).map(|x| x.to_ascii_lowercase()).collect();
+            if m.is_ascii() || got.is_ascii() {
+                assert_eq!(got, m, "U+{cp:04X}");
+            }
+        }
+        assert!(confusable("Name", "name"));
+        assert!(confusable("\u{212A}ey", "key"));
+        assert!(!confusable("name", "name"));
+        assert!(!confusable("names", "name"));
+        assert!(confusable("nam\u{0}e", "name"));
+        assert!(confusable(
+            "re\u{17F}ourceSub\u{17F}criptions",
+            "resourceSubscriptions"
+        ));
     }
 }

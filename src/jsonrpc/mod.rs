@@ -7,7 +7,10 @@ mod contract;
 mod inspect;
 
 pub use contract::check_contract;
-pub use inspect::{inspect, Envelope, Id, InspectError, InvalidReason, Kind, Text};
+pub use inspect::{
+    confusable, inspect, keys, Envelope, Field, Id, InspectError, InvalidReason, Kind, Ref,
+    Subscriptions, Text,
+};
 
 use bytes::Bytes;
 

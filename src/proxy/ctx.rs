@@ -31,6 +31,12 @@ pub struct RequestCtx {
     /// `request_filter`: the exact body bytes that were inspected; replayed
     /// upstream unchanged by `request_body_filter`.
     pub body: Option<Bytes>,
+    /// `request_filter`: the whole body was read (a refusal after this keeps
+    /// the connection; one before it lingers to read the rest, then closes).
+    pub body_read: bool,
+    /// `request_filter`: seconds a refused client should wait (the refusal
+    /// budget's `Retry-After`).
+    pub retry_after: Option<u64>,
     /// `request_filter`: the inspected JSON-RPC envelope of `body`.
     pub envelope: Option<Envelope>,
     /// `request_filter`: the upstream chosen by routing.
@@ -74,6 +80,8 @@ impl RequestCtx {
             principal: None,
             era: Era::Session,
             body: None,
+            body_read: false,
+            retry_after: None,
             envelope: None,
             upstream: None,
             route: crate::routing::Taken::None,
@@ -96,11 +104,22 @@ impl RequestCtx {
         self.envelope.as_ref()?.method(body)
     }
 
-    /// `params.name` / `params.uri` of the body, whichever the method uses.
+    /// The item the call names (tool, prompt, resource URI as sent), for
+    /// logs and refusals.
     pub fn target(&self) -> Option<&str> {
         let body = self.body.as_deref()?;
         let env = self.envelope.as_ref()?;
-        env.name(body).or_else(|| env.uri(body))
+        let subs = match &env.subscriptions {
+            Some(crate::jsonrpc::Subscriptions::Uris(list)) => list.first(),
+            _ => None,
+        };
+        env.name(body)
+            .or_else(|| env.uri(body))
+            .or_else(|| {
+                let r = env.reference.as_deref()?;
+                r.name.text().or(r.uri.text()).map(|t| t.as_str(body))
+            })
+            .or_else(|| subs.map(|t| t.as_str(body)))
     }
 
     /// The request id to echo in a gateway-made error.

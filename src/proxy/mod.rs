@@ -186,6 +186,15 @@ impl ProxyHttp for Gateway {
     }
 }
 
+/// Whether the request announces a body (`Content-Length` above 0, or any
+/// `Transfer-Encoding`).
+pub(crate) fn request_has_body(session: &Session) -> bool {
+    let h = &session.req_header().headers;
+    h.contains_key(http::header::TRANSFER_ENCODING)
+        || h.get(http::header::CONTENT_LENGTH)
+            .is_some_and(|v| v.as_bytes().trim_ascii() != b"0")
+}
+
 /// Builds the Pingora proxy application for a live snapshot.
 pub fn gateway(runtime: SharedRuntime) -> Arc<Gateway> {
     Arc::new(Gateway::new(runtime))

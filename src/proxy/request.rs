@@ -1,12 +1,15 @@
 //! `early_request_filter` and `request_filter`: admission in a fixed order
 //! (DESIGN.md step 2), each step may end the request with a JSON-RPC error:
 //!
-//! 1. health paths, header limits, Host, path, Origin, HTTP method, protocol era;
-//! 2. authenticate (API key, or anonymous) → principal, or 401;
+//! 1. health paths, header limits, Host, path, client address, Origin, HTTP
+//!    method (GET/DELETE without a body), protocol version;
+//! 2. the address's refusal budget, authenticate → principal (or 401), open
+//!    the session token;
 //! 3. read the body whole (bounded by `max_body_bytes`), inspect the envelope;
-//! 4. header/body consistency (`Mcp-Method`, `Mcp-Name`);
-//! 5. authorize (deny by default; rate limits arrive with issue 4);
-//! 6. route to an upstream.
+//! 4. what the call names (`call::Call`: URIs normalized), header/body
+//!    consistency (`Mcp-Method`, `Mcp-Name`);
+//! 5. authorize (deny by default), rate limit;
+//! 6. route to an upstream (a session's calls go to its upstream).
 
 use std::sync::Arc;
 
@@ -19,12 +22,14 @@ use pingora_proxy::Session;
 use super::response::{respond, respond_json};
 use super::RequestCtx;
 use crate::auth::AuthError;
+use crate::call::{BadParams, Call};
 use crate::error::GatewayError;
 use crate::hygiene::{new_request_id, sane_request_id};
-use crate::jsonrpc::{self, InspectError, Kind};
+use crate::jsonrpc::{self, InspectError};
 use crate::mcp::{self, Era};
 use crate::policy::Deny;
-use crate::routing::{Call, Taken};
+use crate::ratelimit::refusals;
+use crate::routing::Taken;
 use crate::runtime::{Runtime, SharedRuntime};
 
 /// Liveness path, answered by the gateway itself.
@@ -45,16 +50,15 @@ pub fn early(shared: &SharedRuntime, session: &mut Session, ctx: &mut RequestCtx
 }
 
 /// `request_filter`. `Ok(true)` = the gateway answered; `Ok(false)` = proxy on.
+/// Every refusal of [`steps`] is answered by the one `respond` call here.
 pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
     let Some(rt) = ctx.runtime.clone() else {
-        return respond(session, ctx, GatewayError::Internal, false).await;
+        return respond(session, ctx, GatewayError::Internal).await;
     };
-    let req = session.req_header();
-    let path = req.uri.path();
-
-    // 1. request shape
+    let path = session.req_header().uri.path();
     if path == HEALTHZ || path == HEALTH {
-        return health(session, ctx, path == HEALTHZ).await;
+        let live = path == HEALTHZ;
+        return health(session, ctx, live).await;
     }
     if let Some(meta) = &rt.resource_metadata {
         if meta.paths.iter().any(|p| p == path) {
@@ -63,9 +67,21 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
             return Ok(true);
         }
     }
-    if let Err(e) = check_header_limits(&rt, req) {
-        return respond(session, ctx, e, false).await;
+    match steps(session, ctx, &rt).await {
+        Ok(()) => Ok(false),
+        Err(e) => respond(session, ctx, e).await,
     }
+}
+
+/// The admission steps in their fixed order; the first refusal ends them.
+async fn steps(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    rt: &Arc<Runtime>,
+) -> std::result::Result<(), GatewayError> {
+    // 1. request shape
+    let req = session.req_header();
+    check_header_limits(rt, req)?;
     let host = req
         .headers
         .get(HOST)
@@ -73,205 +89,176 @@ pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
         .or_else(|| req.uri.authority().map(|a| a.as_str().as_bytes()))
         .unwrap_or(b"");
     if !rt.host_allowed(host) {
-        return respond(session, ctx, GatewayError::HostNotAllowed, false).await;
+        return Err(GatewayError::HostNotAllowed);
     }
-    if path != rt.server.path {
-        return respond(session, ctx, GatewayError::NotFound, false).await;
+    if req.uri.path() != rt.server.path {
+        return Err(GatewayError::NotFound);
     }
-    if let Some(origin) = req.headers.get(ORIGIN) {
-        if !rt.origin_allowed(origin.as_bytes()) {
-            return respond(session, ctx, GatewayError::OriginNotAllowed, false).await;
-        }
-    }
-    let method = req.method.clone();
-    if method != Method::POST && method != Method::GET && method != Method::DELETE {
-        return respond(
-            session,
-            ctx,
-            GatewayError::MethodNotAllowed("GET, POST, DELETE"),
-            false,
-        )
-        .await;
-    }
-    ctx.era = match mcp::era(
-        req.headers
-            .get("mcp-protocol-version")
-            .map(|v| v.as_bytes()),
-    ) {
-        Ok(era) => era,
-        Err(mcp::InvalidVersion) => {
-            return respond(
-                session,
-                ctx,
-                GatewayError::UnsupportedProtocolVersion,
-                false,
-            )
-            .await
-        }
-    };
-    if ctx.era == Era::Stateless && method != Method::POST {
-        // 2026-07-28 has no sessions: no GET stream, no DELETE
-        return respond(session, ctx, GatewayError::MethodNotAllowed("POST"), false).await;
-    }
-
-    // 2. authenticate
-    // the client address: the peer, or what trusted proxies say it is;
-    // anonymous identities are per client IP, not per connection
-    // (an IPv4 client of a dual-stack listener is ::ffff:a.b.c.d: compared,
-    // limited and logged as the IPv4 address it is)
+    // the client address: the peer, or what trusted proxies say it is (an
+    // IPv4 client of a dual-stack listener is ::ffff:a.b.c.d: compared,
+    // limited and logged as the IPv4 address it is); refusals from here on
+    // count against it
     let peer = session
         .client_addr()
         .and_then(|a| a.as_inet())
         .map(|a| a.ip().to_canonical())
         .unwrap_or(std::net::IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED));
-    let mut client = rt
-        .server
-        .trust_proxy
-        .resolve(peer, &session.req_header().headers);
+    let mut client = rt.server.trust_proxy.resolve(peer, &req.headers);
     if client.proto.is_none() && session.digest().is_some_and(|d| d.ssl_digest.is_some()) {
         // the scheme the client used to reach this gateway
         client.proto = Some("https".into());
     }
-    let client_ip = client.ip.to_string();
+    let client_ip = client.ip;
     ctx.client = Some(client);
+    let req = session.req_header();
+    if let Some(origin) = req.headers.get(ORIGIN) {
+        if !rt.origin_allowed(origin.as_bytes()) {
+            return Err(GatewayError::OriginNotAllowed);
+        }
+    }
+    let method = req.method.clone();
+    if method != Method::POST && method != Method::GET && method != Method::DELETE {
+        return Err(GatewayError::MethodNotAllowed("GET, POST, DELETE"));
+    }
+    if method != Method::POST && super::request_has_body(session) {
+        // a GET stream or a DELETE has nothing to say in a body; one that
+        // does is refused rather than forwarded with it
+        return Err(GatewayError::BodyNotAllowed);
+    }
+    ctx.era = mcp::era(
+        req.headers
+            .get("mcp-protocol-version")
+            .map(|v| v.as_bytes()),
+    )
+    .map_err(|mcp::InvalidVersion| GatewayError::UnsupportedProtocolVersion)?;
+    if ctx.era == Era::Stateless && method != Method::POST {
+        // 2026-07-28 has no sessions: no GET stream, no DELETE
+        return Err(GatewayError::MethodNotAllowed("POST"));
+    }
+
+    // 2. who is asking: an address that has used up its refusals is
+    // refused before its credentials cost anything, then authenticate
+    if let Some(wait) = refusals::shared().blocked(client_ip, rt.refusals_rpm) {
+        ctx.retry_after = Some(wait);
+        return Err(GatewayError::RefusalsLimited);
+    }
     let cert = super::ctx::client_cert(session);
+    let ip_text = client_ip.to_string();
     match rt
         .auth
-        .authenticate(&session.req_header().headers, &client_ip, cert)
+        .authenticate(&session.req_header().headers, &ip_text, cert)
         .await
     {
         Ok(p) => ctx.principal = Some(p),
-        Err(AuthError::Missing) => {
-            return respond(session, ctx, GatewayError::Unauthenticated, false).await
-        }
-        Err(AuthError::Invalid) => {
-            return respond(session, ctx, GatewayError::BadCredentials, false).await
-        }
+        Err(AuthError::Missing) => return Err(GatewayError::Unauthenticated),
+        Err(AuthError::Invalid) => return Err(GatewayError::BadCredentials),
     }
     // a session id is a routing hint sealed for this principal, never
     // authentication: it opens only after the credentials were accepted
-    let pinned = match open_session(&rt, ctx, &session.req_header().headers) {
-        Ok(p) => p,
-        Err(e) => return respond(session, ctx, e, false).await,
-    };
+    let pinned = open_session(rt, ctx, &session.req_header().headers)?;
 
     if method != Method::POST {
         // GET listen stream / DELETE session end: no body, default route
-        if let Err(deny) = authorize(&rt, ctx, &Call::default()) {
-            return respond(session, ctx, GatewayError::Forbidden(deny), false).await;
-        }
-        match rate_check(&rt, ctx, &Call::default()).await {
-            Ok(d) => ctx.rate = d,
-            Err(e) => return respond(session, ctx, e, false).await,
-        }
-        if ctx.rate.is_some_and(|d| !d.allowed) {
-            return respond(session, ctx, GatewayError::RateLimited, false).await;
-        }
         ctx.listen_stream = method == Method::GET;
-        return match pinned.as_ref().or(rt.routes.default_upstream()) {
-            Some(u) => {
-                ctx.route = if pinned.is_some() {
-                    Taken::Session
-                } else {
-                    Taken::Default
-                };
-                ctx.upstream = Some(u.clone());
-                choose_endpoint(ctx);
-                Ok(false)
-            }
-            None => respond(session, ctx, GatewayError::NoRoute, false).await,
-        };
+        return decide(rt, ctx, &session.req_header().headers, pinned).await;
     }
 
-    // 3. body
-    if let Err(e) = check_body_headers(session.req_header(), rt.server.limits.max_body_bytes) {
-        return respond(session, ctx, e, false).await;
-    }
-    match read_body(session, &rt).await {
-        Ok(body) => ctx.body = Some(body),
-        Err(e) => return respond(session, ctx, e, false).await,
-    }
+    // 3. body: read whole (bounded), inspect
+    check_body_headers(session.req_header(), rt.server.limits.max_body_bytes)?;
+    ctx.body = Some(read_body(session, rt).await?);
+    ctx.body_read = true;
     let body = ctx.body.as_deref().unwrap_or_default();
-    let envelope = match jsonrpc::inspect(body, rt.server.limits.max_json_depth) {
-        Ok(env) => env,
-        Err(InspectError::Parse) => return respond(session, ctx, GatewayError::Parse, true).await,
-        Err(InspectError::Invalid(r)) => {
-            return respond(session, ctx, GatewayError::InvalidRequest(r), true).await
-        }
-    };
-    let (m, name, uri) = (
-        envelope.method(body),
-        envelope.name(body),
-        envelope.uri(body),
+    ctx.envelope = Some(
+        jsonrpc::inspect(body, rt.server.limits.max_json_depth).map_err(|e| match e {
+            InspectError::Parse => GatewayError::Parse,
+            InspectError::Invalid(r) => GatewayError::InvalidRequest(r),
+        })?,
     );
-    if let Some(e) = params_problem(m, &envelope) {
-        ctx.envelope = Some(envelope);
-        return respond(session, ctx, e, true).await;
-    }
+    // 4.-6. what it asks for, header agreement, authorize, rate limit, route
+    decide(rt, ctx, &session.req_header().headers, pinned).await
+}
 
-    // 4. header/body consistency
-    let headers = &session.req_header().headers;
-    let checked = mcp::check_version(
-        headers.get("mcp-protocol-version").map(|v| v.as_bytes()),
-        envelope.meta_version(body),
-    )
-    .and_then(|()| {
-        mcp::check_headers(
-            ctx.era,
-            headers.get("mcp-method").map(|v| v.as_bytes()),
-            headers.get("mcp-name").map(|v| v.as_bytes()),
-            m,
-            name,
-            uri,
-        )
-    });
-
-    let call = if envelope.kind == Kind::Response {
-        Call::default()
-    } else {
-        Call::from_parts(m, name, uri)
+/// Steps 4 to 6 for an admitted request: the call and its items, header/
+/// body agreement (2026-07-28), authorization, rate limit, route. Sets the
+/// route, upstream, endpoint and rate decision on `ctx`.
+async fn decide(
+    rt: &Runtime,
+    ctx: &mut RequestCtx,
+    headers: &http::HeaderMap,
+    pinned: Option<Arc<crate::upstream::Upstream>>,
+) -> std::result::Result<(), GatewayError> {
+    let (rate, outcome) = verdict(rt, ctx, headers).await;
+    ctx.rate = rate;
+    let routed = outcome?;
+    // a session lives on one upstream: its calls go there
+    let (taken, upstream) = match pinned {
+        Some(u) => (Taken::Session, u),
+        None => routed.ok_or(GatewayError::NoRoute)?,
     };
-    let decision = authorize(&rt, ctx, &call);
-    let is_tool_call = call.tool.is_some();
-    // 6. route
-    let routed = rt.routes.route_taken(&call).map(|(t, u)| (t, u.clone()));
-    ctx.envelope = Some(envelope);
-    if let Err(msg) = checked {
-        return respond(session, ctx, GatewayError::HeaderMismatch(msg), true).await;
+    ctx.route = taken;
+    ctx.upstream = Some(upstream);
+    choose_endpoint(ctx);
+    Ok(())
+}
+
+/// The decision on the call `ctx` holds (nothing when it has no body), read
+/// from `ctx` without changing it: the rate decision (also for a 429) and
+/// the route.
+async fn verdict(
+    rt: &Runtime,
+    ctx: &RequestCtx,
+    headers: &http::HeaderMap,
+) -> (
+    Option<crate::ratelimit::Decision>,
+    std::result::Result<Option<(Taken, Arc<crate::upstream::Upstream>)>, GatewayError>,
+) {
+    let body = ctx.body.as_deref().unwrap_or_default();
+    let call = match ctx.envelope.as_ref() {
+        Some(env) => match Call::of(env, body) {
+            Ok(c) => c,
+            Err(BadParams(m)) => return (None, Err(GatewayError::InvalidParams(m))),
+        },
+        None => Call::default(),
+    };
+    if let Some(env) = ctx.envelope.as_ref() {
+        let checked = mcp::check_version(
+            headers.get("mcp-protocol-version").map(|v| v.as_bytes()),
+            env.meta_version(body),
+        )
+        .and_then(|()| {
+            mcp::check_headers(
+                ctx.era,
+                headers.get("mcp-method").map(|v| v.as_bytes()),
+                headers.get("mcp-name").map(|v| v.as_bytes()),
+                env.method(body),
+                env.name(body),
+                env.uri(body),
+            )
+        });
+        if let Err(msg) = checked {
+            return (None, Err(GatewayError::HeaderMismatch(msg)));
+        }
     }
     // 5. authorize: a refused tool looks exactly like a tool that does not exist
-    if let Err(deny) = decision {
-        let err = if is_tool_call {
+    if let Err(deny) = authorize(rt, ctx, &call) {
+        let err = if call.method == Some("tools/call") {
             GatewayError::UnknownTool
         } else {
             GatewayError::Forbidden(deny)
         };
-        return respond(session, ctx, err, true).await;
+        return (None, Err(err));
     }
     // rate limit: counts only calls that would be forwarded
-    let call = Call::from_parts(ctx.method(), name_of(ctx), uri_of(ctx));
-    let rate = match rate_check(&rt, ctx, &call).await {
+    let rate = match rate_check(rt, ctx, &call).await {
         Ok(d) => d,
-        Err(e) => return respond(session, ctx, e, true).await,
+        Err(e) => return (None, Err(e)),
     };
-    ctx.rate = rate;
     if rate.is_some_and(|d| !d.allowed) {
-        return respond(session, ctx, GatewayError::RateLimited, true).await;
+        return (rate, Err(GatewayError::RateLimited));
     }
-    // a session lives on one upstream: its calls go there
-    let routed = match pinned {
-        Some(u) => Some((Taken::Session, u)),
-        None => routed,
-    };
-    match routed {
-        Some((taken, u)) => {
-            ctx.route = taken;
-            ctx.upstream = Some(u);
-            choose_endpoint(ctx);
-            Ok(false)
-        }
-        None => respond(session, ctx, GatewayError::NoRoute, true).await,
-    }
+    // 6. route
+    let routed = rt.routes.route_taken(&call).map(|(t, u)| (t, u.clone()));
+    (rate, Ok(routed))
 }
 
 /// A session's calls keep the endpoint its token names; anything else (a
@@ -321,14 +308,6 @@ fn open_session(
     Ok(Some(upstream))
 }
 
-fn name_of(ctx: &RequestCtx) -> Option<&str> {
-    ctx.envelope.as_ref()?.name(ctx.body.as_deref()?)
-}
-
-fn uri_of(ctx: &RequestCtx) -> Option<&str> {
-    ctx.envelope.as_ref()?.uri(ctx.body.as_deref()?)
-}
-
 /// Counts the call against the identity's most specific limit; `Ok(None)` =
 /// not limited; `Err` = the shared store failed and `on_error: deny`.
 async fn rate_check(
@@ -359,13 +338,7 @@ fn authorize(rt: &Runtime, ctx: &RequestCtx, call: &Call<'_>) -> std::result::Re
 async fn health(session: &mut Session, ctx: &mut RequestCtx, live: bool) -> Result<bool> {
     let method = &session.req_header().method;
     if method != Method::GET && method != Method::HEAD {
-        return respond(
-            session,
-            ctx,
-            GatewayError::MethodNotAllowed("GET, HEAD"),
-            false,
-        )
-        .await;
+        return respond(session, ctx, GatewayError::MethodNotAllowed("GET, HEAD")).await;
     }
     let (status, body) = if live {
         crate::health::liveness()
@@ -496,19 +469,4 @@ async fn read_body(
         Some(buf) => buf.freeze(),
         None => first.unwrap_or_default(),
     })
-}
-
-/// Methods whose authorization needs a name or URI must carry it as a string.
-fn params_problem(method: Option<&str>, env: &jsonrpc::Envelope) -> Option<GatewayError> {
-    match method? {
-        "tools/call" | "prompts/get" if env.name.is_none() => Some(GatewayError::InvalidParams(
-            "invalid params: \"name\" must be a string",
-        )),
-        "resources/read" | "resources/subscribe" | "resources/unsubscribe" if env.uri.is_none() => {
-            Some(GatewayError::InvalidParams(
-                "invalid params: \"uri\" must be a string",
-            ))
-        }
-        _ => None,
-    }
 }

@@ -14,13 +14,14 @@ use crate::jsonrpc;
 use crate::listfilter::{ListFilter, ListKind};
 
 /// Writes a gateway-made JSON-RPC error and ends the request (`Ok(true)` for
-/// `request_filter`). `body_consumed` says whether the request body was read
-/// whole; if not, the connection is closed rather than reused.
+/// `request_filter`). A refusal that probing produces counts against the
+/// client address's refusal budget. When the body was not read, the rest
+/// of it is read and discarded for a bounded time and size ([`linger`])
+/// before the connection closes, so the client gets to read the answer.
 pub async fn respond(
     session: &mut Session,
     ctx: &mut RequestCtx,
     err: GatewayError,
-    body_consumed: bool,
 ) -> Result<bool> {
     let body = match &err {
         // the same words an MCP server uses for a tool it does not have
@@ -28,6 +29,13 @@ pub async fn respond(
             ctx.id_ref(),
             err.jsonrpc_code(),
             &format!("Unknown tool: {}", ctx.target().unwrap_or_default()),
+        ),
+        GatewayError::UnsupportedProtocolVersion => crate::mcp::unsupported_version_body(
+            session
+                .req_header()
+                .headers
+                .get("mcp-protocol-version")
+                .map_or(&b""[..], |v| v.as_bytes()),
         ),
         _ => jsonrpc::error_body(ctx.id_ref(), err.jsonrpc_code(), err.reason()),
     };
@@ -42,16 +50,61 @@ pub async fn respond(
             let retry = ctx.rate.map_or(1, |d| d.retry_after_secs);
             resp.insert_header("retry-after", retry)?
         }
+        GatewayError::RefusalsLimited => {
+            resp.insert_header("retry-after", ctx.retry_after.unwrap_or(1))?
+        }
         _ => {}
     }
     rate_headers(&mut resp, ctx)?;
+    if err.counts_as_probe() {
+        if let (Some(c), Some(rt)) = (&ctx.client, &ctx.runtime) {
+            crate::ratelimit::refusals::shared().count(c.ip, rt.refusals_rpm);
+        }
+    }
     ctx.error = Some(err);
-    if !body_consumed {
+    let linger_after = !ctx.body_read && super::request_has_body(session);
+    if linger_after {
         session.set_keepalive(None);
     }
     session.write_response_header(Box::new(resp), false).await?;
     session.write_response_body(Some(body), true).await?;
+    if linger_after {
+        linger(session, ctx).await;
+    }
     Ok(true)
+}
+
+/// Reads and discards what is left of the request body after an early
+/// answer, for at most `limits.linger_ms` and `limits.linger_bytes` (nginx's
+/// lingering close): closing a socket with unread data makes the kernel
+/// send a reset, and the client (Node's fetch, Python's http.client) then
+/// reports a broken pipe instead of the JSON-RPC error it was sent. A
+/// client that sent `Expect: 100-continue` was never invited to send the
+/// body and is not waited for; HTTP/2 ends the stream on its own.
+async fn linger(session: &mut Session, ctx: &RequestCtx) {
+    let Some(rt) = ctx.runtime.as_ref() else {
+        return;
+    };
+    let req = session.req_header();
+    let expects = req
+        .headers
+        .get(http::header::EXPECT)
+        .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"100-continue"));
+    if expects || session.as_downstream().is_http2() {
+        return;
+    }
+    let limits = &rt.server.limits;
+    let deadline = tokio::time::Instant::now() + limits.linger;
+    session
+        .as_downstream_mut()
+        .set_read_timeout(Some(limits.linger));
+    let mut read = 0u64;
+    while read < limits.linger_bytes {
+        match tokio::time::timeout_at(deadline, session.read_request_body()).await {
+            Ok(Ok(Some(chunk))) => read += chunk.len() as u64,
+            _ => break,
+        }
+    }
 }
 
 /// `RateLimit-Limit`/`-Remaining`/`-Reset` on every rate-limited response.

@@ -5,6 +5,7 @@
 pub mod gcra;
 pub mod local;
 pub mod redis;
+pub mod refusals;
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -110,11 +111,23 @@ impl Limits {
         })
     }
 
+    /// `{prefix}:rate:` then each field as `{byte length}:{field}`: fields
+    /// are client-controlled (a tenant or client id, a tool name may hold
+    /// `:`), so they are length-prefixed and two different calls can never
+    /// share a bucket.
     fn key(&self, tenant: &str, client: &str, method: &str, tool: Option<&str>) -> String {
-        let mut k = format!("{}:rate:{tenant}:{client}:{method}", self.prefix);
-        if let Some(t) = tool {
-            k.push(':');
-            k.push_str(t);
+        use std::fmt::Write;
+        let mut k = String::with_capacity(
+            self.prefix.len() + 24 + tenant.len() + client.len() + method.len(),
+        );
+        k.push_str(&self.prefix);
+        k.push_str(":rate:");
+        for f in [Some(tenant), Some(client), Some(method), tool]
+            .into_iter()
+            .flatten()
+        {
+            let _ = write!(k, "{}:", f.len());
+            k.push_str(f);
         }
         k
     }
@@ -138,19 +151,41 @@ mod tests {
             .unwrap();
         assert_eq!(
             (k.as_str(), r.per_minute),
-            ("mcp-edge:rate:t:c:tools/call:expensive.search", 10)
+            ("mcp-edge:rate:1:t1:c10:tools/call16:expensive.search", 10)
         );
         let (k, r) = l
             .bucket("t", "c", Some("tools/call"), Some("cheap"))
             .unwrap();
         assert_eq!(
             (k.as_str(), r.per_minute),
-            ("mcp-edge:rate:t:c:tools/call", 120)
+            ("mcp-edge:rate:1:t1:c10:tools/call", 120)
         );
         let (k, r) = l.bucket("t", "c", Some("tools/list"), None).unwrap();
-        assert_eq!((k.as_str(), r.per_minute), ("mcp-edge:rate:t:c:*", 600));
+        assert_eq!((k.as_str(), r.per_minute), ("mcp-edge:rate:1:t1:c1:*", 600));
         assert!(Limits::default()
             .bucket("t", "c", Some("x"), None)
             .is_none());
+    }
+
+    #[test]
+    fn keys_cannot_collide() {
+        let l = Limits {
+            default_rpm: 1,
+            by_tool: [("b:c".to_string(), 1), ("c".to_string(), 1)].into(),
+            prefix: "p".into(),
+            ..Limits::default()
+        };
+        let key = |t, c, m, tool| l.bucket(t, c, Some(m), tool).map(|(k, _)| k);
+        let pairs = [
+            (key("a:b", "c", "m", None), key("a", "b:c", "m", None)),
+            (key("a", "b", "m:x", None), key("a", "b:m", "x", None)),
+            (
+                key("a", "b", "tools/call", Some("b:c")),
+                key("a", "b", "tools/call:b", Some("c")),
+            ),
+        ];
+        for (x, y) in pairs {
+            assert_ne!(x, y);
+        }
     }
 }
