@@ -21,6 +21,8 @@ pub const NEVER_FORWARDED: &[&str] = &[
     "upgrade",
     "host",
     "x-request-id",
+    // the gateway reads every answer: it asks for identity itself
+    "accept-encoding",
     // forwarding headers: the gateway writes its own (edge::trusted)
     "x-forwarded-for",
     "forwarded",

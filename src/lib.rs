@@ -5,6 +5,7 @@
 
 pub mod accesslog;
 pub mod admin;
+pub mod answer;
 pub mod audit;
 pub mod auth;
 pub mod call;
@@ -15,7 +16,6 @@ pub mod error;
 pub mod health;
 pub mod hygiene;
 pub mod jsonrpc;
-pub mod listfilter;
 pub mod logsetup;
 pub mod mcp;
 pub mod metrics;

@@ -9,7 +9,6 @@ use bytes::Bytes;
 use crate::auth::Principal;
 use crate::error::GatewayError;
 use crate::jsonrpc::Envelope;
-use crate::listfilter::ListFilter;
 use crate::mcp::Era;
 use crate::runtime::Runtime;
 use crate::upstream::Upstream;
@@ -64,9 +63,21 @@ pub struct RequestCtx {
     /// `response_filter`: holds an `mcp_edge_sse_streams_active` unit while
     /// the stream is relayed.
     pub sse_gauge: Option<crate::metrics::SseStream>,
-    /// `response_filter`: a list result being filtered by policy
-    /// (`response_body_filter` feeds it).
-    pub list_filter: Option<ListFilter>,
+    /// `response_filter`: what the upstream's body may say (JSON checked
+    /// whole, SSE event by event); `response_body_filter` feeds it.
+    pub guard: Option<crate::answer::Guard>,
+    /// `response_filter`: an upstream 400 to a session call, collected (at
+    /// most 64 KiB) to tell a refused session from any other 400.
+    pub probe_400: Option<bytes::BytesMut>,
+    /// `response_filter`: the answer that replaces an upstream body the
+    /// gateway cannot inspect (written once, the rest is discarded).
+    pub replacement: Option<Bytes>,
+    /// `response_filter` / `response_body_filter`: the response header is
+    /// held until the body decides it (`ProxyHttp::response_held`).
+    pub hold: bool,
+    /// `response_body_filter`: the header the held body decided: a status
+    /// and the exact length of what was written instead.
+    pub release: Option<(u16, usize)>,
 }
 
 impl RequestCtx {
@@ -94,7 +105,11 @@ impl RequestCtx {
             sse: false,
             sse_gauge: None,
             rate: None,
-            list_filter: None,
+            guard: None,
+            probe_400: None,
+            replacement: None,
+            hold: false,
+            release: None,
         }
     }
 

@@ -155,6 +155,14 @@ impl ProxyHttp for Gateway {
         Ok(None)
     }
 
+    fn response_held(&self, ctx: &RequestCtx) -> bool {
+        ctx.hold
+    }
+
+    fn response_release(&self, header: &mut ResponseHeader, ctx: &mut RequestCtx) {
+        response::release(header, ctx)
+    }
+
     fn fail_to_connect(
         &self,
         _session: &mut Session,

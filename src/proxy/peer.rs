@@ -52,6 +52,9 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<
     req.set_uri(ep.0.uri.clone());
     req.insert_header("host", ep.0.host_header.as_str())?;
     req.insert_header("x-request-id", ctx.request_id.as_str())?;
+    // every answer is read before the client sees it (list filtering,
+    // session refusals): no content coding
+    req.insert_header("accept-encoding", "identity")?;
     if let Some(c) = &ctx.client {
         // the gateway's own forwarding headers replace whatever the client sent
         req.insert_header("x-forwarded-for", c.ip.to_string())?;

@@ -9,9 +9,9 @@ use pingora::ErrorSource;
 use pingora_proxy::{FailToProxy, Session};
 
 use super::RequestCtx;
+use crate::answer::{self, Guard, Media, Verdict};
 use crate::error::GatewayError;
 use crate::jsonrpc;
-use crate::listfilter::{ListFilter, ListKind};
 
 /// Writes a gateway-made JSON-RPC error and ends the request (`Ok(true)` for
 /// `request_filter`). A refusal that probing produces counts against the
@@ -61,8 +61,10 @@ pub async fn respond(
             crate::ratelimit::refusals::shared().count(c.ip, rt.refusals_rpm);
         }
     }
+    let slow = err == GatewayError::BodyIncomplete;
     ctx.error = Some(err);
-    let linger_after = !ctx.body_read && super::request_has_body(session);
+    // a body that was too slow to read (408) is not waited for again
+    let linger_after = !ctx.body_read && super::request_has_body(session) && !slow;
     if linger_after {
         session.set_keepalive(None);
     }
@@ -179,49 +181,117 @@ fn json_header(status: u16, len: usize, ctx: &RequestCtx) -> Result<ResponseHead
     Ok(resp)
 }
 
-/// `response_filter`: echo the request id, note SSE, start list filtering.
+/// Largest upstream 400 read to tell a refused session from another 400.
+const PROBE_400_BYTES: usize = 64 * 1024;
+
+/// `response_filter`: echo the request id, seal the session, and decide how
+/// the body is relayed: JSON held and checked whole, SSE checked event by
+/// event, anything the gateway cannot inspect (a content coding, an unknown
+/// content type on a 2xx) replaced by a JSON-RPC error.
 pub fn filter(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
-    let ctype = resp
-        .headers
-        .get("content-type")
-        .map(|v| v.as_bytes())
-        .unwrap_or(b"");
-    ctx.sse = ctype.starts_with(b"text/event-stream");
+    let media = answer::media(resp.headers.get("content-type").map(|v| v.as_bytes()));
+    ctx.sse = media == Media::Sse;
     if ctx.sse && ctx.sse_gauge.is_none() {
         ctx.sse_gauge = Some(crate::metrics::SseStream::start());
     }
-    let json = ctype.starts_with(b"application/json");
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
     rate_headers(resp, ctx)?;
     seal_session(resp, ctx)?;
-    if upstream_refused_session(resp.status.as_u16(), ctx) {
+    let status = resp.status.as_u16();
+    let session_call = ctx.session.is_some() && !ctx.sse && ctx.error.is_none();
+    if session_call && status == 404 {
         // the spec's answer for a session the server no longer knows is 404,
         // the one status that makes a client re-initialize
-        resp.set_status(404)?;
         ctx.error = Some(GatewayError::SessionNotFound("session_refused_upstream"));
     }
-    if resp.status == 200 && (ctx.sse || json) {
-        if let Some(kind) = ctx.method().and_then(ListKind::of) {
-            // the body changes length: send it chunked
+    let bodyless = matches!(status, 204 | 304 | 100..=199)
+        || resp
+            .headers
+            .get("content-length")
+            .is_some_and(|v| v.as_bytes().trim_ascii() == b"0");
+    if bodyless {
+        return Ok(());
+    }
+    let max = ctx
+        .runtime
+        .as_ref()
+        .map_or(8 << 20, |rt| rt.server.limits.max_response_bytes);
+    let coded = resp
+        .headers
+        .get("content-encoding")
+        .is_some_and(|v| !v.as_bytes().trim_ascii().eq_ignore_ascii_case(b"identity"));
+    if coded && media != Media::Other {
+        // the gateway asks for identity (accept-encoding never passes):
+        // what it cannot read, it does not relay
+        return replace(resp, ctx, "upstream answer has a content coding");
+    }
+    if session_call && status == 400 {
+        // is it about the session (404 for the client) or about the call?
+        ctx.probe_400 = Some(bytes::BytesMut::new());
+        ctx.hold = true;
+    }
+    match media {
+        Media::Json => {
+            ctx.guard = Some(Guard::json(max));
+            ctx.hold = true;
+        }
+        Media::Sse => {
+            // events are rewritten canonically: their length changes
             resp.remove_header("content-length");
             resp.insert_header("transfer-encoding", "chunked")?;
-            ctx.list_filter = Some(ListFilter::new(kind, ctx.sse));
+            ctx.guard = Some(Guard::sse(max));
         }
+        // a POST answer the client will parse: without a content type it is
+        // read as JSON; of another type it is not relayed (GET and DELETE
+        // answers of other types are no MCP messages)
+        Media::Absent if ctx.body.is_some() => {
+            ctx.guard = Some(Guard::json(max));
+            ctx.hold = true;
+        }
+        Media::Other if ctx.body.is_some() && (200..300).contains(&status) && status != 202 => {
+            return replace(
+                resp,
+                ctx,
+                "upstream answered a content type the gateway cannot inspect",
+            );
+        }
+        // error pages of other types pass as they are
+        Media::Other | Media::Absent => {}
     }
     Ok(())
 }
 
-/// Whether an upstream answer means "I do not know this session".
-///
-/// The rule (docs/sessions.md): the request carried a gateway session token
-/// that opened, so the upstream received its own session id back; the
-/// gateway already checked the JSON-RPC body, the protocol version and the
-/// headers, so a 400 (some servers, server-everything among them, answer
-/// `400 Bad Request: No valid session ID provided`) or a 404 to such a
-/// request is the upstream refusing the session id. An event stream is an
-/// answer, never a refusal.
-fn upstream_refused_session(status: u16, ctx: &RequestCtx) -> bool {
-    matches!(status, 400 | 404) && ctx.session.is_some() && !ctx.sse && ctx.error.is_none()
+/// Replaces the upstream answer with a 502 JSON-RPC error echoing the id.
+fn replace(resp: &mut ResponseHeader, ctx: &mut RequestCtx, msg: &'static str) -> Result<()> {
+    let err = GatewayError::UpstreamAnswerRefused(msg);
+    let body = jsonrpc::error_body(ctx.id_ref(), err.jsonrpc_code(), msg);
+    resp.set_status(err.status())?;
+    resp.remove_header("content-encoding");
+    resp.remove_header("transfer-encoding");
+    resp.insert_header("content-type", "application/json")?;
+    resp.insert_header("content-length", body.len())?;
+    ctx.sse = false;
+    ctx.sse_gauge = None;
+    ctx.guard = None;
+    ctx.probe_400 = None;
+    ctx.hold = false;
+    ctx.replacement = Some(body);
+    ctx.error = Some(err);
+    Ok(())
+}
+
+/// `ProxyHttp::response_release`: the header of a held answer gets what its
+/// body decided (status, exact length).
+pub fn release(resp: &mut ResponseHeader, ctx: &mut RequestCtx) {
+    let Some((status, len)) = ctx.release.take() else {
+        return;
+    };
+    if status != 0 && status != resp.status.as_u16() {
+        let _ = resp.set_status(status);
+        let _ = resp.insert_header("content-type", "application/json");
+    }
+    resp.remove_header("transfer-encoding");
+    let _ = resp.insert_header("content-length", len);
 }
 
 /// An upstream `Mcp-Session-Id` never reaches the client: it is replaced by
@@ -270,19 +340,73 @@ fn seal_for(id: &str, ctx: &RequestCtx) -> Option<String> {
     })
 }
 
-/// `response_body_filter`: list results keep only what the principal may use.
+/// `response_body_filter`: an upstream 400 to a session call is read first;
+/// then the guard relays what the principal may see; a replaced answer is
+/// written once.
 pub fn body_filter(body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) {
-    let Some(mut filter) = ctx.list_filter.take() else {
+    if let Some(r) = ctx.replacement.as_ref() {
+        *body = (!r.is_empty()).then(|| r.clone());
+        ctx.replacement = Some(Bytes::new());
+        return;
+    }
+    let mut chunk = body.take().unwrap_or_default();
+    if let Some(mut seen) = ctx.probe_400.take() {
+        seen.extend_from_slice(&chunk);
+        if !end && seen.len() < PROBE_400_BYTES {
+            ctx.probe_400 = Some(seen);
+            return;
+        }
+        if about_the_session(&seen) {
+            let err = GatewayError::SessionNotFound("session_refused_upstream");
+            let out = jsonrpc::error_body(ctx.id_ref(), err.jsonrpc_code(), err.reason());
+            ctx.release = Some((404, out.len()));
+            ctx.error = Some(err);
+            ctx.guard = None;
+            ctx.hold = false;
+            *body = Some(out);
+            return;
+        }
+        // any other 400 reaches the client as it is (through the guard, which
+        // keeps a JSON body held to its end)
+        chunk = seen.freeze();
+        ctx.hold = matches!(ctx.guard, Some(Guard::Json { .. }));
+    }
+    let Some(mut guard) = ctx.guard.take() else {
+        ctx.hold = false;
+        *body = (!chunk.is_empty()).then_some(chunk);
         return;
     };
-    let (Some(rt), Some(principal)) = (&ctx.runtime, &ctx.principal) else {
-        return;
+    let out = match (&ctx.runtime, &ctx.principal) {
+        (Some(rt), Some(principal)) => {
+            let allowed = |item, name: &str| rt.policy.item_allowed(principal, item, name);
+            guard.push(&chunk, end, &allowed, ctx.id_ref())
+        }
+        _ => guard.push(&chunk, end, &|_, _| false, ctx.id_ref()),
     };
-    let allowed = |item, name: &str| rt.policy.item_allowed(principal, item, name);
-    let chunk = body.take().unwrap_or_default();
-    let out = filter.push(&chunk, end, &allowed);
+    if let Some(verdict) = guard.verdict() {
+        if ctx.hold {
+            let status = match verdict {
+                Verdict::Refused(m) => {
+                    let err = GatewayError::UpstreamAnswerRefused(m);
+                    let s = err.status();
+                    ctx.error = Some(err);
+                    s
+                }
+                _ => 0,
+            };
+            ctx.release = Some((status, out.len()));
+            ctx.hold = false;
+        }
+    }
     *body = (!out.is_empty()).then_some(out);
-    ctx.list_filter = Some(filter);
+    ctx.guard = Some(guard);
+}
+
+/// Whether an upstream 400 body speaks of the session (server-everything:
+/// "Bad Request: No valid session ID provided"; SDK transports: "Missing
+/// session ID", "Mcp-Session-Id header is required").
+fn about_the_session(body: &[u8]) -> bool {
+    body.windows(7).any(|w| w.eq_ignore_ascii_case(b"session"))
 }
 
 /// Maps a proxy failure to the gateway's answer.
@@ -347,17 +471,56 @@ mod tests {
     }
 
     #[test]
-    fn only_a_plain_400_or_404_to_a_session_call_is_a_refused_session() {
-        let ctx = with_session();
-        assert!(upstream_refused_session(400, &ctx));
-        assert!(upstream_refused_session(404, &ctx));
-        for status in [200, 202, 401, 403, 405, 500, 502] {
-            assert!(!upstream_refused_session(status, &ctx), "{status}");
-        }
-        // no session: the upstream's 400 is about something else
-        assert!(!upstream_refused_session(400, &RequestCtx::new()));
-        let mut sse = with_session();
-        sse.sse = true;
-        assert!(!upstream_refused_session(400, &sse));
+    fn a_400_is_about_the_session_only_when_it_says_so() {
+        assert!(about_the_session(
+            br#"{"jsonrpc":"2.0","error":{"code":-32000,"message":"Bad Request: No valid session ID provided"},"id":null}"#
+        ));
+        assert!(about_the_session(
+            b"Bad Request: Mcp-Session-Id header is required"
+        ));
+        assert!(!about_the_session(
+            br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"Invalid params: a must be a number"}}"#
+        ));
+    }
+
+    #[test]
+    fn a_session_400_is_held_and_becomes_404() {
+        let mut ctx = with_session();
+        let mut resp = ResponseHeader::build(400, None).unwrap();
+        resp.insert_header("content-type", "application/json")
+            .unwrap();
+        filter(&mut resp, &mut ctx).unwrap();
+        assert!(ctx.hold);
+        let mut b = Some(Bytes::from_static(
+            br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32000,"message":"No valid session ID"}}"#,
+        ));
+        body_filter(&mut b, true, &mut ctx);
+        assert_eq!(ctx.release.map(|r| r.0), Some(404));
+        assert!(!ctx.hold);
+        release(&mut resp, &mut ctx);
+        assert_eq!(resp.status.as_u16(), 404);
+    }
+
+    #[test]
+    fn another_400_passes_with_its_length() {
+        let mut ctx = with_session();
+        let mut resp = ResponseHeader::build(400, None).unwrap();
+        resp.insert_header("content-type", "application/json")
+            .unwrap();
+        filter(&mut resp, &mut ctx).unwrap();
+        let text: &[u8] =
+            br#"{"jsonrpc":"2.0","id":1,"error":{"code":-32602,"message":"bad params"}}"#;
+        let mut b = Some(Bytes::from_static(&text[..10]));
+        body_filter(&mut b, false, &mut ctx);
+        assert!(b.is_none() && ctx.hold);
+        let mut b = Some(Bytes::from_static(&text[10..]));
+        body_filter(&mut b, true, &mut ctx);
+        assert_eq!(b.as_deref(), Some(text));
+        release(&mut resp, &mut ctx);
+        assert_eq!(resp.status.as_u16(), 400);
+        assert_eq!(
+            resp.headers.get("content-length").map(|v| v.as_bytes()),
+            Some(text.len().to_string().as_bytes())
+        );
     }
 }

@@ -610,7 +610,11 @@ fn serve_conn(
                 if w.write_all(head.as_bytes()).is_err() {
                     return;
                 }
-                let data = format!("data: {}\n\n", "x".repeat(chunk.saturating_sub(8)));
+                // each event one JSON-RPC notification of `chunk` bytes
+                let pad = "x".repeat(chunk.saturating_sub(78));
+                let data = format!(
+                    "data: {{\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{{\"data\":\"{pad}\"}}}}\n\n"
+                );
                 let framed = format!("{:x}\r\n{data}\r\n", data.len());
                 let mut sent = 0;
                 while sent < *total {

@@ -644,6 +644,9 @@ pub struct Session {
     upstream_write_pending_time: Duration,
     /// Flag that is set when the shutdown process has begun.
     shutdown_flag: Arc<AtomicBool>,
+    /// mcp-edge patch: response tasks held back while `ProxyHttp::response_held`
+    /// says so (HTTP/1 upstreams).
+    held_response_tasks: Option<Vec<HttpTask>>,
 }
 
 impl Session {
@@ -670,6 +673,7 @@ impl Session {
             upstream_body_bytes_sent: None,
             downstream_task_seen_upgraded: false,
             upstream_write_pending_time: Duration::ZERO,
+            held_response_tasks: None,
             shutdown_flag,
         }
     }

@@ -452,6 +452,23 @@ if !upgraded && client_session.was_upgraded() {
             return Ok(None);
         }
 
+        // mcp-edge patch (response hold): keep the header, and the body so far,
+        // while the application decides what the header says from the body
+        let mut filtered_tasks = match session.held_response_tasks.take() {
+            Some(mut held) => {
+                held.append(&mut filtered_tasks);
+                held
+            }
+            None => filtered_tasks,
+        };
+        if !filtered_tasks.iter().any(|t| t.is_end()) && self.inner.response_held(ctx) {
+            session.held_response_tasks = Some(filtered_tasks);
+            return Ok(None);
+        }
+        if let Some(HttpTask::Header(header, _)) = filtered_tasks.first_mut() {
+            self.inner.response_release(header, ctx);
+        }
+
         let response_done = session.write_response_tasks(filtered_tasks).await?;
 
         Ok(Some(response_done))

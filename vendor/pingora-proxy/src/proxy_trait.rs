@@ -128,6 +128,22 @@ pub trait ProxyHttp {
         None
     }
 
+    /// mcp-edge patch: whether the response header, and the body filtered so
+    /// far, is held back from the downstream (HTTP/1 upstreams). Checked after
+    /// each batch of upstream tasks has gone through the response filters;
+    /// while it answers `true` and the response has not ended, nothing is
+    /// written. The application uses it to decide the header from the body
+    /// (its `response_body_filter` sees every chunk, and may keep them).
+    fn response_held(&self, _ctx: &Self::CTX) -> bool {
+        false
+    }
+
+    /// mcp-edge patch: the response header, right before it is written to the
+    /// downstream (after `response_filter`, and after any hold): the
+    /// application's last word on it, such as the exact `Content-Length` of a
+    /// body it rewrote while the header was held.
+    fn response_release(&self, _header: &mut ResponseHeader, _ctx: &mut Self::CTX) {}
+
     /// mcp-edge patch: how long a kept-alive connection that is waiting for
     /// its next request keeps waiting once the service shuts down (graceful
     /// upgrade or stop). A request that arrives in that window is served and
