@@ -1,5 +1,7 @@
 //! Criterion benchmarks of the per-request hot paths that have no I/O:
-//! JSON-RPC envelope inspection, route matching, header checks, error bodies.
+//! JSON-RPC envelope inspection, the items a call names, URI normalization,
+//! upstream answer checks (JSON and SSE), route matching, header checks,
+//! error bodies.
 #![allow(missing_docs)]
 
 use std::hint::black_box;
@@ -29,6 +31,54 @@ fn bench_inspect(c: &mut Criterion) {
         b.iter(|| inspect(black_box(big.as_bytes()), 64))
     });
     g.finish();
+}
+
+/// What issue 17 added per request: the call's items (URI normalized),
+/// and the check of every upstream answer (a tools/call result passes, a
+/// tools/list answer is filtered), and an SSE event parsed and re-written.
+fn bench_enforcement(c: &mut Criterion) {
+    use mcp_edge::answer::{check_message, SseGuard};
+    use mcp_edge::call::Call as ItemCall;
+    let env = match inspect(CALL_300, 64) {
+        Ok(e) => e,
+        Err(_) => return,
+    };
+    c.bench_function("call/items_tools_call", |b| {
+        b.iter(|| ItemCall::of(black_box(&env), CALL_300).is_ok())
+    });
+    c.bench_function("uri/normalize_plain", |b| {
+        b.iter(|| mcp_edge::uri::normalize(black_box("file:///public/reports/2026/q3.csv")).is_ok())
+    });
+    c.bench_function("uri/normalize_rewritten", |b| {
+        b.iter(|| {
+            mcp_edge::uri::normalize(black_box("FILE://localhost/%70ublic/reports/q3.csv")).is_ok()
+        })
+    });
+    let result = br#"{"jsonrpc":"2.0","id":1723,"result":{"content":[{"type":"text","text":"12 documents matched: q3-emea.pdf, q3-apac.pdf, revenue-by-region.xlsx and 9 more"}],"isError":false}}"#;
+    let allow = |_: mcp_edge::policy::Item, n: &str| !n.starts_with("admin");
+    c.bench_function("answer/tools_call_result_pass", |b| {
+        b.iter(|| check_message(black_box(result), &allow))
+    });
+    let list: String = format!(
+        r#"{{"jsonrpc":"2.0","id":2,"result":{{"tools":[{}]}}}}"#,
+        (0..20)
+            .map(|i| format!(r#"{{"name":"{}{i}","description":"a tool","inputSchema":{{"type":"object","properties":{{"q":{{"type":"string"}}}}}}}}"#, if i % 4 == 0 { "admin." } else { "tool." }))
+            .collect::<Vec<_>>()
+            .join(",")
+    );
+    c.bench_function("answer/tools_list_20_filtered", |b| {
+        b.iter(|| check_message(black_box(list.as_bytes()), &allow))
+    });
+    let event = format!(
+        "id: 1\nevent: message\ndata: {}\n\n",
+        std::str::from_utf8(result).unwrap_or("")
+    );
+    c.bench_function("answer/sse_event_pass", |b| {
+        b.iter(|| {
+            let mut g = SseGuard::new(8 << 20);
+            g.push(black_box(event.as_bytes()), false, &allow)
+        })
+    });
 }
 
 fn routes() -> Routes {
@@ -352,6 +402,7 @@ criterion_group!(
     bench_proxy_protocol,
     bench_ratelimit,
     bench_inspect,
+    bench_enforcement,
     bench_route,
     bench_headers,
     bench_auth_policy,

@@ -820,7 +820,6 @@ mod tests {
 
     #[test]
     fn sse_line_endings_bom_and_multiline_data() {
-        let tools_cr = TOOLS.replace(',', ",\r");
         for (stream, what) in [
             (format!("id: 1\nevent: message\ndata: {TOOLS}\n\n"), "LF"),
             (

@@ -122,6 +122,20 @@ pub fn liveness() -> (u16, bytes::Bytes) {
 /// or 503 `draining` once the process is shutting down (load balancers take
 /// it out of rotation while it finishes what it holds).
 pub fn readiness(rt: Option<&crate::runtime::Runtime>, draining: bool) -> (u16, bytes::Bytes) {
+    readiness_with(rt, draining, true)
+}
+
+/// The public `/health` on the MCP listener: the status only (which
+/// upstreams exist and how many endpoints are up is for the admin listener).
+pub fn public_readiness(draining: bool) -> (u16, bytes::Bytes) {
+    readiness_with(None, draining, false)
+}
+
+fn readiness_with(
+    rt: Option<&crate::runtime::Runtime>,
+    draining: bool,
+    detail: bool,
+) -> (u16, bytes::Bytes) {
     let (status, state) = if draining {
         (503, "draining")
     } else {
@@ -137,7 +151,12 @@ pub fn readiness(rt: Option<&crate::runtime::Runtime>, draining: bool) -> (u16, 
             )
         })
         .collect();
-    let body = serde_json::json!({"status": state, "upstreams": upstreams}).to_string();
+    let body = if detail {
+        serde_json::json!({"status": state, "upstreams": upstreams})
+    } else {
+        serde_json::json!({"status": state})
+    }
+    .to_string();
     (status, bytes::Bytes::from(body))
 }
 

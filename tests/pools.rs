@@ -23,7 +23,10 @@ fn pool_config(a: &Upstream, b: &Upstream, balance: &str) -> String {
             a.url(),
             b.url()
         ),
-    ) + &format!("sessions: {{keys: [{KEY}]}}\n")
+    ) + &format!(
+        "sessions: {{keys: [{KEY}]}}\nadmin: {{listen: \"127.0.0.1:{}\"}}\n",
+        free_port()
+    )
 }
 
 /// Which replica answered (the echo upstream reports the Host it was sent).
@@ -172,7 +175,7 @@ fn health_checks_take_a_dead_replica_out_and_bring_it_back() {
     // kill replica A: within two failed checks it is out
     let a_port = a.port;
     a.stop();
-    let health = |g: &Gateway| get(g.port, "/health", &[]).unwrap().json();
+    let health = |g: &Gateway| get(g.admin_port(), "/health", &[]).unwrap().json();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
     while health(&g)["upstreams"]["up"]["up"] != 1 && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
@@ -234,7 +237,7 @@ fn a_connect_failure_moves_a_new_call_to_another_replica() {
     }
     // and B was ejected passively
     assert_eq!(
-        get(g.port, "/health", &[]).unwrap().json()["upstreams"]["up"]["up"],
+        get(g.admin_port(), "/health", &[]).unwrap().json()["upstreams"]["up"]["up"],
         1
     );
 }

@@ -114,11 +114,12 @@ fn everything_stdio() -> String {
     )
 }
 
-/// Waits until /health says the tunnel upstream is up (or down).
+/// Waits until the admin /health says the tunnel upstream is up (or down).
 fn wait_up(g: &Gateway, name: &str, up: u64) {
     let deadline = Instant::now() + Duration::from_secs(15);
     while Instant::now() < deadline {
-        if get(g.port, "/health", &[]).is_ok_and(|r| r.json()["upstreams"][name]["up"] == up) {
+        let admin = g.admin_port();
+        if get(admin, "/health", &[]).is_ok_and(|r| r.json()["upstreams"][name]["up"] == up) {
             return;
         }
         std::thread::sleep(Duration::from_millis(50));

@@ -343,7 +343,7 @@ async fn health(session: &mut Session, ctx: &mut RequestCtx, live: bool) -> Resu
     let (status, body) = if live {
         crate::health::liveness()
     } else {
-        crate::health::readiness(ctx.runtime.as_deref(), session.is_process_shutting_down())
+        crate::health::public_readiness(session.is_process_shutting_down())
     };
     respond_json(session, ctx, status, body, true).await?;
     Ok(true)

@@ -3,6 +3,8 @@
 //! HTTP/1.1 client that can also time SSE events as they arrive.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+pub mod scripted;
+
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -124,6 +126,20 @@ impl Gateway {
 
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}/mcp", self.port)
+    }
+
+    /// The admin listener's port, read from the configuration it runs with.
+    pub fn admin_port(&self) -> u16 {
+        let conf = std::fs::read_to_string(self.dir.path().join("gw.yaml")).unwrap_or_default();
+        let at = conf.find("admin:").expect("no admin section");
+        let rest = &conf[at..];
+        let host = rest.find("127.0.0.1:").expect("admin listen") + "127.0.0.1:".len();
+        rest[host..]
+            .chars()
+            .take_while(char::is_ascii_digit)
+            .collect::<String>()
+            .parse()
+            .expect("admin port")
     }
 
     pub fn log_text(&self) -> String {
