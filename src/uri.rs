@@ -121,11 +121,7 @@ pub fn normalize(uri: &str) -> Result<Cow<'_, str>, Refusal> {
                 match v {
                     b'.' | b'/' | b'\\' => return Err(Refusal::EncodedSeparator),
                     0..=0x1f | 0x7f => return Err(Refusal::Control),
-                    b'%' if b.get(i + 3).copied().and_then(hex).is_some()
-                        && b.get(i + 4).copied().and_then(hex).is_some() =>
-                    {
-                        return Err(Refusal::DoubleEncoding)
-                    }
+                    b'%' if escapes_after(b, i + 3) => return Err(Refusal::DoubleEncoding),
                     _ => {}
                 }
                 if unreserved(v) || b[i + 1].is_ascii_lowercase() || b[i + 2].is_ascii_lowercase() {
@@ -197,6 +193,36 @@ pub fn normalize(uri: &str) -> Result<Cow<'_, str>, Refusal> {
     }
     push_unescaped(&mut out, tail);
     Ok(Cow::Owned(out))
+}
+
+/// The character at `i` once an escape of an unreserved character is
+/// decoded, and how many bytes it took.
+fn decoded_at(b: &[u8], i: usize) -> Option<(u8, usize)> {
+    let c = *b.get(i)?;
+    if c == b'%' {
+        if let (Some(h), Some(l)) = (
+            b.get(i + 1).copied().and_then(hex),
+            b.get(i + 2).copied().and_then(hex),
+        ) {
+            let v = h << 4 | l;
+            if unreserved(v) {
+                return Some((v, 3));
+            }
+        }
+    }
+    Some((c, 1))
+}
+
+/// Whether two hex digits follow at `i` (also spelled as escapes of the
+/// digits): after `%25` they make a second escape once the first is decoded.
+fn escapes_after(b: &[u8], i: usize) -> bool {
+    let Some((c1, n1)) = decoded_at(b, i) else {
+        return false;
+    };
+    let Some((c2, _)) = decoded_at(b, i + n1) else {
+        return false;
+    };
+    hex(c1).is_some() && hex(c2).is_some()
 }
 
 /// `scheme ":"` where scheme = ALPHA *( ALPHA / DIGIT / "+" / "-" / "." ):
@@ -359,6 +385,99 @@ pub fn check_pattern(pattern: &str) -> Result<(), String> {
     }
 }
 
+/// Decodes every `%XY` once (the text passed the escape checks).
+fn decode_once(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let (Some(h), Some(l)) = (hex(b[i + 1]), hex(b[i + 2])) {
+                out.push(h << 4 | l);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    out
+}
+
+/// Reports a broken contract: the panic is the fuzzer's finding.
+#[allow(clippy::panic)]
+#[track_caller]
+fn broken(what: fmt::Arguments<'_>) -> ! {
+    panic!("uri normalize contract broken: {what}")
+}
+
+/// The normalizer's contract on any text (fuzz target `uri_normalize`,
+/// `cargo test` over `fuzz/corpus/uri_normalize`). Panics when broken:
+///
+/// - it never panics, and an accepted URI's normal form is normal
+///   (normalizing it again gives it back, borrowed);
+/// - the normal form has a scheme, no control character, no backslash, no
+///   escape of an unreserved character, of `.`, `/`, `\`, `%` or a control,
+///   escapes in uppercase hex; decoded once (as a server does), no path
+///   segment made of dots or dots and spaces, no empty inner segment: what a
+///   server resolves from the client's bytes is what policy matched;
+/// - the normal form of the input with its scheme and host uppercased is
+///   the same (case never changes the decision).
+#[doc(hidden)]
+pub fn check_contract(data: &[u8]) {
+    let text = String::from_utf8_lossy(data);
+    let Ok(n) = normalize(&text) else {
+        return;
+    };
+    match normalize(&n) {
+        Ok(Cow::Borrowed(again)) if again == n => {}
+        other => broken(format_args!("{text:?} -> {n:?} -> {other:?}")),
+    }
+    if scheme_end(n.as_bytes()).is_none() {
+        broken(format_args!("{n:?} has no scheme"));
+    }
+    if n.chars().any(|c| c.is_control() || c == '\\') {
+        broken(format_args!("{n:?} has a control character or a backslash"));
+    }
+    let b = n.as_bytes();
+    for (i, _) in n.match_indices('%') {
+        let (Some(h), Some(l)) = (b.get(i + 1), b.get(i + 2)) else {
+            broken(format_args!("{n:?}: cut escape"));
+        };
+        if h.is_ascii_lowercase() || l.is_ascii_lowercase() {
+            broken(format_args!("{n:?}: lowercase escape"));
+        }
+        let v = hex(*h).unwrap_or(0) << 4 | hex(*l).unwrap_or(0);
+        if unreserved(v) || matches!(v, b'/' | b'\\' | 0..=0x1f | 0x7f) {
+            broken(format_args!("{n:?}: escape of {v:#x} left"));
+        }
+    }
+    // what a server reads after one decoding
+    let decoded = String::from_utf8_lossy(&decode_once(&n)).into_owned();
+    let after_scheme = &decoded[decoded.find(':').map_or(0, |i| i + 1)..];
+    let hier = after_scheme.split(['?', '#']).next().unwrap_or("");
+    let path = match hier.strip_prefix("//") {
+        Some(h) => &h[h.find('/').unwrap_or(h.len())..],
+        None => hier,
+    };
+    let segments: Vec<&str> = path.split('/').collect();
+    for (i, s) in segments.iter().enumerate() {
+        let dots = !s.is_empty() && s.chars().all(|c| dot_like(c) || c == ' ') && s.chars().any(dot_like);
+        if dots || (s.is_empty() && i != 0 && i + 1 != segments.len()) {
+            broken(format_args!("{text:?} -> {n:?} resolves with segment {s:?}"));
+        }
+    }
+    // the scheme and host in upper case normalize to the same
+    if let Some(colon) = text.find(':') {
+        let mut upper = text[..colon].to_ascii_uppercase();
+        upper.push_str(&text[colon..]);
+        match normalize(&upper) {
+            Ok(u) if u == n => {}
+            other => broken(format_args!("{upper:?} -> {other:?}, {text:?} -> {n:?}")),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -433,6 +552,8 @@ mod tests {
             ("file:///public/%5c..%5csecret", EncodedSeparator),
             ("file:///public\\..\\secret", Backslash),
             ("file:///public/%252e%252e/secret", DoubleEncoding),
+            ("file:///a%25%32%65", DoubleEncoding),
+            ("file:///a%25%32e", DoubleEncoding),
             ("file:///public/\u{ff0e}\u{ff0e}/secret", DotSegment),
             ("file:///public/\u{2025}/secret", DotSegment),
             ("file:///public/\u{2024}\u{2024}/secret", DotSegment),
@@ -489,6 +610,23 @@ mod tests {
         ] {
             let once = n(u);
             assert_eq!(n(&once), once, "{u}");
+        }
+    }
+
+    #[test]
+    fn contract_holds_on_known_uris() {
+        for u in [
+            "FILE://LOCALHOST/%7Euser/a%3ab",
+            "file:///public/%2e%2e/x",
+            "http://EXAMPLE.com:80",
+            "file:/x",
+            "urn:A:%42",
+            "file:///a/..%20/b",
+            "file:///a%25%32%65",
+            "x:%",
+            "file:///\u{ff0e}",
+        ] {
+            check_contract(u.as_bytes());
         }
     }
 

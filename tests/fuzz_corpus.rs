@@ -51,3 +51,13 @@ fn session_open_fuzz_corpus_replays() {
 fn config_load_fuzz_corpus_replays() {
     replay("config_load", 10, mcp_edge::config::check_contract);
 }
+
+#[test]
+fn uri_normalize_fuzz_corpus_replays() {
+    replay("uri_normalize", 10, mcp_edge::uri::check_contract);
+}
+
+#[test]
+fn answer_filter_fuzz_corpus_replays() {
+    replay("answer_filter", 10, mcp_edge::answer::check_contract);
+}
