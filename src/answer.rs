@@ -539,14 +539,42 @@ impl SseGuard {
                 }
             }
         }
-        for &b in rest {
-            self.byte(b, &mut out, allowed);
+        while !rest.is_empty() {
+            // the text up to the next line end goes in one copy
+            let cut = rest
+                .iter()
+                .position(|b| *b == b'\n' || *b == b'\r')
+                .unwrap_or(rest.len());
+            if cut > 0 {
+                self.after_cr = false;
+                self.text(&rest[..cut]);
+                rest = &rest[cut..];
+            } else {
+                self.byte(rest[0], &mut out, allowed);
+                rest = &rest[1..];
+            }
         }
         if end {
             self.line.clear();
             self.reset_event();
         }
         Bytes::from(out)
+    }
+
+    /// Text without line ends, appended to the current line (bounded).
+    fn text(&mut self, t: &[u8]) {
+        if self.line.len() + t.len() + self.fields.len() + self.data.len() > self.max {
+            self.oversized = true;
+            self.line.clear();
+            self.data.clear();
+            self.fields.clear();
+        }
+        if self.oversized {
+            let room = 16usize.saturating_sub(self.line.len());
+            self.line.extend_from_slice(&t[..t.len().min(room)]);
+        } else {
+            self.line.extend_from_slice(t);
+        }
     }
 
     fn byte(&mut self, b: u8, out: &mut Vec<u8>, allowed: &Allowed<'_>) {
@@ -719,7 +747,8 @@ fn shows_hidden(json: &[u8]) -> bool {
             matches!(folded(k).as_str(), "name" | "uri" | "uritemplate")
                 && v.as_str().is_some_and(|s| {
                     !contract_allowed(Item::Tool, s)
-                        || crate::uri::normalize(s).is_ok_and(|n| !contract_allowed(Item::Resource, &n))
+                        || crate::uri::normalize(s)
+                            .is_ok_and(|n| !contract_allowed(Item::Resource, &n))
                 })
         }),
         _ => false,
@@ -761,15 +790,24 @@ pub fn check_contract(data: &[u8]) {
             Checked::Pass => Cow::Borrowed(body),
             Checked::Rewritten(v) => Cow::Owned(v),
         };
-        let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(&out) else {
-            broken(format_args!("relayed a message that is not an object: {:?}", String::from_utf8_lossy(&out)));
+        let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(&out)
+        else {
+            broken(format_args!(
+                "relayed a message that is not an object: {:?}",
+                String::from_utf8_lossy(&out)
+            ));
         };
         if shows_hidden(&out) {
-            broken(format_args!("relayed a hidden item: {:?}", String::from_utf8_lossy(&out)));
+            broken(format_args!(
+                "relayed a hidden item: {:?}",
+                String::from_utf8_lossy(&out)
+            ));
         }
         if let Cow::Owned(_) = out {
             // the rewrite only removed list items
-            let Ok(serde_json::Value::Object(mut orig)) = serde_json::from_slice::<serde_json::Value>(body) else {
+            let Ok(serde_json::Value::Object(mut orig)) =
+                serde_json::from_slice::<serde_json::Value>(body)
+            else {
                 broken(format_args!("rewrote a message that was not an object"));
             };
             let mut got = m;

@@ -135,7 +135,7 @@ pub fn normalize(uri: &str) -> Result<Cow<'_, str>, Refusal> {
         i += 1;
     }
     // C1 controls (U+0080..U+009F) are controls too
-    if uri.chars().any(|c| c.is_control()) {
+    if !uri.is_ascii() && uri.chars().any(|c| c.is_control()) {
         return Err(Refusal::Control);
     }
     let colon = scheme_end(b).ok_or(Refusal::NoScheme)?;
@@ -243,17 +243,18 @@ fn scheme_end(b: &[u8]) -> Option<usize> {
 
 /// Path segments: no dot segments, no empty segment inside the path.
 fn check_segments(path: &str) -> Result<(), Refusal> {
-    let segments: Vec<&str> = path.split('/').collect();
-    let last = segments.len().saturating_sub(1);
-    for (i, s) in segments.iter().enumerate() {
+    let mut segments = path.split('/').peekable();
+    let mut first = true;
+    while let Some(s) = segments.next() {
         if dots_only(s) {
             return Err(Refusal::DotSegment);
         }
         // "/a" splits into ["", "a"]: the first empty piece is the root, the
         // last one a trailing slash; any other is "//"
-        if s.is_empty() && i != 0 && i != last {
+        if s.is_empty() && !first && segments.peek().is_some() {
             return Err(Refusal::EmptySegment);
         }
+        first = false;
     }
     Ok(())
 }
@@ -262,6 +263,9 @@ fn check_segments(path: &str) -> Result<(), Refusal> {
 /// `..%20`, fullwidth dots): what some server resolves as "here" or "up"
 /// (Windows drops trailing dots and spaces, NFKC turns `．` into `.`).
 fn dots_only(s: &str) -> bool {
+    if !matches!(s.as_bytes().first(), Some(b'.' | b' ' | b'%' | 0x80..)) {
+        return false;
+    }
     let mut dots = 0;
     let mut rest = s;
     while let Some(c) = rest.chars().next() {
@@ -462,9 +466,12 @@ pub fn check_contract(data: &[u8]) {
     };
     let segments: Vec<&str> = path.split('/').collect();
     for (i, s) in segments.iter().enumerate() {
-        let dots = !s.is_empty() && s.chars().all(|c| dot_like(c) || c == ' ') && s.chars().any(dot_like);
+        let dots =
+            !s.is_empty() && s.chars().all(|c| dot_like(c) || c == ' ') && s.chars().any(dot_like);
         if dots || (s.is_empty() && i != 0 && i + 1 != segments.len()) {
-            broken(format_args!("{text:?} -> {n:?} resolves with segment {s:?}"));
+            broken(format_args!(
+                "{text:?} -> {n:?} resolves with segment {s:?}"
+            ));
         }
     }
     // the scheme and host in upper case normalize to the same
