@@ -90,6 +90,11 @@ pub type Allowed<'a> = dyn Fn(Item, &str) -> bool + 'a;
 
 /// Checks one JSON-RPC message from an upstream.
 pub fn check_message(json: &[u8], allowed: &Allowed<'_>) -> Checked {
+    // Skipped strings are not checked by serde_json: without this, bytes a
+    // client decodes as U+FFFD (or refuses) would pass unread.
+    if std::str::from_utf8(json).is_err() {
+        return Checked::Refused("upstream message is not valid UTF-8");
+    }
     let mut de = serde_json::Deserializer::from_slice(json);
     let scan = match TopScan
         .deserialize(&mut de)
@@ -881,6 +886,20 @@ mod tests {
             Checked::Rewritten(v) => v,
             other => panic!("{json}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn invalid_utf8_is_refused_even_where_nothing_is_read() {
+        // Found by the fuzzer: a skipped member with a bad byte in a key.
+        let body =
+            b"{\"jsonrpc\":\"2.0\",\"id\":0,\"resu?t\":{\"Tools\":[{\"name\xab\":\"secret\"}]}}";
+        assert!(matches!(check_message(body, &allow), Checked::Refused(_)));
+        let mut sse = b"data: ".to_vec();
+        sse.extend_from_slice(body);
+        sse.extend_from_slice(b"\n\n");
+        let mut g = SseGuard::new(1 << 16);
+        let out = String::from_utf8(g.push(&sse, true, &allow).to_vec()).unwrap();
+        assert!(!out.contains("secret") && out.contains("UTF-8"), "{out}");
     }
 
     #[test]

@@ -257,7 +257,15 @@ impl Envelope {
 }
 
 /// Inspects `body` as one JSON-RPC message, rejecting nesting deeper than `max_depth`.
+///
+/// JSON is UTF-8 (RFC 8259 §8.1): a body that is not is refused whole, also
+/// where the bytes sit in a value the inspector skips (serde_json does not
+/// check skipped strings, and a peer replacing bad bytes with U+FFFD would
+/// read text the gateway never saw).
 pub fn inspect(body: &[u8], max_depth: u32) -> Result<Envelope, InspectError> {
+    if std::str::from_utf8(body).is_err() {
+        return Err(InspectError::Parse);
+    }
     let state = State {
         body,
         max_depth,
@@ -1016,6 +1024,17 @@ mod tests {
         match inspect(body.as_bytes(), 64) {
             Ok(e) => panic!("{body}: accepted as {e:?}"),
             Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_is_a_parse_error_even_in_skipped_values() {
+        for body in [
+            &b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":{\"x\xab\":1}}}"[..],
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"tools/call\",\"params\":{\"name\":\"echo\",\"arguments\":\"\xc0\xae\"}}",
+            b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"ping\",\"params\":{\"_meta\":{\"\xed\xa0\x80\":1}}}",
+        ] {
+            assert_eq!(inspect(body, 64).unwrap_err(), InspectError::Parse);
         }
     }
 
