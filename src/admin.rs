@@ -103,8 +103,8 @@ pub fn answer(
             },
             Access::Granted => Answer {
                 status: 200,
-                content_type: crate::metrics::CONTENT_TYPE,
-                body: Bytes::from(crate::metrics::render(rt)),
+                content_type: crate::telemetry::metrics::CONTENT_TYPE,
+                body: Bytes::from(crate::telemetry::metrics::render(rt)),
                 extra: None,
             },
         },
@@ -163,10 +163,7 @@ fn tunnels_json() -> Bytes {
         .list()
         .iter()
         .map(|l| {
-            let since = l
-                .since
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
+            let since = crate::base::clock::unix_secs(l.since);
             serde_json::json!({
                 "id": l.id,
                 "name": l.name,

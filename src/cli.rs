@@ -393,7 +393,7 @@ fn check_redis(rt: &crate::runtime::Runtime) -> Result<(), String> {
 /// The `routes` output.
 pub fn routes_table(rt: &crate::runtime::Runtime) -> String {
     let mut out = String::new();
-    let fmt = |g: &Option<crate::routing::Glob>, raw: Option<String>| match (g, raw) {
+    let fmt = |g: &Option<crate::base::glob::Glob>, raw: Option<String>| match (g, raw) {
         (None, _) => "-".to_string(),
         (Some(_), Some(r)) => r,
         (Some(_), None) => "?".into(),
@@ -454,8 +454,8 @@ pub fn routes_table(rt: &crate::runtime::Runtime) -> String {
     out
 }
 
-fn glob_text(g: &crate::routing::Glob) -> String {
-    use crate::routing::Glob;
+fn glob_text(g: &crate::base::glob::Glob) -> String {
+    use crate::base::glob::Glob;
     match g {
         Glob::Any => "*".into(),
         Glob::Exact(s) => s.to_string(),

@@ -23,7 +23,7 @@ pub const NEVER_FORWARDED: &[&str] = &[
     "x-request-id",
     // the gateway reads every answer: it asks for identity itself
     "accept-encoding",
-    // forwarding headers: the gateway writes its own (edge::trusted)
+    // forwarding headers: the gateway writes its own (addr::trusted)
     "x-forwarded-for",
     "forwarded",
     "x-real-ip",
@@ -87,11 +87,6 @@ pub fn sane_request_id(v: &[u8]) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(b))
 }
 
-/// A new random request id: 32 lowercase hex characters.
-pub fn new_request_id() -> String {
-    format!("{:032x}", rand::random::<u128>())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -148,9 +143,9 @@ mod tests {
         assert!(!sane_request_id(b"has space"));
         assert!(!sane_request_id(b"inj\r\nx: y"));
         assert!(!sane_request_id(&[b'a'; 129]));
-        let id = new_request_id();
+        let id = crate::base::ids::new_request_id();
         assert_eq!(id.len(), 32);
         assert!(sane_request_id(id.as_bytes()));
-        assert_ne!(id, new_request_id());
+        assert_ne!(id, crate::base::ids::new_request_id());
     }
 }

@@ -3,11 +3,11 @@
 //! request flow.
 #![forbid(unsafe_code)]
 
-pub mod accesslog;
+pub mod addr;
 pub mod admin;
 pub mod answer;
-pub mod audit;
 pub mod auth;
+pub mod base;
 pub mod call;
 pub mod cli;
 pub mod config;
@@ -18,7 +18,6 @@ pub mod hygiene;
 pub mod jsonrpc;
 pub mod logsetup;
 pub mod mcp;
-pub mod metrics;
 pub mod policy;
 pub mod proxy;
 pub mod ratelimit;
@@ -27,7 +26,7 @@ pub mod routing;
 pub mod runtime;
 pub mod server;
 pub mod session;
-pub mod sink;
+pub mod telemetry;
 pub mod tunnel;
 pub mod upgrade;
 pub mod upstream;

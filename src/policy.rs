@@ -5,8 +5,8 @@
 //! Pingora-free, evaluated in `request_filter` before anything is forwarded.
 
 use crate::auth::Principal;
+use crate::base::glob::Glob;
 use crate::call::{is_unknown_item_method, Call};
-use crate::routing::Glob;
 
 /// Glob lists over the things a call touches.
 #[derive(Debug, Clone, Default)]

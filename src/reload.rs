@@ -90,7 +90,7 @@ impl BackgroundService for Reloader {
                 }
                 _ = hup.recv() => {
                     let result = self.reload();
-                    crate::metrics::record_reload(result.is_ok());
+                    crate::telemetry::metrics::record_reload(result.is_ok());
                     match result {
                         Ok(()) => log::info!("reload: configuration {} applied", self.path.display()),
                         Err(e) => log::error!("reload: kept the previous configuration; {e}"),
@@ -99,7 +99,7 @@ impl BackgroundService for Reloader {
                 _ = shutdown.changed() => {
                     self.draining.store(true, std::sync::atomic::Ordering::Relaxed);
                     // from now on log and audit lines are written as they come
-                    crate::sink::shutting_down();
+                    crate::telemetry::sink::shutting_down();
                     return;
                 }
             }

@@ -7,12 +7,12 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use crate::audit::Audit;
 use crate::auth::Authenticator;
 use crate::hygiene::HeaderPolicy;
 use crate::policy::Policy;
 use crate::routing::Routes;
-use crate::sink::{OnFull, Target};
+use crate::telemetry::audit::Audit;
+use crate::telemetry::sink::{OnFull, Target};
 use crate::upstream::Upstream;
 
 /// Compiled request limits.
@@ -56,7 +56,7 @@ pub struct ServerSettings {
     /// Allowed Host names (lowercase; empty = any).
     pub allowed_hosts: Vec<String>,
     /// Whose forwarding headers are believed.
-    pub trust_proxy: crate::edge::trusted::TrustProxy,
+    pub trust_proxy: crate::addr::trusted::TrustProxy,
     /// Request limits.
     pub limits: Limits,
     /// Drain time on shutdown/upgrade.
@@ -156,13 +156,9 @@ impl TunnelSettings {
     /// per byte), if any.
     pub fn token(&self, presented: &str) -> Option<&TunnelToken> {
         let d = crate::auth::apikey::digest(presented.as_bytes());
-        self.tokens.iter().find(|t| {
-            t.digest
-                .iter()
-                .zip(d.iter())
-                .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-                == 0
-        })
+        self.tokens
+            .iter()
+            .find(|t| crate::base::digest::ct_eq(&t.digest, &d))
     }
 }
 
@@ -189,18 +185,12 @@ impl std::fmt::Debug for AdminToken {
 impl AdminToken {
     /// Keeps the digest of `token`.
     pub fn new(token: &str) -> Self {
-        use sha2::Digest;
-        AdminToken(sha2::Sha256::digest(token.as_bytes()).into())
+        AdminToken(crate::base::digest::sha256(token.as_bytes()))
     }
 
     /// Whether `presented` is the token (compares digests, no early exit).
     pub fn matches(&self, presented: &str) -> bool {
-        use sha2::Digest;
-        let d: [u8; 32] = sha2::Sha256::digest(presented.as_bytes()).into();
-        d.iter()
-            .zip(self.0.iter())
-            .fold(0u8, |acc, (a, b)| acc | (a ^ b))
-            == 0
+        crate::base::digest::ct_eq(&crate::base::digest::sha256(presented.as_bytes()), &self.0)
     }
 }
 

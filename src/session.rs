@@ -85,13 +85,6 @@ pub fn ephemeral() -> &'static SessionKeys {
     })
 }
 
-/// Seconds since the Unix epoch.
-pub fn now_secs() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 /// Why a token was refused (all answered 404; the label goes to the audit).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Refused {

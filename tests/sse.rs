@@ -71,7 +71,7 @@ fn get_listen_stream_forwards_session_and_last_event_id() {
             endpoint: up.url().trim_start_matches("http://").to_string(),
             session: "sess-7".into(),
             principal: mcp_edge::session::principal_digest("anonymous", "127.0.0.1"),
-            issued: mcp_edge::session::now_secs(),
+            issued: mcp_edge::base::clock::now_secs(),
         })
         .unwrap();
     let (resp, events) = sse_events(

@@ -5,8 +5,6 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sha2::{Digest, Sha256};
-
 use super::{Principal, Source};
 
 /// What a key maps to.
@@ -31,13 +29,12 @@ pub struct ApiKeys {
 
 /// SHA-256 of a key.
 pub fn digest(key: &[u8]) -> [u8; 32] {
-    Sha256::digest(key).into()
+    crate::base::digest::sha256(key)
 }
 
 /// `sha256:<hex>` form of a key, as `mcp-edge hash-key` prints it.
 pub fn hash_form(key: &[u8]) -> String {
-    let hex: String = digest(key).iter().map(|b| format!("{b:02x}")).collect();
-    format!("sha256:{hex}")
+    format!("sha256:{}", crate::base::digest::hex(&digest(key)))
 }
 
 /// Parses `sha256:<64 hex>`.
@@ -54,15 +51,6 @@ pub fn parse_hash(s: &str) -> Result<[u8; 32], String> {
         out[i] = u8::from_str_radix(pair, 16).map_err(|_| "key_hash is not hex".to_string())?;
     }
     Ok(out)
-}
-
-/// Equality of two digests without an early exit.
-fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    let mut diff = 0u8;
-    for i in 0..32 {
-        diff |= a[i] ^ b[i];
-    }
-    std::hint::black_box(diff) == 0
 }
 
 impl ApiKeys {
@@ -106,7 +94,7 @@ impl ApiKeys {
         // The map lookup only sees a SHA-256 digest of the secret; the final
         // comparison is constant-time.
         let info = self.by_digest.get(&d)?;
-        if !ct_eq(&info.digest, &d) {
+        if !crate::base::digest::ct_eq(&info.digest, &d) {
             return None;
         }
         Some(Principal {
@@ -159,13 +147,5 @@ mod tests {
         ] {
             assert!(parse_hash(bad).is_err(), "{bad}");
         }
-    }
-
-    #[test]
-    fn constant_time_compare() {
-        assert!(ct_eq(&[7; 32], &[7; 32]));
-        let mut b = [7; 32];
-        b[31] = 8;
-        assert!(!ct_eq(&[7; 32], &b));
     }
 }

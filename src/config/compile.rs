@@ -13,11 +13,12 @@ use serde_yaml::Value;
 use super::raw;
 use super::ConfigError;
 use crate::auth::{apikey, ApiKeys, Authenticator};
+use crate::base::glob::Glob;
 use crate::hygiene::HeaderPolicy;
 use crate::policy::{self, Globs, Policy};
-use crate::routing::{Glob, Routes, Rule};
+use crate::routing::{Routes, Rule};
 use crate::runtime::{Limits, LogFormat, ResourceMetadata, Runtime, ServerSettings};
-use crate::sink::OnFull;
+use crate::telemetry::sink::OnFull;
 use crate::upstream::{Upstream, UpstreamAuth};
 
 /// Sections this version understands; anything else at the top level is an error.
@@ -885,7 +886,7 @@ fn compile_audit(
     a: &raw::Audit,
     env: &dyn Fn(&str) -> Option<String>,
     errs: &mut Errors,
-) -> Option<(crate::sink::Target, OnFull, usize)> {
+) -> Option<(crate::telemetry::sink::Target, OnFull, usize)> {
     let on_full = match a.on_full.as_str() {
         "block" => OnFull::Block,
         "drop" => OnFull::Drop,
@@ -920,11 +921,11 @@ fn compile_audit(
     }
     let envs = compile_globs(&a.environments, "audit.environments", errs);
     let current = env("MCP_EDGE_ENV").unwrap_or_else(|| DEFAULT_ENV.to_string());
-    if !a.enabled || !crate::audit::enabled_in(&envs, &current) {
+    if !a.enabled || !crate::telemetry::audit::enabled_in(&envs, &current) {
         return None;
     }
     Some((
-        crate::audit::Audit::target(&a.path, a.max_file_bytes),
+        crate::telemetry::audit::Audit::target(&a.path, a.max_file_bytes),
         on_full,
         a.queue_lines,
     ))
@@ -968,8 +969,8 @@ fn compile_proxy_protocol(
 fn compile_trust_proxy(
     t: Option<&raw::TrustProxy>,
     errs: &mut Errors,
-) -> crate::edge::trusted::TrustProxy {
-    use crate::edge::trusted::TrustProxy;
+) -> crate::addr::trusted::TrustProxy {
+    use crate::addr::trusted::TrustProxy;
     let mut out = TrustProxy::default();
     let (list, headers) = match t {
         None | Some(raw::TrustProxy::Flag(false)) => return out,

@@ -28,7 +28,7 @@ use pingora::protocols::{GetSocketDigest, Peek, SocketDigest, Stream, UniqueID};
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use super::proxy_protocol::{self, Parsed};
+use crate::addr::proxy_protocol::{self, Parsed};
 use crate::runtime::SharedRuntime;
 
 /// PROXY protocol settings.

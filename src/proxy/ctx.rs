@@ -22,7 +22,7 @@ pub struct RequestCtx {
     /// `early_request_filter`: kept from a sane client `X-Request-ID`, else generated.
     pub request_id: String,
     /// `request_filter`: the client as the edge sees it (trusted proxies resolved).
-    pub client: Option<crate::edge::trusted::Client>,
+    pub client: Option<crate::addr::trusted::Client>,
     /// `request_filter`: who the request acts as (set before the body is read).
     pub principal: Option<Principal>,
     /// `request_filter`: protocol era from `MCP-Protocol-Version`.
@@ -62,7 +62,7 @@ pub struct RequestCtx {
     pub sse: bool,
     /// `response_filter`: holds an `mcp_edge_sse_streams_active` unit while
     /// the stream is relayed.
-    pub sse_gauge: Option<crate::metrics::SseStream>,
+    pub sse_gauge: Option<crate::telemetry::metrics::SseStream>,
     /// `response_filter`: what the upstream's body may say (JSON checked
     /// whole, SSE event by event); `response_body_filter` feeds it.
     pub guard: Option<crate::answer::Guard>,

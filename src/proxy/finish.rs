@@ -7,8 +7,8 @@ use serde::Serialize;
 
 use super::response::classify;
 use super::RequestCtx;
-use crate::audit::{now_rfc3339, Capped, CertWho, Event, Who};
 use crate::mcp::Era;
+use crate::telemetry::audit::{now_rfc3339, Capped, CertWho, Event, Who};
 
 /// Target of access-log records (`RUST_LOG=access=off` silences them).
 pub const ACCESS_TARGET: &str = "access";
@@ -93,7 +93,7 @@ pub fn access_log(session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx
         error: ctx.error.as_ref().map(|e| e.label()),
     };
     match serde_json::to_string(&line) {
-        Ok(s) => crate::accesslog::write(s),
+        Ok(s) => crate::telemetry::accesslog::write(s),
         Err(err) => log::warn!("access log line not serialisable: {err}"),
     }
 }
@@ -106,7 +106,7 @@ fn record_metrics(session: &Session, ctx: &mut RequestCtx) {
         .or_else(|| ctx.error.as_ref().map(|e| e.status()))
         .unwrap_or(0);
     let route = ctx.route.label();
-    crate::metrics::record_request(&crate::metrics::Finished {
+    crate::telemetry::metrics::record_request(&crate::telemetry::metrics::Finished {
         route: &route,
         upstream: ctx.upstream.as_ref().map_or("-", |u| &*u.name),
         method: ctx.method(),
@@ -120,9 +120,9 @@ fn record_metrics(session: &Session, ctx: &mut RequestCtx) {
     });
     match &ctx.error {
         Some(crate::error::GatewayError::SessionNotFound(reason)) => {
-            crate::metrics::record_session("rejected", reason)
+            crate::telemetry::metrics::record_session("rejected", reason)
         }
-        _ if ctx.session.is_some() => crate::metrics::record_session("opened", "valid"),
+        _ if ctx.session.is_some() => crate::telemetry::metrics::record_session("opened", "valid"),
         _ => {}
     }
     // the stream is over: release its gauge unit now rather than at drop
@@ -133,7 +133,7 @@ fn record_metrics(session: &Session, ctx: &mut RequestCtx) {
 fn redacted_target(ctx: &RequestCtx) -> Option<std::borrow::Cow<'_, str>> {
     let t = ctx.target()?;
     Some(match &ctx.runtime {
-        Some(rt) => crate::audit::redact_query(t, &rt.redact_keys),
+        Some(rt) => crate::telemetry::audit::redact_query(t, &rt.redact_keys),
         None => std::borrow::Cow::Borrowed(t),
     })
 }
@@ -220,7 +220,7 @@ fn refusal_lines(
     reason: &'static str,
     status: u16,
 ) {
-    crate::metrics::record_connection_refused(reason);
+    crate::telemetry::metrics::record_connection_refused(reason);
     let client_ip = peer.map(|a| a.ip().to_string());
     if log::log_enabled!(target: ACCESS_TARGET, log::Level::Info) {
         let line = serde_json::json!({
@@ -229,12 +229,12 @@ fn refusal_lines(
             "status": status,
             "error": reason,
         });
-        crate::accesslog::write(line.to_string());
+        crate::telemetry::accesslog::write(line.to_string());
     }
     let Some(audit) = rt.audit() else {
         return;
     };
-    let request_id = crate::hygiene::new_request_id();
+    let request_id = crate::base::ids::new_request_id();
     audit.record(&Event {
         ts: now_rfc3339(),
         request_id: Capped(&request_id),

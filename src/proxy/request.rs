@@ -22,9 +22,10 @@ use pingora_proxy::Session;
 use super::response::{respond, respond_json};
 use super::RequestCtx;
 use crate::auth::AuthError;
+use crate::base::ids::new_request_id;
 use crate::call::{BadParams, Call};
 use crate::error::GatewayError;
-use crate::hygiene::{new_request_id, sane_request_id};
+use crate::hygiene::sane_request_id;
 use crate::jsonrpc::{self, InspectError};
 use crate::mcp::{self, Era};
 use crate::policy::Deny;
@@ -290,7 +291,7 @@ fn open_session(
     let digest = principal.digest();
     let owner = rt
         .session_keys()
-        .open(token, &digest, crate::session::now_secs())
+        .open(token, &digest, crate::base::clock::now_secs())
         .map_err(|r| GatewayError::SessionNotFound(r.label()))?;
     let upstream = rt
         .upstreams

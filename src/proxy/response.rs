@@ -192,7 +192,7 @@ pub fn filter(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     let media = answer::media(resp.headers.get("content-type").map(|v| v.as_bytes()));
     ctx.sse = media == Media::Sse;
     if ctx.sse && ctx.sse_gauge.is_none() {
-        ctx.sse_gauge = Some(crate::metrics::SseStream::start());
+        ctx.sse_gauge = Some(crate::telemetry::metrics::SseStream::start());
     }
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
     rate_headers(resp, ctx)?;
@@ -310,7 +310,7 @@ fn seal_session(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
     let sealed = id.to_str().ok().and_then(|id| seal_for(id, ctx));
     match sealed {
         Some(token) => {
-            crate::metrics::record_session("sealed", "new_session");
+            crate::telemetry::metrics::record_session("sealed", "new_session");
             resp.insert_header("mcp-session-id", token)?
         }
         None => {
@@ -336,7 +336,7 @@ fn seal_for(id: &str, ctx: &RequestCtx) -> Option<String> {
         endpoint: ep.0.key.clone(),
         session: id.to_string(),
         principal: p.digest(),
-        issued: crate::session::now_secs(),
+        issued: crate::base::clock::now_secs(),
     })
 }
 

@@ -167,7 +167,7 @@ pub fn valid_session_id(s: &str) -> bool {
 
 /// A new random session id (128 bits, hex).
 pub fn new_session_id() -> String {
-    crate::hygiene::new_request_id()
+    crate::base::ids::new_request_id()
 }
 
 /// What routing needs to know about a JSON-RPC message.

@@ -11,7 +11,7 @@ use std::sync::{Mutex, OnceLock};
 
 use serde::Serialize;
 
-use crate::sink::{OnFull, Sink, Target};
+use crate::telemetry::sink::{OnFull, Sink, Target};
 
 /// Longest string field written (longer values are cut and marked).
 pub const MAX_FIELD: usize = 256;
@@ -58,7 +58,7 @@ impl Audit {
         match serde_json::to_string(event) {
             Ok(line) => {
                 if !self.sink.write(line) {
-                    crate::metrics::record_audit_drop();
+                    crate::telemetry::metrics::record_audit_drop();
                 }
             }
             Err(e) => log::warn!("audit event not serialisable: {e}"),
@@ -186,34 +186,10 @@ pub fn redact_query<'a>(s: &'a str, keys: &[String]) -> std::borrow::Cow<'a, str
     std::borrow::Cow::Owned(format!("{base}?{}", parts.join("&")))
 }
 
-/// Current UTC time as `YYYY-MM-DDTHH:MM:SS.mmmZ`.
-pub fn now_rfc3339() -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = now.as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // civil-from-days (Howard Hinnant's algorithm)
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        now.subsec_millis()
-    )
-}
+pub use crate::base::clock::now_rfc3339;
 
 /// Whether audit runs in environment `env` given `audit.environments` globs.
-pub fn enabled_in(environments: &[crate::routing::Glob], env: &str) -> bool {
+pub fn enabled_in(environments: &[crate::base::glob::Glob], env: &str) -> bool {
     environments.iter().any(|g| g.matches(env))
 }
 
@@ -274,7 +250,7 @@ mod tests {
 
     #[test]
     fn environments() {
-        use crate::routing::Glob;
+        use crate::base::glob::Glob;
         assert!(enabled_in(&[Glob::new("*")], "anything"));
         assert!(enabled_in(&[Glob::new("prod*")], "production"));
         assert!(!enabled_in(&[Glob::new("prod*")], "dev"));

@@ -1,9 +1,9 @@
 //! The access log: one JSON line per request on stderr, written through a
-//! [`crate::sink::Sink`] (batched, never blocking a worker; drops counted).
+//! [`crate::telemetry::sink::Sink`] (batched, never blocking a worker; drops counted).
 
 use std::sync::OnceLock;
 
-use crate::sink::{OnFull, Sink, Target};
+use crate::telemetry::sink::{OnFull, Sink, Target};
 
 static SINK: OnceLock<Sink> = OnceLock::new();
 
@@ -14,7 +14,7 @@ fn sink() -> &'static Sink {
 /// Queues one access-log line.
 pub fn write(line: String) {
     if !sink().write(line) {
-        crate::metrics::record_access_log_drop();
+        crate::telemetry::metrics::record_access_log_drop();
     }
 }
 

@@ -318,7 +318,7 @@ pub fn record_reload(ok: bool) {
             .inc();
         f.reload_ok.set(i64::from(ok));
         f.reload_time
-            .set(i64::try_from(crate::session::now_secs()).unwrap_or(i64::MAX));
+            .set(i64::try_from(crate::base::clock::now_secs()).unwrap_or(i64::MAX));
     });
 }
 
