@@ -713,6 +713,44 @@ fn contract_allowed(_: Item, name: &str) -> bool {
     !name.contains("secret")
 }
 
+/// `json` with every number token outside strings replaced by `0`, so the
+/// oracle's `serde_json::Value` can hold what the scanner accepts (JSON
+/// allows numbers beyond `f64`, like an id of `4e447`; clients read them as
+/// infinity). Structure and strings are unchanged.
+fn numbers_zeroed(json: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(json.len());
+    let (mut in_str, mut escaped, mut in_num) = (false, false, false);
+    for &b in json {
+        if in_str {
+            out.push(b);
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_str = false;
+            }
+            continue;
+        }
+        let numeric = if in_num {
+            b.is_ascii_digit() || b"+-.eE".contains(&b)
+        } else {
+            b.is_ascii_digit() || b == b'-'
+        };
+        if numeric {
+            if !in_num {
+                out.push(b'0');
+            }
+            in_num = true;
+            continue;
+        }
+        in_num = false;
+        in_str = b == b'"';
+        out.push(b);
+    }
+    out
+}
+
 /// Whether a message, as a case-insensitive client could read it, still
 /// shows a hidden item: any `result`-like member, any list-like member in
 /// it, any item with a key naming something hidden (keys compared ignoring
@@ -743,7 +781,7 @@ fn shows_hidden(json: &[u8]) -> bool {
             d.deserialize_map(V)
         }
     }
-    let Ok(Members(top)) = serde_json::from_slice::<Members>(json) else {
+    let Ok(Members(top)) = serde_json::from_slice::<Members>(&numbers_zeroed(json)) else {
         return false;
     };
     let folded = |k: &str| k.to_lowercase().to_uppercase().to_lowercase();
@@ -795,7 +833,8 @@ pub fn check_contract(data: &[u8]) {
             Checked::Pass => Cow::Borrowed(body),
             Checked::Rewritten(v) => Cow::Owned(v),
         };
-        let Ok(serde_json::Value::Object(m)) = serde_json::from_slice::<serde_json::Value>(&out)
+        let Ok(serde_json::Value::Object(m)) =
+            serde_json::from_slice::<serde_json::Value>(&numbers_zeroed(&out))
         else {
             broken(format_args!(
                 "relayed a message that is not an object: {:?}",
@@ -811,7 +850,7 @@ pub fn check_contract(data: &[u8]) {
         if let Cow::Owned(_) = out {
             // the rewrite only removed list items
             let Ok(serde_json::Value::Object(mut orig)) =
-                serde_json::from_slice::<serde_json::Value>(body)
+                serde_json::from_slice::<serde_json::Value>(&numbers_zeroed(body))
             else {
                 broken(format_args!("rewrote a message that was not an object"));
             };
@@ -900,6 +939,18 @@ mod tests {
         let mut g = SseGuard::new(1 << 16);
         let out = String::from_utf8(g.push(&sse, true, &allow).to_vec()).unwrap();
         assert!(!out.contains("secret") && out.contains("UTF-8"), "{out}");
+    }
+
+    #[test]
+    fn oracle_reads_numbers_beyond_f64() {
+        assert_eq!(
+            numbers_zeroed(br#"{"id":4400000e0441,"a":[-1.5E+3,true,false,null],"s":"1e9\"2"}"#),
+            br#"{"id":0,"a":[0,true,false,null],"s":"1e9\"2"}"#.to_vec()
+        );
+        // found by the fuzzer: an id serde_json's Value cannot hold
+        check_contract(
+            b"\x00{\"jsonrpc\":\"2.0\",\"id\":4400000e0441,\"result\":{\"resources\":[{\"uri\":\"file:///secret/{x}\"}]}}",
+        );
     }
 
     #[test]
