@@ -333,7 +333,7 @@ fn bench_ratelimit(c: &mut Criterion) {
 }
 
 fn bench_proxy_protocol(c: &mut Criterion) {
-    use mcp_edge::edge::proxy_protocol::parse;
+    use mcp_edge::addr::proxy_protocol::parse;
     let v1 = b"PROXY TCP4 192.0.2.10 198.51.100.1 56324 443\r\n";
     let mut v2 = b"\r\n\r\n\0\r\nQUIT\n\x21\x11\x00\x0c".to_vec();
     v2.extend_from_slice(&[192, 0, 2, 10, 198, 51, 100, 1, 0xdc, 0x04, 0x01, 0xbb]);
@@ -379,7 +379,7 @@ fn bench_session(c: &mut Criterion) {
 }
 
 fn bench_metrics(c: &mut Criterion) {
-    use mcp_edge::metrics::{record_request, Finished};
+    use mcp_edge::telemetry::metrics::{record_request, Finished};
     c.bench_function("metrics/record_request", |b| {
         b.iter(|| {
             record_request(black_box(&Finished {

@@ -28,7 +28,7 @@ fn proxy_protocol_fuzz_corpus_replays() {
     replay(
         "proxy_protocol",
         10,
-        mcp_edge::edge::proxy_protocol::check_contract,
+        mcp_edge::addr::proxy_protocol::check_contract,
     );
 }
 
@@ -39,7 +39,7 @@ fn jsonrpc_inspect_fuzz_corpus_replays() {
 
 #[test]
 fn trusted_proxy_fuzz_corpus_replays() {
-    replay("trusted_proxy", 10, mcp_edge::edge::trusted::check_contract);
+    replay("trusted_proxy", 10, mcp_edge::addr::trusted::check_contract);
 }
 
 #[test]

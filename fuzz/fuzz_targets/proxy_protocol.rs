@@ -5,5 +5,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    mcp_edge::edge::proxy_protocol::check_contract(data);
+    mcp_edge::addr::proxy_protocol::check_contract(data);
 });

@@ -6,5 +6,5 @@
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    mcp_edge::edge::trusted::check_contract(data);
+    mcp_edge::addr::trusted::check_contract(data);
 });
