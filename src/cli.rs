@@ -201,7 +201,7 @@ pub fn run() -> i32 {
         },
         Command::Routes { config } => match config::load_file(&config) {
             Ok(rt) => {
-                print!("{}", routes_table(&rt));
+                print!("{}", crate::config::routes::table(&rt));
                 0
             }
             Err(e) => {
@@ -390,86 +390,6 @@ fn check_redis(rt: &crate::runtime::Runtime) -> Result<(), String> {
         .map_err(|e| format!("Redis is unreachable at startup: {e}"))
 }
 
-/// The `routes` output.
-pub fn routes_table(rt: &crate::runtime::Runtime) -> String {
-    let mut out = String::new();
-    let fmt = |g: &Option<crate::base::glob::Glob>, raw: Option<String>| match (g, raw) {
-        (None, _) => "-".to_string(),
-        (Some(_), Some(r)) => r,
-        (Some(_), None) => "?".into(),
-    };
-    out.push_str(&format!(
-        "{:<4} {:<24} {:<24} {:<24} {:<16} {}\n",
-        "#", "method", "tool", "resource/prompt", "upstream", "url"
-    ));
-    for (i, r) in rt.routes.rules().iter().enumerate() {
-        let res = match (&r.resource, &r.prompt) {
-            (Some(g), _) => format!("resource {}", glob_text(g)),
-            (None, Some(g)) => format!("prompt {}", glob_text(g)),
-            (None, None) => "-".into(),
-        };
-        out.push_str(&format!(
-            "{:<4} {:<24} {:<24} {:<24} {:<16} {}\n",
-            i,
-            fmt(&r.method, r.method.as_ref().map(glob_text)),
-            fmt(&r.tool, r.tool.as_ref().map(glob_text)),
-            res,
-            r.upstream.name,
-            r.upstream.url
-        ));
-    }
-    match rt.routes.default_upstream() {
-        Some(u) => out.push_str(&format!(
-            "GET streams, DELETE and JSON-RPC responses go to: {} ({})\n",
-            u.name, u.url
-        )),
-        None => {
-            out.push_str("no catch-all rule: GET streams, DELETE and JSON-RPC responses get 404\n")
-        }
-    }
-    out.push_str("session calls go to the endpoint sealed in their Mcp-Session-Id\n\nupstreams:\n");
-    for u in &rt.upstreams {
-        if u.endpoints.iter().any(|e| e.tunnel) {
-            out.push_str(&format!(
-                "  {} (type: tunnel; up while a tunnel registered as \"{}\" is connected)\n    - tunnel://{} -> this gateway's tunnel bridge\n",
-                u.name, u.name, u.name
-            ));
-            continue;
-        }
-        let hc = &u.health_check;
-        out.push_str(&format!(
-            "  {} ({}; health: {} every {} ms, timeout {} ms)\n",
-            u.name,
-            u.balance.as_str(),
-            hc.path
-                .as_deref()
-                .map_or("TCP connect".to_string(), |p| format!("GET {p}")),
-            hc.interval.as_millis(),
-            hc.timeout.as_millis()
-        ));
-        for e in &u.endpoints {
-            out.push_str(&format!("    - {} -> {}\n", e.url, e.addr));
-        }
-    }
-    out
-}
-
-fn glob_text(g: &crate::base::glob::Glob) -> String {
-    use crate::base::glob::Glob;
-    match g {
-        Glob::Any => "*".into(),
-        Glob::Exact(s) => s.to_string(),
-        Glob::Prefix(p) => format!("{p}*"),
-        Glob::Suffix(s) => format!("*{s}"),
-        Glob::Pieces(p, start, end) => format!(
-            "{}{}{}",
-            if *start { "*" } else { "" },
-            p.join("*"),
-            if *end { "*" } else { "" }
-        ),
-    }
-}
-
 fn health(url: Option<String>, config: Option<PathBuf>, timeout: Duration) -> i32 {
     let target = match (url, config) {
         (Some(u), _) => u,
@@ -557,7 +477,7 @@ fn raise_fd_limit() {
 
 /// What the listener will be, and which of it a reload cannot change.
 fn listener_summary(rt: &crate::runtime::Runtime) -> String {
-    use crate::edge::tls::ClientAuth;
+    use crate::tls_material::ClientAuth;
     let scheme = match &rt.tls {
         None => "http (plaintext, h2c)".to_string(),
         Some(t) => format!(

@@ -27,6 +27,7 @@ pub mod runtime;
 pub mod server;
 pub mod session;
 pub mod telemetry;
+pub mod tls_material;
 pub mod tunnel;
 pub mod upgrade;
 pub mod upstream;

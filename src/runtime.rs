@@ -98,11 +98,11 @@ pub struct Runtime {
     /// The audit writer, opened by [`Runtime::open_audit`] when serving.
     pub audit: std::sync::OnceLock<Option<Audit>>,
     /// TLS on the listener (`None` = plaintext): checked certificate, key and client CA.
-    pub tls: Option<Arc<crate::edge::tls::Material>>,
+    pub tls: Option<Arc<crate::tls_material::Material>>,
     /// Session sealing keys (`sessions:`; `None` = not configured).
     pub sessions: Option<Arc<crate::session::SessionKeys>>,
     /// PROXY protocol on the listener (`None` = off).
-    pub proxy_protocol: Option<crate::edge::listener::ProxyProtocol>,
+    pub proxy_protocol: Option<crate::addr::proxy_protocol::ProxyProtocol>,
     /// Per-identity rate limits (`None` = no `rate_limit` section).
     pub rate_limits: Option<crate::ratelimit::Limits>,
     /// `rate_limit.refusals_rpm`: refused requests per minute per client

@@ -259,7 +259,7 @@ pub fn parse_url(url: &str) -> Result<ParsedUrl, String> {
         .map(|p| p.as_str().to_string())
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| "/".into());
-    let addr = crate::config::hermetic::resolve_host(&host, port)
+    let addr = crate::base::hermetic::resolve_host(&host, port)
         .ok_or_else(|| format!("\"{url}\": cannot resolve host \"{host}\""))?;
     Ok(ParsedUrl {
         tls,

@@ -6,6 +6,18 @@
 //! Incremental: feed the bytes received so far. Pingora-free.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// PROXY protocol settings.
+#[derive(Debug, Clone)]
+pub struct ProxyProtocol {
+    /// Peers allowed (and required) to send a header.
+    pub trusted: Vec<IpNet>,
+    /// Time allowed for the header.
+    pub header_timeout: Duration,
+}
 
 /// The v2 signature.
 pub const V2_SIGNATURE: [u8; 12] = *b"\r\n\r\n\0\r\nQUIT\n";

@@ -163,7 +163,7 @@ impl JwtVerifier {
     pub fn new(settings: JwtSettings) -> Result<JwtVerifier, String> {
         let keys = match &settings.source {
             JwksSource::File(path) => {
-                let text = crate::config::hermetic::read(std::path::Path::new(path))
+                let text = crate::base::hermetic::read(std::path::Path::new(path))
                     .map_err(|e| format!("cannot read {path}: {e}"))?;
                 KeySet::from_jwks(&text)?
             }

@@ -188,7 +188,7 @@ impl Authenticator {
         &self,
         headers: &HeaderMap,
         client_ip: &str,
-        cert: Option<&crate::edge::tls::ClientCert>,
+        cert: Option<&crate::auth::mtls::ClientCert>,
     ) -> Result<Principal, AuthError> {
         let from_cert = || {
             let id = self.client_cert.as_ref()?;

@@ -6,7 +6,27 @@
 use std::sync::Arc;
 
 use super::{Principal, Source};
-use crate::edge::tls::ClientCert;
+
+/// A verified client certificate, as the request sees it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClientCert {
+    /// Subject common name.
+    pub cn: Option<String>,
+    /// Subject organization.
+    pub o: Option<String>,
+    /// Subject organizational unit.
+    pub ou: Option<String>,
+    /// DNS subject alternative names.
+    pub dns: Vec<String>,
+    /// e-mail subject alternative names.
+    pub email: Vec<String>,
+    /// URI subject alternative names (e.g. SPIFFE ids).
+    pub uri: Vec<String>,
+    /// Serial number (upper-case hex).
+    pub serial: String,
+    /// SHA-256 fingerprint of the DER certificate (lower-case hex).
+    pub sha256: String,
+}
 
 /// Which certificate field names the client.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

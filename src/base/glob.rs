@@ -77,6 +77,25 @@ impl Glob {
     }
 }
 
+/// The pattern as written (`*` where the wildcards were).
+impl std::fmt::Display for Glob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Glob::Any => f.write_str("*"),
+            Glob::Exact(s) => f.write_str(s),
+            Glob::Prefix(p) => write!(f, "{p}*"),
+            Glob::Suffix(s) => write!(f, "*{s}"),
+            Glob::Pieces(p, start, end) => write!(
+                f,
+                "{}{}{}",
+                if *start { "*" } else { "" },
+                p.join("*"),
+                if *end { "*" } else { "" }
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -351,7 +351,7 @@ fn compile_server(s: raw::Server, errs: &mut Errors) -> Option<ServerSettings> {
         errs.push("server.listen", "at least one address is required");
     }
     for (i, a) in listen.iter().enumerate() {
-        if super::hermetic::resolve(a).is_none() {
+        if crate::base::hermetic::resolve(a).is_none() {
             errs.push(
                 format!("server.listen[{i}]"),
                 format!("\"{a}\" is not a host:port address"),
@@ -536,8 +536,8 @@ fn compile_auth(
     }
 }
 
-fn compile_tls(t: &raw::Tls, errs: &mut Errors) -> Option<Arc<crate::edge::tls::Material>> {
-    use crate::edge::tls::{ClientAuth, Material, TlsFiles};
+fn compile_tls(t: &raw::Tls, errs: &mut Errors) -> Option<Arc<crate::tls_material::Material>> {
+    use crate::tls_material::{ClientAuth, Material, TlsFiles};
     let client_auth = match (t.client_ca.as_deref(), t.client_auth.as_deref()) {
         (None, None) => ClientAuth::None,
         (None, Some(_)) => {
@@ -905,7 +905,7 @@ fn compile_audit(
             .parent()
             .filter(|p| !p.as_os_str().is_empty());
         if let Some(dir) = parent {
-            if !super::hermetic::is_dir(dir) {
+            if !crate::base::hermetic::is_dir(dir) {
                 errs.push(
                     "audit.path",
                     format!("directory {} does not exist", dir.display()),
@@ -934,7 +934,7 @@ fn compile_audit(
 fn compile_proxy_protocol(
     p: &raw::ProxyProtocol,
     errs: &mut Errors,
-) -> Option<crate::edge::listener::ProxyProtocol> {
+) -> Option<crate::addr::proxy_protocol::ProxyProtocol> {
     if !p.enabled {
         return None;
     }
@@ -960,7 +960,7 @@ fn compile_proxy_protocol(
     if p.header_timeout_ms == 0 {
         errs.push("proxy_protocol.header_timeout_ms", "must be at least 1");
     }
-    Some(crate::edge::listener::ProxyProtocol {
+    Some(crate::addr::proxy_protocol::ProxyProtocol {
         trusted,
         header_timeout: Duration::from_millis(p.header_timeout_ms),
     })
@@ -1151,7 +1151,7 @@ fn compile_upstream(
         sni: None,
     });
     let ca = tls.ca_file.as_ref().and_then(|ca| {
-        let certs = super::hermetic::read(std::path::Path::new(ca))
+        let certs = crate::base::hermetic::read(std::path::Path::new(ca))
             .map_err(|e| format!("cannot read \"{ca}\": {e}"))
             .and_then(|pem| {
                 pingora::tls::x509::X509::stack_from_pem(&pem)

@@ -3,7 +3,8 @@
 
 use serde_yaml::Value;
 
-use super::{hermetic::hermetic, load_str, ConfigError};
+use super::{load_str, ConfigError};
+use crate::base::hermetic::hermetic;
 use crate::runtime::Runtime;
 
 /// The contract's environment: every well-formed `${VAR}` is set (to a value
@@ -35,7 +36,7 @@ fn fingerprint(rt: &Runtime) -> String {
     format!(
         "{}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{:?}\n{rate:?}\n{:?} {:?} {:?}\n\
          anonymous {} jwt {} client_cert {} tls {} sessions {}",
-        crate::cli::routes_table(rt),
+        super::routes::table(rt),
         rt.server,
         rt.policy,
         rt.headers,

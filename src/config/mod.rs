@@ -5,8 +5,8 @@
 
 pub mod compile;
 mod contract;
-pub(crate) mod hermetic;
 pub mod raw;
+pub mod routes;
 
 pub use contract::check_contract;
 

@@ -16,10 +16,8 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use async_trait::async_trait;
-use ipnet::IpNet;
 use pingora::apps::ServerApp;
 use pingora::listeners::PreTlsProcess;
 use pingora::protocols::l4::socket::SocketAddr as PingoraAddr;
@@ -28,17 +26,8 @@ use pingora::protocols::{GetSocketDigest, Peek, SocketDigest, Stream, UniqueID};
 use pingora::server::ShutdownWatch;
 use tokio::io::{AsyncRead, AsyncReadExt};
 
-use crate::addr::proxy_protocol::{self, Parsed};
+use crate::addr::proxy_protocol::{self, Parsed, ProxyProtocol};
 use crate::runtime::SharedRuntime;
-
-/// PROXY protocol settings.
-#[derive(Debug, Clone)]
-pub struct ProxyProtocol {
-    /// Peers allowed (and required) to send a header.
-    pub trusted: Vec<IpNet>,
-    /// Time allowed for the header.
-    pub header_timeout: Duration,
-}
 
 /// Counts open client connections against `server.limits.max_connections`
 /// (read from the live configuration, so a reload changes the cap).

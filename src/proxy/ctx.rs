@@ -151,11 +151,11 @@ impl Default for RequestCtx {
 }
 
 /// The verified client certificate of the connection (mTLS), if any.
-pub fn client_cert(session: &pingora_proxy::Session) -> Option<&crate::edge::tls::ClientCert> {
+pub fn client_cert(session: &pingora_proxy::Session) -> Option<&crate::auth::mtls::ClientCert> {
     session
         .digest()?
         .ssl_digest
         .as_ref()?
         .extension
-        .get::<crate::edge::tls::ClientCert>()
+        .get::<crate::auth::mtls::ClientCert>()
 }

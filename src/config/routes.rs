@@ -1,0 +1,70 @@
+//! The routing table as `mcp-edge routes` prints it (and the config fuzz
+//! contract renders): rules in order, where the calls without a rule go,
+//! and each upstream with its endpoints and health check.
+
+use crate::base::glob::Glob;
+use crate::runtime::Runtime;
+
+/// The `routes` output.
+pub fn table(rt: &Runtime) -> String {
+    let mut out = String::new();
+    let fmt = |g: &Option<Glob>, raw: Option<String>| match (g, raw) {
+        (None, _) => "-".to_string(),
+        (Some(_), Some(r)) => r,
+        (Some(_), None) => "?".into(),
+    };
+    out.push_str(&format!(
+        "{:<4} {:<24} {:<24} {:<24} {:<16} {}\n",
+        "#", "method", "tool", "resource/prompt", "upstream", "url"
+    ));
+    for (i, r) in rt.routes.rules().iter().enumerate() {
+        let res = match (&r.resource, &r.prompt) {
+            (Some(g), _) => format!("resource {}", g.to_string()),
+            (None, Some(g)) => format!("prompt {}", g.to_string()),
+            (None, None) => "-".into(),
+        };
+        out.push_str(&format!(
+            "{:<4} {:<24} {:<24} {:<24} {:<16} {}\n",
+            i,
+            fmt(&r.method, r.method.as_ref().map(Glob::to_string)),
+            fmt(&r.tool, r.tool.as_ref().map(Glob::to_string)),
+            res,
+            r.upstream.name,
+            r.upstream.url
+        ));
+    }
+    match rt.routes.default_upstream() {
+        Some(u) => out.push_str(&format!(
+            "GET streams, DELETE and JSON-RPC responses go to: {} ({})\n",
+            u.name, u.url
+        )),
+        None => {
+            out.push_str("no catch-all rule: GET streams, DELETE and JSON-RPC responses get 404\n")
+        }
+    }
+    out.push_str("session calls go to the endpoint sealed in their Mcp-Session-Id\n\nupstreams:\n");
+    for u in &rt.upstreams {
+        if u.endpoints.iter().any(|e| e.tunnel) {
+            out.push_str(&format!(
+                "  {} (type: tunnel; up while a tunnel registered as \"{}\" is connected)\n    - tunnel://{} -> this gateway's tunnel bridge\n",
+                u.name, u.name, u.name
+            ));
+            continue;
+        }
+        let hc = &u.health_check;
+        out.push_str(&format!(
+            "  {} ({}; health: {} every {} ms, timeout {} ms)\n",
+            u.name,
+            u.balance.as_str(),
+            hc.path
+                .as_deref()
+                .map_or("TCP connect".to_string(), |p| format!("GET {p}")),
+            hc.interval.as_millis(),
+            hc.timeout.as_millis()
+        ));
+        for e in &u.endpoints {
+            out.push_str(&format!("    - {} -> {}\n", e.url, e.addr));
+        }
+    }
+    out
+}
