@@ -92,7 +92,11 @@ pub fn answer(
             Answer::json(s, b)
         }
         "/health" => {
-            let (s, b) = crate::health::readiness(Some(rt), draining);
+            let up = rt
+                .upstreams
+                .iter()
+                .map(|u| (&*u.name, u.up_count(), u.endpoints.len()));
+            let (s, b) = crate::health::readiness(up, draining);
             Answer::json(s, b)
         }
         "/metrics" => match access(rt, authorization) {
@@ -104,7 +108,10 @@ pub fn answer(
             Access::Granted => Answer {
                 status: 200,
                 content_type: crate::telemetry::metrics::CONTENT_TYPE,
-                body: Bytes::from(crate::telemetry::metrics::render(rt)),
+                body: Bytes::from(crate::telemetry::metrics::render(
+                    &rt.upstreams,
+                    &crate::tunnel::registry().list(),
+                )),
                 extra: None,
             },
         },

@@ -29,8 +29,8 @@ use bytes::{Bytes, BytesMut};
 use serde::de::{DeserializeSeed, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use crate::call::Item;
 use crate::jsonrpc::confusable;
-use crate::policy::Item;
 
 /// A response body's media type, from its `Content-Type`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -18,7 +18,17 @@
 use std::borrow::Cow;
 
 use crate::jsonrpc::{Envelope, Field, Kind, Subscriptions};
-use crate::policy::Item;
+
+/// What kind of named thing a call or list entry is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Item {
+    /// A tool (by name).
+    Tool,
+    /// A resource (by URI or URI template).
+    Resource,
+    /// A prompt (by name).
+    Prompt,
+}
 
 /// Prefixes whose methods name items: a method under one of them that the
 /// gateway does not know is only allowed by its exact name (a glob such as

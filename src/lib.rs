@@ -9,6 +9,7 @@ pub mod answer;
 pub mod auth;
 pub mod base;
 pub mod call;
+pub mod checker;
 pub mod cli;
 pub mod config;
 pub mod edge;

@@ -6,7 +6,7 @@
 
 use crate::auth::Principal;
 use crate::base::glob::Glob;
-use crate::call::{is_unknown_item_method, Call};
+use crate::call::{is_unknown_item_method, Call, Item};
 
 /// Glob lists over the things a call touches.
 #[derive(Debug, Clone, Default)]
@@ -33,17 +33,6 @@ impl Globs {
             Item::Prompt => &self.prompts,
         }
     }
-}
-
-/// What kind of named thing a call or list entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Item {
-    /// A tool (by name).
-    Tool,
-    /// A resource (by URI or URI template).
-    Resource,
-    /// A prompt (by name).
-    Prompt,
 }
 
 /// One compiled rule.

@@ -207,7 +207,7 @@ pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Res
     }
     server.add_service(background_service(
         "upstream health checks",
-        crate::health::Checker {
+        crate::checker::Checker {
             runtime: shared.clone(),
         },
     ));

@@ -9,14 +9,15 @@
 //! `other`.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use prometheus::{
     Encoder, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
     Registry, TextEncoder,
 };
 
-use crate::runtime::Runtime;
+use crate::tunnel::relay::Link;
+use crate::upstream::Upstream;
 
 /// Request duration buckets in seconds: sub-millisecond gateway answers up
 /// to long SSE streams.
@@ -364,13 +365,13 @@ impl Drop for SseStream {
 }
 
 /// The text exposition (format 0.0.4) of every family, with the upstream
-/// gauges taken from `rt` at this moment.
-pub fn render(rt: &Runtime) -> String {
+/// and tunnel gauges taken from `upstreams` and `tunnels` at this moment.
+pub fn render(upstreams: &[Arc<Upstream>], tunnels: &[Arc<Link>]) -> String {
     with(|f| {
         // members removed by a reload disappear from the output
         f.upstream_up.reset();
         f.upstream_in_flight.reset();
-        for u in &rt.upstreams {
+        for u in upstreams {
             for e in u.endpoints.iter() {
                 f.upstream_up
                     .with_label_values(&[&*u.name, e.url.as_str()])
@@ -385,7 +386,7 @@ pub fn render(rt: &Runtime) -> String {
         use std::sync::atomic::Ordering::Relaxed;
         f.tunnel_sessions.reset();
         f.tunnel_bytes.reset();
-        for l in crate::tunnel::registry().list() {
+        for l in tunnels {
             f.tunnel_sessions
                 .with_label_values(&[l.name.as_str()])
                 .set(i64::try_from(l.session_count()).unwrap_or(i64::MAX));
@@ -439,7 +440,7 @@ mod tests {
             &|_| None,
         )
         .expect("config");
-        let text = render(&rt);
+        let text = render(&rt.upstreams, &[]);
         drop(guard);
         for want in [
             r#"mcp_edge_requests_total{decision="deny",method="tools/call",route="routing[0]",status="429",upstream="unit-test-up"}"#,
