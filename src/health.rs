@@ -158,15 +158,30 @@ fn readiness_with<'a>(
 
 /// The shared state of an endpoint identity: the same `Arc` for every
 /// configuration snapshot that names it, so a reload keeps what is known.
+/// A new identity starts up.
+///
+/// Process-wide on purpose: health outlives every snapshot (a reload must
+/// not forget that a member is down, and the tunnel registry reports a
+/// tunnel's connection here whether or not a snapshot names it yet); keys
+/// are endpoint identities, so tests that use distinct addresses do not
+/// share entries.
 pub fn state_of(key: &str) -> Arc<Health> {
+    state_or(key, true)
+}
+
+/// [`state_of`], starting a new identity down unless `up` (a tunnel
+/// endpoint is down until its tunnel connects).
+pub fn state_or(key: &str, up: bool) -> Arc<Health> {
     static REGISTRY: OnceLock<Mutex<HashMap<String, Arc<Health>>>> = OnceLock::new();
     let reg = REGISTRY.get_or_init(Default::default);
+    let fresh = || {
+        let h = Health::new();
+        h.set(up);
+        Arc::new(h)
+    };
     match reg.lock() {
-        Ok(mut m) => m
-            .entry(key.to_string())
-            .or_insert_with(|| Arc::new(Health::new()))
-            .clone(),
-        Err(_) => Arc::new(Health::new()),
+        Ok(mut m) => m.entry(key.to_string()).or_insert_with(fresh).clone(),
+        Err(_) => fresh(),
     }
 }
 

@@ -17,6 +17,7 @@ pub mod error;
 pub mod health;
 pub mod hygiene;
 pub mod jsonrpc;
+pub mod jwks;
 pub mod logsetup;
 pub mod mcp;
 pub mod policy;

@@ -29,6 +29,7 @@ impl Reloader {
     /// Re-reads the file and swaps the snapshot if it is valid.
     pub fn reload(&self) -> Result<(), config::ConfigError> {
         let new = config::load_file(&self.path)?;
+        new.auth.set_jwks_fetcher(crate::jwks::fetcher());
         if let Err(e) = new.open_audit() {
             return Err(config::ConfigError(vec![format!("audit.path: {e}")]));
         }

@@ -123,6 +123,7 @@ pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Res
     let tls = rt.tls.clone();
     let admin = rt.admin.as_ref().map(|a| a.listen);
     let tunnel = rt.tunnel.is_some();
+    rt.auth.set_jwks_fetcher(crate::jwks::fetcher());
     let shared = Arc::new(ArcSwap::from_pointee(rt));
     let mut server = Server::new_with_opt_and_conf(opt, conf);
     server.bootstrap();

@@ -14,7 +14,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::header::{HeaderName, HeaderValue};
-use pingora::upstreams::peer::HttpPeer;
 use pingora_load_balancing::selection::{
     algorithms::{Random, RoundRobin},
     SelectionAlgorithm,
@@ -89,7 +88,7 @@ pub struct Upstream {
     /// Active health checks of the endpoints.
     pub health_check: crate::health::CheckSettings,
     /// Trust anchors from `tls.ca_file` (instead of the system store).
-    pub ca: Option<Arc<Box<[pingora::tls::x509::X509]>>>,
+    pub ca: Option<Arc<Box<[openssl::x509::X509]>>>,
     /// pingora-load-balancing's round-robin sequence (also the tie-break
     /// start for least connections).
     rotation: Rotation,
@@ -197,8 +196,8 @@ impl Endpoint {
     pub fn tunnel(name: &str) -> Endpoint {
         let key = format!("tunnel/{name}");
         let path = format!("/tunnel/{name}");
-        let health = crate::health::state_of(&key);
-        health.set(crate::tunnel::registry().is_connected(name));
+        // the tunnel registry keeps this state: up while the tunnel is connected
+        let health = crate::health::state_or(&key, false);
         Endpoint {
             url: format!("tunnel://{name}"),
             uri: http::Uri::try_from(path.as_str()).unwrap_or_else(|_| http::Uri::from_static("/")),
@@ -312,7 +311,7 @@ impl Upstream {
     }
 
     /// With a private CA for upstream TLS.
-    pub fn with_ca(mut self, ca: Option<Arc<Box<[pingora::tls::x509::X509]>>>) -> Upstream {
+    pub fn with_ca(mut self, ca: Option<Arc<Box<[openssl::x509::X509]>>>) -> Upstream {
         self.ca = ca;
         self
     }
@@ -373,29 +372,6 @@ impl Upstream {
             return Err("session_endpoint_down");
         }
         Ok(Picked::new(e.clone()))
-    }
-
-    /// The peer for one request to `e`. `stream` = a GET listen stream,
-    /// which uses the SSE idle timeout instead of the response timeout.
-    pub fn peer(&self, e: &Endpoint, stream: bool) -> pingora::Result<Box<HttpPeer>> {
-        let mut peer = if e.tunnel {
-            HttpPeer::new_uds(&crate::tunnel::bridge_socket(), false, String::new())?
-        } else {
-            HttpPeer::new(e.addr, e.tls, e.sni.clone())
-        };
-        let o = &mut peer.options;
-        o.connection_timeout = Some(self.connect_timeout);
-        o.read_timeout = Some(if stream {
-            self.sse_idle_timeout
-        } else {
-            self.timeout
-        });
-        o.write_timeout = Some(self.timeout);
-        o.idle_timeout = Some(Duration::from_secs(60));
-        o.verify_cert = self.verify_tls;
-        o.verify_hostname = self.verify_tls;
-        o.ca = self.ca.clone();
-        Ok(Box::new(peer))
     }
 
     /// A placeholder upstream for unit tests.

@@ -8,7 +8,7 @@
 //! they expire, so a repeated token costs a hash lookup.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -138,6 +138,17 @@ pub struct JwtVerifier {
     keys: ArcSwap<KeySet>,
     fetch: tokio::sync::Mutex<Fetch>,
     cache: Mutex<HashMap<[u8; 32], Cached>>,
+    /// How a `jwks_url` is fetched, installed by the server when it takes
+    /// the snapshot into service (none: URL keys are never fetched).
+    fetcher: OnceLock<Arc<dyn JwksFetch>>,
+}
+
+/// Fetches a JWKS document (implemented over Pingora's connector in
+/// `crate::jwks`): the body of a 200 answer, or why not.
+#[async_trait::async_trait]
+pub trait JwksFetch: Send + Sync {
+    /// GETs `url`.
+    async fn fetch(&self, url: &str) -> Result<Vec<u8>, String>;
 }
 
 impl std::fmt::Debug for JwtVerifier {
@@ -178,7 +189,13 @@ impl JwtVerifier {
                 last_unknown_kid: None,
             }),
             cache: Mutex::new(HashMap::new()),
+            fetcher: OnceLock::new(),
         })
+    }
+
+    /// Installs the JWKS fetcher (the first one installed stays).
+    pub fn set_fetcher(&self, fetcher: Arc<dyn JwksFetch>) {
+        let _ = self.fetcher.set(fetcher);
     }
 
     /// The settings.
@@ -308,7 +325,11 @@ impl JwtVerifier {
         if for_kid {
             f.last_unknown_kid = f.last_attempt;
         }
-        match tokio::time::timeout(JWKS_FETCH_TIMEOUT, fetch_jwks(url)).await {
+        let Some(fetcher) = self.fetcher.get() else {
+            log::warn!("jwks {url}: no fetcher installed; keeping the keys already known");
+            return;
+        };
+        match tokio::time::timeout(JWKS_FETCH_TIMEOUT, fetcher.fetch(url)).await {
             Ok(Ok(text)) => match KeySet::from_jwks(&text) {
                 Ok(ks) => {
                     self.keys.store(Arc::new(ks));
@@ -329,69 +350,4 @@ fn claim_text(v: &Value) -> Option<String> {
         Value::Bool(b) => Some(b.to_string()),
         _ => None,
     }
-}
-
-/// GETs a JWKS over HTTP/1.1 (TLS for https) with Pingora's connector: 200
-/// only (redirects are refused), at most `MAX_JWKS_BYTES`.
-async fn fetch_jwks(url: &str) -> Result<Vec<u8>, String> {
-    use pingora::connectors::http::Connector;
-    use pingora::http::RequestHeader;
-    use pingora::upstreams::peer::HttpPeer;
-
-    let uri: http::Uri = url.parse().map_err(|e| format!("bad URL: {e}"))?;
-    let tls = uri.scheme_str() == Some("https");
-    let host = uri
-        .host()
-        .ok_or("URL has no host")?
-        .trim_matches(['[', ']'])
-        .to_string();
-    let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let addr = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|e| format!("cannot resolve {host}: {e}"))?
-        .next()
-        .ok_or_else(|| format!("cannot resolve {host}"))?;
-    let mut peer = HttpPeer::new(addr, tls, host.clone());
-    peer.options.connection_timeout = Some(Duration::from_secs(2));
-    peer.options.read_timeout = Some(JWKS_FETCH_TIMEOUT);
-    let connector = Connector::new(None);
-    let (mut session, _) = connector
-        .get_http_session(&peer)
-        .await
-        .map_err(|e| format!("connect: {e}"))?;
-    let path = uri.path_and_query().map_or("/", |p| p.as_str());
-    let mut req = RequestHeader::build("GET", path.as_bytes(), None).map_err(|e| e.to_string())?;
-    let authority = uri.authority().map_or(host.clone(), |a| a.to_string());
-    req.insert_header("host", authority)
-        .map_err(|e| e.to_string())?;
-    req.insert_header("accept", "application/json")
-        .map_err(|e| e.to_string())?;
-    session
-        .write_request_header(Box::new(req))
-        .await
-        .map_err(|e| e.to_string())?;
-    session
-        .finish_request_body()
-        .await
-        .map_err(|e| e.to_string())?;
-    session
-        .read_response_header()
-        .await
-        .map_err(|e| e.to_string())?;
-    let status = session.response_header().map_or(0, |h| h.status.as_u16());
-    if status != 200 {
-        return Err(format!("HTTP {status} (redirects are not followed)"));
-    }
-    let mut body = Vec::new();
-    while let Some(chunk) = session
-        .read_response_body()
-        .await
-        .map_err(|e| e.to_string())?
-    {
-        body.extend_from_slice(&chunk);
-        if body.len() > MAX_JWKS_BYTES {
-            return Err(format!("larger than {MAX_JWKS_BYTES} bytes"));
-        }
-    }
-    Ok(body)
 }

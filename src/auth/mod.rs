@@ -181,6 +181,14 @@ pub struct Authenticator {
 }
 
 impl Authenticator {
+    /// Installs how `auth.jwt.jwks_url` is fetched (the server does, when
+    /// the snapshot goes into service).
+    pub fn set_jwks_fetcher(&self, fetcher: Arc<dyn jwt::JwksFetch>) {
+        if let Some(j) = &self.jwt {
+            j.set_fetcher(fetcher);
+        }
+    }
+
     /// Decides the principal for a request. A Bearer value shaped like a JWT
     /// goes to the JWT verifier when one is configured; anything else is
     /// looked up as an API key.

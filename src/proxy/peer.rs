@@ -4,19 +4,45 @@
 //! pass), exact Content-Length of the inspected body, X-Request-ID, and the
 //! upstream's own credential.
 
+use std::time::Duration;
+
 use pingora::http::RequestHeader;
 use pingora::prelude::*;
 use pingora::upstreams::peer::HttpPeer;
 
 use super::RequestCtx;
+use crate::upstream::{Endpoint, Upstream};
 
 /// The peer for the routed upstream.
 pub fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
     match (&ctx.upstream, &ctx.endpoint) {
-        (Some(u), Some(e)) => u.peer(&e.0, ctx.listen_stream),
+        (Some(u), Some(e)) => peer(u, &e.0, ctx.listen_stream),
         // request_filter always routes or answers; reaching here is a bug
         _ => Error::e_explain(InternalError, "no upstream chosen"),
     }
+}
+
+/// The peer for one request to `e`. `stream` = a GET listen stream,
+/// which uses the SSE idle timeout instead of the response timeout.
+fn peer(up: &Upstream, e: &Endpoint, stream: bool) -> Result<Box<HttpPeer>> {
+    let mut peer = if e.tunnel {
+        HttpPeer::new_uds(&crate::tunnel::bridge_socket(), false, String::new())?
+    } else {
+        HttpPeer::new(e.addr, e.tls, e.sni.clone())
+    };
+    let o = &mut peer.options;
+    o.connection_timeout = Some(up.connect_timeout);
+    o.read_timeout = Some(if stream {
+        up.sse_idle_timeout
+    } else {
+        up.timeout
+    });
+    o.write_timeout = Some(up.timeout);
+    o.idle_timeout = Some(Duration::from_secs(60));
+    o.verify_cert = up.verify_tls;
+    o.verify_hostname = up.verify_tls;
+    o.ca = up.ca.clone();
+    Ok(Box::new(peer))
 }
 
 /// Rewrites the upstream request header.
