@@ -4,8 +4,8 @@
 
 use std::io::Write;
 
-use crate::proxy::ACCESS_TARGET;
 use crate::runtime::LogFormat;
+use crate::telemetry::accesslog::ACCESS_TARGET;
 
 /// Installs the global logger. Safe to call more than once (later calls are no-ops).
 pub fn init(level: &str, format: LogFormat) {

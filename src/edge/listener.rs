@@ -80,7 +80,7 @@ impl Gate {
 
     fn refuse(&self, peer: Option<std::net::SocketAddr>, reason: &'static str) {
         let rt = self.runtime.load();
-        crate::proxy::finish::connection_refused(&rt, peer, reason);
+        crate::telemetry::refused::connection_refused(rt.audit(), peer, reason);
     }
 }
 

@@ -10,8 +10,7 @@ use super::RequestCtx;
 use crate::mcp::Era;
 use crate::telemetry::audit::{now_rfc3339, Capped, CertWho, Event, Who};
 
-/// Target of access-log records (`RUST_LOG=access=off` silences them).
-pub const ACCESS_TARGET: &str = "access";
+use crate::telemetry::accesslog::ACCESS_TARGET;
 
 /// Characters of a session id kept in access lines: the version, key hint
 /// and nonce of a sealed token (unique per session) and then some.
@@ -195,63 +194,4 @@ fn audit_event(session: &Session, ctx: &RequestCtx) {
         bytes_out: session.body_bytes_sent(),
     };
     audit.record(&event);
-}
-
-/// Logs and audits a connection the edge closed before any request was
-/// complete: over the connection cap, a PROXY header problem, or a request
-/// header that did not arrive within `limits.header_timeout_ms`.
-pub fn connection_refused(
-    rt: &crate::runtime::Runtime,
-    peer: Option<std::net::SocketAddr>,
-    reason: &'static str,
-) {
-    refusal_lines(rt, peer, reason, 0);
-}
-
-/// A request header Pingora could not parse (answered 400, connection
-/// closed): logged, audited and counted like a refused connection.
-pub fn malformed_request_header(rt: &crate::runtime::Runtime, peer: Option<std::net::SocketAddr>) {
-    refusal_lines(rt, peer, "malformed_request_header", 400);
-}
-
-fn refusal_lines(
-    rt: &crate::runtime::Runtime,
-    peer: Option<std::net::SocketAddr>,
-    reason: &'static str,
-    status: u16,
-) {
-    crate::telemetry::metrics::record_connection_refused(reason);
-    let client_ip = peer.map(|a| a.ip().to_string());
-    if log::log_enabled!(target: ACCESS_TARGET, log::Level::Info) {
-        let line = serde_json::json!({
-            "type": "connection",
-            "client": client_ip,
-            "status": status,
-            "error": reason,
-        });
-        crate::telemetry::accesslog::write(line.to_string());
-    }
-    let Some(audit) = rt.audit() else {
-        return;
-    };
-    let request_id = crate::base::ids::new_request_id();
-    audit.record(&Event {
-        ts: now_rfc3339(),
-        request_id: Capped(&request_id),
-        client_ip,
-        principal: None,
-        client_cert: None,
-        http_method: "-",
-        path: Capped("-"),
-        method: None,
-        target: None,
-        upstream: None,
-        decision: "deny",
-        reason: Some(reason),
-        status,
-        jsonrpc_code: None,
-        duration_ms: 0.0,
-        bytes_in: 0,
-        bytes_out: 0,
-    });
 }

@@ -19,7 +19,6 @@ use pingora::upstreams::peer::HttpPeer;
 use pingora_proxy::{FailToProxy, ProxyHttp, Session};
 
 pub use ctx::RequestCtx;
-pub use finish::ACCESS_TARGET;
 
 use crate::runtime::SharedRuntime;
 
@@ -75,7 +74,11 @@ impl ProxyHttp for Gateway {
 
     fn request_header_timed_out(&self, session: &pingora::protocols::http::ServerSession) {
         let peer = session.client_addr().and_then(|a| a.as_inet()).copied();
-        finish::connection_refused(&self.runtime.load(), peer, "header_timeout");
+        crate::telemetry::refused::connection_refused(
+            self.runtime.load().audit(),
+            peer,
+            "header_timeout",
+        );
     }
 
     fn request_header_invalid(
@@ -84,7 +87,7 @@ impl ProxyHttp for Gateway {
         _error: &pingora::Error,
     ) -> Option<(ResponseHeader, Bytes)> {
         let peer = session.client_addr().and_then(|a| a.as_inet()).copied();
-        finish::malformed_request_header(&self.runtime.load(), peer);
+        crate::telemetry::refused::malformed_request_header(self.runtime.load().audit(), peer);
         response::malformed_request_header()
     }
 

@@ -5,6 +5,9 @@ use std::sync::OnceLock;
 
 use crate::telemetry::sink::{OnFull, Sink, Target};
 
+/// Target of access-log records (`RUST_LOG=access=off` silences them).
+pub const ACCESS_TARGET: &str = "access";
+
 static SINK: OnceLock<Sink> = OnceLock::new();
 
 fn sink() -> &'static Sink {

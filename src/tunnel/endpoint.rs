@@ -310,8 +310,8 @@ pub async fn serve(stream: Prefixed, rt: Arc<Runtime>, peer: Option<std::net::So
     let ws = match handshake {
         Ok(Ok(ws)) => ws,
         _ => {
-            crate::proxy::finish::connection_refused(
-                &rt,
+            crate::telemetry::refused::connection_refused(
+                rt.audit(),
                 peer,
                 refused.unwrap_or("tunnel_handshake_failed"),
             );
@@ -333,7 +333,7 @@ pub async fn serve(stream: Prefixed, rt: Arc<Runtime>, peer: Option<std::net::So
                 reason: "name already connected".into(),
             }))
             .await;
-        crate::proxy::finish::connection_refused(&rt, peer, "tunnel_name_connected");
+        crate::telemetry::refused::connection_refused(rt.audit(), peer, "tunnel_name_connected");
         return;
     }
     log::info!(
