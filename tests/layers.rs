@@ -6,6 +6,8 @@
 //! never name Pingora. Test modules (`#[cfg(test)] mod tests`) are left out:
 //! they may build what they need.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 

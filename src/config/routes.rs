@@ -19,8 +19,8 @@ pub fn table(rt: &Runtime) -> String {
     ));
     for (i, r) in rt.routes.rules().iter().enumerate() {
         let res = match (&r.resource, &r.prompt) {
-            (Some(g), _) => format!("resource {}", g.to_string()),
-            (None, Some(g)) => format!("prompt {}", g.to_string()),
+            (Some(g), _) => format!("resource {g}"),
+            (None, Some(g)) => format!("prompt {g}"),
             (None, None) => "-".into(),
         };
         out.push_str(&format!(

@@ -5,12 +5,14 @@
 
 mod contract;
 mod inspect;
+mod peek;
 
 pub use contract::check_contract;
 pub use inspect::{
     confusable, inspect, keys, Envelope, Field, Id, InspectError, InvalidReason, Kind, Ref,
     Subscriptions, Text,
 };
+pub use peek::{peek, Peek};
 
 use bytes::Bytes;
 

@@ -153,7 +153,7 @@ async fn read_body(http: &mut ServerSession) -> Option<Bytes> {
 }
 
 fn is_initialize(body: &[u8]) -> bool {
-    super::protocol::peek(body).is_some_and(|p| p.method.as_deref() == Some("initialize"))
+    crate::jsonrpc::peek(body).is_some_and(|p| p.method.as_deref() == Some("initialize"))
 }
 
 /// Serves one request of the bridge.

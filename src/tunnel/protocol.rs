@@ -170,74 +170,6 @@ pub fn new_session_id() -> String {
     crate::base::ids::new_request_id()
 }
 
-/// What routing needs to know about a JSON-RPC message.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Peek {
-    /// The id as its JSON text (`1`, `"a"`), if any.
-    pub id: Option<String>,
-    /// The method, if any (requests and notifications).
-    pub method: Option<String>,
-    /// The progress token: `params._meta.progressToken` of a request, or
-    /// `params.progressToken` of `notifications/progress`, as JSON text.
-    pub progress_token: Option<String>,
-}
-
-impl Peek {
-    /// A response (or error response): an id and no method.
-    pub fn is_response(&self) -> bool {
-        self.id.is_some() && self.method.is_none()
-    }
-
-    /// A request: an id and a method.
-    pub fn is_request(&self) -> bool {
-        self.id.is_some() && self.method.is_some()
-    }
-}
-
-#[derive(Deserialize)]
-struct RawPeek<'a> {
-    #[serde(borrow, default)]
-    id: Option<&'a RawValue>,
-    #[serde(borrow, default)]
-    method: Option<Cow<'a, str>>,
-    #[serde(borrow, default)]
-    params: Option<RawParams<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawParams<'a> {
-    #[serde(borrow, default, rename = "progressToken")]
-    progress_token: Option<&'a RawValue>,
-    #[serde(borrow, default, rename = "_meta")]
-    meta: Option<RawMeta<'a>>,
-}
-
-#[derive(Deserialize)]
-struct RawMeta<'a> {
-    #[serde(borrow, default, rename = "progressToken")]
-    progress_token: Option<&'a RawValue>,
-}
-
-/// Peeks at one JSON-RPC message (object); `None` if it is not one.
-pub fn peek(json: &[u8]) -> Option<Peek> {
-    let raw: RawPeek<'_> = serde_json::from_slice(json).ok()?;
-    let id = raw.id.map(|v| v.get().to_owned()).filter(|v| v != "null");
-    let method = raw.method.map(Cow::into_owned);
-    let progress_token = raw.params.and_then(|p| {
-        let t = if method.as_deref() == Some("notifications/progress") {
-            p.progress_token
-        } else {
-            p.meta.and_then(|m| m.progress_token)
-        };
-        t.map(|v| v.get().to_owned())
-    });
-    Some(Peek {
-        id,
-        method,
-        progress_token,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,22 +219,5 @@ mod tests {
         assert!(matches!(Frame::decode(&big), Err(FrameError::TooLarge(_))));
         assert!(Frame::message("a", b"{not json").is_err());
         assert!(Frame::message("a", b"{} {}").is_err());
-    }
-
-    #[test]
-    fn peek_finds_ids_methods_and_progress_tokens() {
-        let p = peek(br#"{"jsonrpc":"2.0","id":"a\"b","result":{}}"#).unwrap();
-        assert!(p.is_response());
-        assert_eq!(p.id.as_deref(), Some(r#""a\"b""#));
-        let p = peek(br#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"x","_meta":{"progressToken":"t1"}}}"#).unwrap();
-        assert!(p.is_request());
-        assert_eq!(p.progress_token.as_deref(), Some(r#""t1""#));
-        let p = peek(br#"{"jsonrpc":"2.0","method":"notifications/progress","params":{"progressToken":"t1","progress":1}}"#).unwrap();
-        assert_eq!((p.id, p.progress_token.as_deref()), (None, Some(r#""t1""#)));
-        let p =
-            peek(br#"{"jsonrpc":"2.0","id":null,"error":{"code":-32700,"message":"x"}}"#).unwrap();
-        assert_eq!(p.id, None);
-        assert!(peek(b"[1,2]").is_none());
-        assert!(peek(b"nope").is_none());
     }
 }

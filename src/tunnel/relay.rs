@@ -25,7 +25,8 @@ use std::time::{Instant, SystemTime};
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::protocol::{new_session_id, peek, ClosedReason, Frame};
+use super::protocol::{new_session_id, ClosedReason, Frame};
+use crate::jsonrpc::peek;
 
 /// Messages kept for a session with no GET stream open.
 const BACKLOG: usize = 100;
