@@ -60,11 +60,11 @@ struct ProgressMeta<'a> {
 /// Peeks at one JSON-RPC message; `None` if the inspector refuses it.
 pub fn peek(json: &[u8]) -> Option<Peek> {
     let env = inspect(json, PEEK_DEPTH).ok()?;
-    let id = match env.id.as_ref()? {
-        Id::Int(n) => Some(n.to_string()),
-        Id::Uint(n) => Some(n.to_string()),
-        Id::Str(t) => serde_json::to_string(t.as_str(json)).ok(),
-        Id::Null => None,
+    let id = match env.id.as_ref() {
+        Some(Id::Int(n)) => Some(n.to_string()),
+        Some(Id::Uint(n)) => Some(n.to_string()),
+        Some(Id::Str(t)) => serde_json::to_string(t.as_str(json)).ok(),
+        Some(Id::Null) | None => None,
     };
     let method = env.method(json).map(str::to_string);
     Some(Peek {
