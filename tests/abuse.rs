@@ -19,21 +19,12 @@ const CALL: &str =
 /// every 200 the client gets is a request that went upstream.
 const SMUGGLED: &str = r#"{"jsonrpc":"2.0","id":2,"method":"smuggled/call","params":{}}"#;
 
-fn config(up: &str, audit: &str) -> String {
-    simple_config(up, "")
-        .replace(
-            "allow: {methods: [\"*\"], tools: [\"*\"], resources: [\"*\"], prompts: [\"*\"]}",
-            "allow: {methods: [\"*\"], tools: [\"*\"], resources: [\"*\"], prompts: [\"*\"]}\n      deny: {methods: [\"smuggled/*\"], tools: [\"admin.*\"]}",
-        )
-        .replace("auth: {anonymous: true}", &format!("auth: {{anonymous: true}}\n{audit}"))
-}
-
-fn audit_lines(path: &std::path::Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(String::from)
-        .collect()
+/// Everything allowed but `smuggled/*` methods and `admin.*` tools.
+fn config(up: &str) -> Config {
+    Config::base(up).insert(
+        "policy.rules[0].deny",
+        yaml(r#"{methods: ["smuggled/*"], tools: ["admin.*"]}"#),
+    )
 }
 
 /// Sends `bytes` on one connection and reads every response until the
@@ -80,7 +71,7 @@ fn chunked(body: &str) -> String {
 #[test]
 fn smuggling_attempts_reach_the_upstream_as_exactly_the_requests_the_client_was_answered_for() {
     let up = Upstream::start(Mode::Echo);
-    let g = Gateway::start(&config(&up.url(), ""));
+    let g = Gateway::start(&config(&up.url()));
     let head = "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\n";
     let smuggled = post(SMUGGLED, "");
     let cases: Vec<(&str, String)> = vec![
@@ -182,10 +173,9 @@ fn smuggling_attempts_reach_the_upstream_as_exactly_the_requests_the_client_was_
 fn hostile_names_and_ids_still_give_one_valid_json_audit_line_each() {
     let up = Upstream::start(Mode::Echo);
     let g = Gateway::start(
-        &config(&up.url(), "audit: {path: \"{DIR}/audit.jsonl\"}").replace(
-            "  threads: 1\n",
-            "  threads: 1\n  limits: {max_body_bytes: 3145728}\n",
-        ),
+        &config(&up.url())
+            .audit()
+            .insert("server.limits.max_body_bytes", 3145728),
     );
     let big = "n".repeat(1 << 20);
     let names = [
@@ -212,8 +202,9 @@ fn hostile_names_and_ids_still_give_one_valid_json_audit_line_each() {
     bodies.push(format!(r#"{{"jsonrpc":"2.0","id":10,"method":"{big}"}}"#).into_bytes());
     let ids = ["id-\u{1b}[31m", "a\u{7f}b", &"r".repeat(10_000), "ok-id"];
     let path = g.dir.path().join("audit.jsonl");
+    let log = AuditLog::at(&path);
     let count = || {
-        audit_lines(&path)
+        log.raw()
             .iter()
             .filter(|l| !l.contains("\"/healthz\""))
             .count()
@@ -259,7 +250,8 @@ fn hostile_names_and_ids_still_give_one_valid_json_audit_line_each() {
         [404]
     );
     one_line_more("encoded CR/LF in the path");
-    let lines: Vec<String> = audit_lines(&path)
+    let lines: Vec<String> = log
+        .raw()
         .into_iter()
         .filter(|l| !l.contains("\"/healthz\""))
         .collect();
@@ -327,9 +319,9 @@ fn fill(dir: &std::path::Path, leave: u64) -> std::path::PathBuf {
 }
 
 /// A gateway auditing to a 4 MiB tmpfs (room for every line its queue can
-/// hold once space returns) with `audit` settings (`{PATH}`
-/// is the audit file): the upstream, the mount (unmounted on drop), the
-/// mount point, the audit file, the gateway.
+/// hold once space returns) with `audit.on_full` and `audit.queue_lines`
+/// set: the upstream, the mount (unmounted on drop), the mount point, the
+/// audit file, the gateway.
 struct FullDisk {
     _up: Upstream,
     _outer: tempfile::TempDir,
@@ -339,15 +331,15 @@ struct FullDisk {
     g: Gateway,
 }
 
-fn on_a_small_disk(audit: &str) -> FullDisk {
+fn on_a_small_disk(on_full: &str, queue_lines: u64) -> FullDisk {
     let up = Upstream::start(Mode::Echo);
     let outer = tempfile::tempdir().unwrap();
     let mnt = outer.path().join("audit");
     let fs = Tmpfs::mount(&mnt, "4m");
     let path = mnt.join("audit.jsonl");
-    let g = Gateway::start(&config(
-        &up.url(),
-        &audit.replace("{PATH}", &path.display().to_string()),
+    let g = Gateway::start(&config(&up.url()).insert(
+        "audit",
+        json!({"path": path.display().to_string(), "on_full": on_full, "queue_lines": queue_lines}),
     ));
     FullDisk {
         _up: up,
@@ -361,8 +353,7 @@ fn on_a_small_disk(audit: &str) -> FullDisk {
 
 #[test]
 fn a_full_disk_with_on_full_drop_keeps_serving_drops_whole_lines_and_holds_memory() {
-    let FullDisk { mnt, path, g, .. } =
-        &on_a_small_disk("audit: {path: \"{PATH}\", on_full: drop, queue_lines: 1000}");
+    let FullDisk { mnt, path, g, .. } = &on_a_small_disk("drop", 1000);
     for _ in 0..20 {
         assert_eq!(post_json(g.port, CALL.as_bytes(), &[]).status, 200);
     }
@@ -413,8 +404,7 @@ fn a_full_disk_with_on_full_drop_keeps_serving_drops_whole_lines_and_holds_memor
 
 #[test]
 fn a_full_disk_with_on_full_block_holds_requests_until_space_returns_and_loses_no_line() {
-    let FullDisk { mnt, path, g, .. } =
-        &on_a_small_disk("audit: {path: \"{PATH}\", on_full: block, queue_lines: 50}");
+    let FullDisk { mnt, path, g, .. } = &on_a_small_disk("block", 50);
     let port = g.port;
     assert_eq!(post_json(port, CALL.as_bytes(), &[]).status, 200);
     std::thread::sleep(Duration::from_millis(200));
@@ -443,8 +433,9 @@ fn a_full_disk_with_on_full_block_holds_requests_until_space_returns_and_loses_n
     client.join().unwrap();
     assert_eq!(done, 200);
     let deadline = Instant::now() + Duration::from_secs(5);
+    let log = AuditLog::at(path);
     let count = || {
-        audit_lines(path)
+        log.raw()
             .iter()
             .filter(|l| !l.contains("\"/healthz\""))
             .count()
@@ -452,7 +443,7 @@ fn a_full_disk_with_on_full_block_holds_requests_until_space_returns_and_loses_n
     while count() < 201 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
-    let lines = audit_lines(path);
+    let lines = log.raw();
     for l in &lines {
         serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l:?}"));
     }
@@ -464,7 +455,7 @@ fn a_full_disk_with_on_full_block_holds_requests_until_space_returns_and_loses_n
 #[test]
 fn http2_rapid_reset_closes_the_connection_and_the_gateway_keeps_serving() {
     let up = Upstream::start(Mode::Echo);
-    let g = Gateway::start(&config(&up.url(), ""));
+    let g = Gateway::start(&config(&up.url()));
     let port = g.port;
     let rss_before = rss_kib(g.child.id());
     let rt = tokio::runtime::Builder::new_current_thread()

@@ -15,27 +15,24 @@ const CALL: &[u8] =
 const DENIED: &[u8] =
     br#"{"jsonrpc":"2.0","id":2,"method":"prompts/get","params":{"name":"secret"}}"#;
 
-fn config(up: &str, sse: &str, admin_port: u16, token: &str) -> String {
-    simple_config(up, "")
-        .replace(
-            "auth: {anonymous: true}",
-            "auth: {api_keys: [{id: k1, key: client-key-123, tenant: t, client: c}]}",
+/// API key auth; `resources/read` goes to the `sse` upstream; some methods
+/// and prompts refused; the admin listener on `admin` with `token`; a rate
+/// limit on the `limited` tool; sealed sessions.
+fn config(up: &str, sse: &str, admin: &Port, token: &str) -> Config {
+    Config::base(up)
+        .api_keys(&[api_key("k1", "client-key-123", "t", Some("c"))])
+        .set(
+            "policy.rules[0].allow",
+            yaml(r#"{methods: ["initialize", "tools/*", "prompts/get", "resources/read"], tools: ["*"], prompts: ["public"], resources: ["file:///*"]}"#),
         )
-        .replace(
-            r#"allow: {methods: ["*"], tools: ["*"], resources: ["*"], prompts: ["*"]}"#,
-            r#"allow: {methods: ["initialize", "tools/*", "prompts/get", "resources/read"], tools: ["*"], prompts: ["public"], resources: ["file:///*"]}"#,
+        .push("upstreams", json!({"name": "sse", "url": sse, "timeout_ms": 2000}))
+        .insert(
+            "routing[0]",
+            yaml("{match: {method: resources/read}, upstream: sse}"),
         )
-        .replace(
-            "routing:\n",
-            &format!(
-                "  - name: sse\n    url: {sse}\n    timeout_ms: 2000\nrouting:\n  - match: {{method: resources/read}}\n    upstream: sse\n"
-            ),
-        )
-        + &format!(
-            "admin: {{listen: \"127.0.0.1:{admin_port}\", token: \"{token}\"}}\n\
-             rate_limit:\n  default_rpm: 600\n  by_tool: {{limited: 1}}\n\
-             sessions: {{keys: [\"admin-test-session-key-0123456789abcdef\"]}}\n"
-        )
+        .admin(admin, Some(token))
+        .insert("rate_limit", yaml("{default_rpm: 600, by_tool: {limited: 1}}"))
+        .sessions(&["admin-test-session-key-0123456789abcdef"])
 }
 
 fn scrape(port: u16, token: Option<&str>) -> Response {
@@ -71,8 +68,9 @@ fn metrics_count_what_happened_and_need_the_token() {
         n: 6,
         gap: Duration::from_millis(250),
     });
-    let admin = free_port();
-    let g = Gateway::start(&config(&up.url(), &sse.url(), admin, TOKEN));
+    let admin_port = Port::reserve();
+    let admin = admin_port.get();
+    let g = Gateway::start(&config(&up.url(), &sse.url(), &admin_port, TOKEN));
     let key = [("X-API-Key", "client-key-123")];
 
     // health is open, metrics are not
@@ -226,10 +224,11 @@ fn metrics_count_what_happened_and_need_the_token() {
 #[test]
 fn reloads_are_counted_and_the_token_follows_the_config() {
     let up = Upstream::start(Mode::Echo);
-    let admin = free_port();
-    let g = Gateway::start(&config(&up.url(), &up.url(), admin, TOKEN));
+    let admin_port = Port::reserve();
+    let admin = admin_port.get();
+    let g = Gateway::start(&config(&up.url(), &up.url(), &admin_port, TOKEN));
     let conf = g.dir.path().join("gw.yaml");
-    let good = std::fs::read_to_string(&conf).unwrap();
+    let good = Config::load(&conf);
     let reloads = |want: &str, n: f64| {
         let deadline = Instant::now() + Duration::from_secs(5);
         loop {
@@ -251,7 +250,7 @@ fn reloads_are_counted_and_the_token_follows_the_config() {
     };
 
     // an invalid file: refused, counted, the old config (and token) serve
-    std::fs::write(&conf, good.replace("threads: 1", "threads: many")).unwrap();
+    good.clone().set("server.threads", "many").write(&conf);
     g.signal("HUP");
     let text = reloads("failed", 1.0);
     assert_eq!(
@@ -270,7 +269,9 @@ fn reloads_are_counted_and_the_token_follows_the_config() {
     );
 
     // a valid one with a new token: the old token stops working
-    std::fs::write(&conf, good.replace(TOKEN, "new-admin-token-0123456789")).unwrap();
+    good.clone()
+        .set("admin.token", "new-admin-token-0123456789")
+        .write(&conf);
     g.signal("HUP");
     let text = reloads("ok", 1.0);
     assert_eq!(
@@ -288,16 +289,13 @@ fn reloads_are_counted_and_the_token_follows_the_config() {
 #[test]
 fn without_a_token_metrics_are_forbidden_and_validate_says_so() {
     let up = Upstream::start(Mode::Echo);
-    let admin = free_port();
-    let yaml =
-        simple_config(&up.url(), "") + &format!("admin: {{listen: \"127.0.0.1:{admin}\"}}\n");
-    let (ok, out, err) = validate_yaml(
-        &yaml
-            .replace("{PORT}", &free_port().to_string())
-            .replace("{DIR}", "/tmp"),
-    );
+    let admin_port = Port::reserve();
+    let admin = admin_port.get();
+    let cfg = Config::base(&up.url()).admin(&admin_port, None);
+    let port = Port::reserve();
+    let (ok, out, err) = validate(&cfg.clone().with_port(port.get()).with_dir("/tmp"));
     assert!(ok && out.contains("/metrics answers 403"), "{out}{err}");
-    let _g = Gateway::start(&yaml);
+    let _g = Gateway::start(&cfg);
     assert_eq!(scrape(admin, Some(TOKEN)).status, 403);
     assert_eq!(get(admin, "/health", &[]).unwrap().status, 200);
 }

@@ -14,60 +14,45 @@ const HASHED_KEY: &str = "canary-hashed-key-55e0b2";
 const WRONG: &str = "canary-wrong-key-0b9e44";
 const URI_SECRET: &str = "canary-uri-token-9d2c11";
 
-fn config(up: &Upstream) -> String {
+/// Team `team` may use `echo` and `math.*` (not `math.secret`) and public
+/// files; the ops bot may only list tools.
+const RULES: &str = r#"
+- subject: {tenant: team}
+  allow:
+    methods: [initialize, "notifications/*", "tools/*", "resources/*"]
+    tools: [echo, "math.*"]
+    resources: ["file:///public/*"]
+  deny:
+    tools: [math.secret]
+- subject: {tenant: ops, client: "bot*"}
+  allow: {methods: [tools/list]}
+"#;
+
+/// Two API keys (one given as its hash) and protected-resource metadata;
+/// [`RULES`]; audited; debug logs; the upstream without timeouts or its
+/// own credential.
+fn config(up: &Upstream) -> Config {
     let hash = mcp_edge::auth::apikey::hash_form(HASHED_KEY.as_bytes());
-    format!(
-        r#"
-server:
-  listen: 127.0.0.1:{{PORT}}
-  path: /mcp
-  threads: 1
-  pid_file: "{{DIR}}/gw.pid"
-  upgrade_sock: "{{DIR}}/gw.sock"
-auth:
-  api_keys:
-    - {{id: dev-key, key: {KEY}, tenant: team, client: dev}}
-    - {{id: prod-key, key_hash: "{hash}", tenant: ops, client: bot}}
-  resource_metadata:
-    resource: https://mcp.example.com/mcp
-    authorization_servers: [https://auth.example.com/]
-policy:
-  rules:
-    - subject: {{tenant: team}}
-      allow:
-        methods: [initialize, "notifications/*", "tools/*", "resources/*"]
-        tools: [echo, "math.*"]
-        resources: ["file:///public/*"]
-      deny:
-        tools: [math.secret]
-    - subject: {{tenant: ops, client: "bot*"}}
-      allow: {{methods: [tools/list]}}
-audit:
-  path: "{{DIR}}/audit.jsonl"
-upstreams:
-  - name: up
-    url: {url}
-routing:
-  - match: {{method: "*"}}
-    upstream: up
-logging: {{level: debug, format: json}}
-"#,
-        url = up.url()
-    )
+    Config::base(&up.url())
+        .remove("server.grace_period_secs")
+        .api_keys([
+            api_key("dev-key", KEY, "team", Some("dev")),
+            yaml(&format!(
+                r#"{{id: prod-key, key_hash: "{hash}", tenant: ops, client: bot}}"#
+            )),
+        ])
+        .insert(
+            "auth.resource_metadata",
+            yaml("{resource: https://mcp.example.com/mcp, authorization_servers: [https://auth.example.com/]}"),
+        )
+        .set("policy.rules", yaml(RULES))
+        .audit()
+        .set("upstreams", json!([{"name": "up", "url": up.url()}]))
+        .set("logging.level", "debug")
 }
 
 fn call(tool: &str) -> Vec<u8> {
     format!(r#"{{"jsonrpc":"2.0","id":11,"method":"tools/call","params":{{"name":"{tool}","arguments":{{}}}}}}"#).into_bytes()
-}
-
-fn audit(g: &Gateway) -> Vec<serde_json::Value> {
-    std::thread::sleep(std::time::Duration::from_millis(150));
-    std::fs::read_to_string(g.dir.path().join("audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-        .filter(|a| a["path"] != "/healthz")
-        .collect()
 }
 
 #[test]
@@ -209,7 +194,11 @@ fn one_audit_line_per_request_and_no_secret_anywhere() {
         r#"{{"jsonrpc":"2.0","id":8,"method":"resources/read","params":{{"uri":"file:///public/r?token={URI_SECRET}&page=2"}}}}"#
     );
     assert_eq!(send(read.as_bytes(), &[("X-API-Key", KEY)]), 200);
-    let lines = audit(&g);
+    let lines = AuditLog::of(&g)
+        .settle_ms(150)
+        .strict()
+        .skip_health()
+        .lines();
     assert_eq!(lines.len(), n, "{lines:#?}");
     let by_status: Vec<(u64, &str)> = lines
         .iter()
@@ -258,11 +247,7 @@ fn one_audit_line_per_request_and_no_secret_anywhere() {
 #[test]
 fn audit_lines_are_flushed_when_the_gateway_stops() {
     let slow = Upstream::start(Mode::Slow(std::time::Duration::from_millis(700)));
-    let cfg = simple_config(&slow.url(), "").replace(
-        "auth: {anonymous: true}",
-        "auth: {anonymous: true}\naudit: {path: \"{DIR}/audit.jsonl\"}",
-    );
-    let mut g = Gateway::start(&cfg);
+    let mut g = Gateway::start(&Config::base(&slow.url()).audit());
     let port = g.port;
     let t = std::thread::spawn(move || post_json(port, &call("echo"), &[]).status);
     std::thread::sleep(std::time::Duration::from_millis(200));
@@ -277,12 +262,12 @@ fn audit_lines_are_flushed_when_the_gateway_stops() {
         g.child.try_wait().unwrap().is_some(),
         "gateway did not exit after SIGTERM"
     );
-    let text = std::fs::read_to_string(g.dir.path().join("audit.jsonl")).unwrap();
-    let lines: Vec<serde_json::Value> = text
+    let log = AuditLog::of(&g).strict();
+    let lines: Vec<serde_json::Value> = log
         .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .into_iter()
         .filter(|a| a["path"] == "/mcp")
         .collect();
-    assert_eq!(lines.len(), 1, "{text}");
+    assert_eq!(lines.len(), 1, "{:?}", log.raw());
     assert_eq!(lines[0]["status"], 200);
 }

@@ -21,7 +21,7 @@ fn sha(b: &[u8]) -> String {
 #[test]
 fn http1_bodies_arrive_intact() {
     let up = Upstream::start(Mode::Echo);
-    let g = Gateway::start(&simple_config(&up.url(), ""));
+    let g = Gateway::start(&Config::base(&up.url()));
     for size in SIZES {
         let body = tools_call_of_size(size);
         let r = post_json(g.port, &body, &[]);
@@ -36,7 +36,7 @@ fn http1_bodies_arrive_intact() {
 fn http1_keepalive_connection_carries_several_large_bodies() {
     use std::io::{BufReader, Write};
     let up = Upstream::start(Mode::Echo);
-    let g = Gateway::start(&simple_config(&up.url(), ""));
+    let g = Gateway::start(&Config::base(&up.url()));
     let s = std::net::TcpStream::connect(("127.0.0.1", g.port)).expect("connect");
     let mut w = s.try_clone().expect("clone");
     let mut r = BufReader::new(s);
@@ -60,7 +60,7 @@ fn http2_bodies_arrive_intact() {
         "curl is needed for the HTTP/2 test (.ci/run installs it)"
     );
     let up = Upstream::start(Mode::Echo);
-    let g = Gateway::start(&simple_config(&up.url(), ""));
+    let g = Gateway::start(&Config::base(&up.url()));
     for size in SIZES {
         let body = tools_call_of_size(size);
         let f = g.dir.path().join(format!("body-{size}.json"));

@@ -12,7 +12,8 @@ const LIST: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
 #[test]
 fn untrusted_peer_cannot_spoof_its_address() {
     let up = Upstream::start(Mode::Echo);
-    let g = Gateway::start(&(simple_config(&up.url(), "") + "rate_limit: {default_rpm: 1}\n"));
+    let g =
+        Gateway::start(&Config::base(&up.url()).insert("rate_limit", json!({"default_rpm": 1})));
     let r = post_json(
         g.port,
         LIST,
@@ -41,8 +42,9 @@ fn untrusted_peer_cannot_spoof_its_address() {
 fn trusted_proxy_chain_names_the_client() {
     let up = Upstream::start(Mode::Echo);
     let g = Gateway::start(
-        &(simple_config(&up.url(), "  trust_proxy: [127.0.0.1/32, 10.0.0.0/8]")
-            + "rate_limit: {default_rpm: 1}\n"),
+        &Config::base(&up.url())
+            .insert("server.trust_proxy", ["127.0.0.1/32", "10.0.0.0/8"])
+            .insert("rate_limit", json!({"default_rpm": 1})),
     );
     // the left-most entry is forged by the client; 10.1.1.1 is one of ours
     let xff = ("X-Forwarded-For", "6.6.6.6, 198.51.100.4, 10.1.1.1");
@@ -71,10 +73,9 @@ fn ipv4_clients_of_an_ipv6_socket_are_matched_as_ipv4() {
     // its peers as ::ffff:127.0.0.1, like a dual-stack [::] listener does
     let up = Upstream::start(Mode::Echo);
     let g = Gateway::start(
-        &simple_config(&up.url(), "  trust_proxy: [127.0.0.1/32]").replace(
-            "listen: 127.0.0.1:{PORT}",
-            "listen: \"[::ffff:127.0.0.1]:{PORT}\"",
-        ),
+        &Config::base(&up.url())
+            .insert("server.trust_proxy", ["127.0.0.1/32"])
+            .set("server.listen", "[::ffff:127.0.0.1]:{PORT}"),
     );
     let r = post_json(g.port, LIST, &[("X-Forwarded-For", "198.51.100.9")]);
     assert_eq!(r.status, 200);
@@ -90,28 +91,25 @@ fn ipv4_clients_of_an_ipv6_socket_are_matched_as_ipv4() {
 #[test]
 fn trust_proxy_config_errors() {
     let dir = tempfile::tempdir().unwrap();
+    let config = |trust_proxy: &str| {
+        Config::base("http://127.0.0.1:9/mcp")
+            .insert("server.trust_proxy", yaml(trust_proxy))
+            .with_port(7999)
+            .with_dir("/tmp")
+    };
     for (extra, want) in [
         (
-            "  trust_proxy: true",
+            "true",
             "server.trust_proxy: true would let any client forge",
         ),
+        ("[10.0.0.0/8, not-an-ip]", "server.trust_proxy[1]"),
         (
-            "  trust_proxy: [10.0.0.0/8, not-an-ip]",
-            "server.trust_proxy[1]",
-        ),
-        (
-            "  trust_proxy: {proxies: [10.0.0.1], headers: {client_ip: \"bad header\"}}",
+            "{proxies: [10.0.0.1], headers: {client_ip: \"bad header\"}}",
             "server.trust_proxy.headers.client_ip",
         ),
     ] {
         let f = dir.path().join("c.yaml");
-        std::fs::write(
-            &f,
-            simple_config("http://127.0.0.1:9/mcp", extra)
-                .replace("{PORT}", "7999")
-                .replace("{DIR}", "/tmp"),
-        )
-        .unwrap();
+        config(extra).write(&f);
         let out = std::process::Command::new(bin())
             .args(["validate", "-c"])
             .arg(&f)
@@ -122,16 +120,7 @@ fn trust_proxy_config_errors() {
         assert!(err.contains(want), "{extra}: {err}");
     }
     let f = dir.path().join("ok.yaml");
-    std::fs::write(
-        &f,
-        simple_config(
-            "http://127.0.0.1:9/mcp",
-            "  trust_proxy: {proxies: [10.0.0.1, \"fd00::/8\"], headers: {client_ip: X-Real-IP}}",
-        )
-        .replace("{PORT}", "7999")
-        .replace("{DIR}", "/tmp"),
-    )
-    .unwrap();
+    config("{proxies: [10.0.0.1, \"fd00::/8\"], headers: {client_ip: X-Real-IP}}").write(&f);
     let out = std::process::Command::new(bin())
         .args(["validate", "-c"])
         .arg(&f)
@@ -148,10 +137,11 @@ fn trust_proxy_config_errors() {
 #[test]
 fn host_allowlist_is_421_and_long_uris_414() {
     let up = Upstream::start(Mode::Echo);
-    let g = Gateway::start(&simple_config(
-        &up.url(),
-        "  allowed_hosts: [mcp.example.com]\n  limits: {max_uri_bytes: 256}",
-    ));
+    let g = Gateway::start(
+        &Config::base(&up.url())
+            .insert("server.allowed_hosts", ["mcp.example.com"])
+            .insert("server.limits.max_uri_bytes", 256),
+    );
     // the test client sends Host: 127.0.0.1:<port>
     let r = post_json(g.port, LIST, &[]);
     assert_eq!(r.status, 421);
@@ -174,8 +164,10 @@ const V2_LOCAL: &[u8] = b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00";
 
 fn pp_gateway(up: &Upstream, trusted: &str, probe: &[u8]) -> Gateway {
     Gateway::start_with_probe_prefix(
-        &(simple_config(&up.url(), "")
-            + &format!("proxy_protocol: {{enabled: true, trusted_cidrs: [{trusted}], header_timeout_ms: 500}}\n")),
+        &Config::base(&up.url()).insert(
+            "proxy_protocol",
+            json!({"enabled": true, "trusted_cidrs": [trusted], "header_timeout_ms": 500}),
+        ),
         probe,
     )
 }

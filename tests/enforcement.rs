@@ -19,41 +19,32 @@ use common::*;
 const KEY: &str = "enforce-key-5b7e2c";
 const SESSION_KEY: &str = "enforce-session-key-0123456789abcdef";
 
-/// The policy of the issue: API key; `echo`, `file:///public/*`,
-/// `simple-prompt` allowed; `file:///secret/*` denied; method globs as an
-/// operator writes them.
-fn config(url: &str, extra: &str) -> String {
-    format!(
-        r#"
-{SERVER_SECTION}
-  trust_proxy: [127.0.0.0/8]
-auth:
-  api_keys:
-    - {{id: k1, key: {KEY}, tenant: acme, client: agent}}
-upstreams:
-  - name: up
-    url: {url}
-    timeout_ms: 3000
-routing:
-  - match: {{method: "*"}}
-    upstream: up
-policy:
-  rules:
-    - subject: {{tenant: acme}}
-      allow:
-        methods: [initialize, "notifications/*", ping, "tools/*", "resources/*", "prompts/*", "completion/*", subscriptions/listen]
-        tools: [echo]
-        resources: ["file:///public/*"]
-        prompts: [simple-prompt]
-      deny:
-        resources: ["file:///secret/*"]
-sessions: {{keys: ["{SESSION_KEY}"]}}
-audit:
-  path: "{{DIR}}/audit.jsonl"
-logging: {{level: info, format: json}}
-{extra}
-"#
-    )
+/// The policy of the issue: `echo`, `file:///public/*`, `simple-prompt`
+/// allowed; `file:///secret/*` denied; method globs as an operator writes them.
+const RULES: &str = r#"
+- subject: {tenant: acme}
+  allow:
+    methods: [initialize, "notifications/*", ping, "tools/*", "resources/*", "prompts/*", "completion/*", subscriptions/listen]
+    tools: [echo]
+    resources: ["file:///public/*"]
+    prompts: [simple-prompt]
+  deny:
+    resources: ["file:///secret/*"]
+"#;
+
+/// An API key, [`RULES`], sealed sessions, audited; the upstream without a
+/// connect timeout or its own credential.
+fn config(url: &str) -> Config {
+    Config::base(url)
+        .insert("server.trust_proxy", ["127.0.0.0/8"])
+        .api_keys([api_key("k1", KEY, "acme", Some("agent"))])
+        .set(
+            "upstreams",
+            json!([{"name": "up", "url": url, "timeout_ms": 3000}]),
+        )
+        .set("policy.rules", yaml(RULES))
+        .sessions(&[SESSION_KEY])
+        .audit()
 }
 
 const AUTH: (&str, &str) = ("Authorization", "Bearer enforce-key-5b7e2c");
@@ -92,16 +83,6 @@ fn post(g: &Gateway, body: &str, extra: &[(&str, &str)]) -> Response {
     post_json(g.port, body.as_bytes(), &h)
 }
 
-fn audit(g: &Gateway) -> Vec<serde_json::Value> {
-    std::thread::sleep(std::time::Duration::from_millis(150));
-    std::fs::read_to_string(g.dir.path().join("audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter(|a| a["path"] != "/healthz")
-        .collect()
-}
-
 /// Asserts a refusal: the status, a JSON-RPC error with `code`, and that
 /// the upstream's request count did not move.
 fn refused(g: &Gateway, up: &Scripted, body: &str, extra: &[(&str, &str)], status: u16, code: i64) {
@@ -121,7 +102,7 @@ fn refused(g: &Gateway, up: &Scripted, body: &str, extra: &[(&str, &str)], statu
 #[test]
 fn keys_that_differ_only_in_case_are_refused() {
     let up = lister();
-    let g = Gateway::start(&config(&up.url(), ""));
+    let g = Gateway::start(&config(&up.url()));
     for body in [
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","Name":"admin.drop"}}"#,
         r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo","NAME":"admin.drop"}}"#,
@@ -145,7 +126,7 @@ fn keys_that_differ_only_in_case_are_refused() {
         &[],
     );
     assert_eq!(r.status, 200);
-    let lines = audit(&g);
+    let lines = AuditLog::of(&g).settle_ms(150).skip_health().lines();
     assert!(
         lines
             .iter()
@@ -167,7 +148,7 @@ fn resource_uris_are_normalized_or_refused() {
             ),
         )
     });
-    let g = Gateway::start(&config(&up.url(), ""));
+    let g = Gateway::start(&config(&up.url()));
     let read = |uri: &str| {
         format!(
             r#"{{"jsonrpc":"2.0","id":5,"method":"resources/read","params":{{"uri":{}}}}}"#,
@@ -214,7 +195,7 @@ fn resource_uris_are_normalized_or_refused() {
 #[test]
 fn every_method_that_names_an_item_is_checked() {
     let up = lister();
-    let g = Gateway::start(&config(&up.url(), ""));
+    let g = Gateway::start(&config(&up.url()));
     let forbidden = [
         // completion for a denied prompt or resource
         r#"{"jsonrpc":"2.0","id":2,"method":"completion/complete","params":{"ref":{"type":"ref/prompt","name":"secret-prompt"},"argument":{"name":"a","value":""}}}"#,
@@ -248,10 +229,8 @@ fn every_method_that_names_an_item_is_checked() {
     // an unknown method listed by its exact name passes, and what it names
     // is still checked
     let up2 = lister();
-    let g2 = Gateway::start(&config(&up2.url(), "").replace(
-        "subscriptions/listen]",
-        "subscriptions/listen, tools/describe]",
-    ));
+    let g2 =
+        Gateway::start(&config(&up2.url()).push("policy.rules[0].allow.methods", "tools/describe"));
     let ok = r#"{"jsonrpc":"2.0","id":4,"method":"tools/describe","params":{"name":"echo"}}"#;
     assert_eq!(post(&g2, ok, &[]).status, 200);
     let hidden =
@@ -316,7 +295,7 @@ fn list_answers_are_filtered_in_every_framing() {
     ];
     for (what, script) in framings {
         let up = Scripted::start(script);
-        let g = Gateway::start(&config(&up.url(), ""));
+        let g = Gateway::start(&config(&up.url()));
         let list = post(&g, r#"{"jsonrpc":"2.0","id":8,"method":"tools/list"}"#, &[]);
         assert_eq!(list.status, 200, "{what}");
         no_leak(&list, what);
@@ -399,7 +378,7 @@ fn answers_that_cannot_be_filtered_become_errors() {
     ];
     for (what, script) in cases {
         let up = Scripted::start(script);
-        let g = Gateway::start(&config(&up.url(), ""));
+        let g = Gateway::start(&config(&up.url()));
         let r = post(&g, r#"{"jsonrpc":"2.0","id":8,"method":"tools/list"}"#, &[]);
         no_leak(&r, what);
         assert_eq!(
@@ -410,7 +389,7 @@ fn answers_that_cannot_be_filtered_become_errors() {
         );
         assert_eq!(r.json()["error"]["code"], -32603, "{what}");
         assert_eq!(r.json()["id"], 8, "{what}: the error answers the request");
-        let lines = audit(&g);
+        let lines = AuditLog::of(&g).settle_ms(150).skip_health().lines();
         assert!(
             lines
                 .iter()
@@ -422,7 +401,7 @@ fn answers_that_cannot_be_filtered_become_errors() {
     let up = Scripted::start(|r: &Req| {
         Reply::sse(format!("data: [1]\n\ndata: {}\n\n", tools_answer(&r.rpc_id())).as_bytes())
     });
-    let g = Gateway::start(&config(&up.url(), ""));
+    let g = Gateway::start(&config(&up.url()));
     let (resp, events) = sse_events(
         g.port,
         "POST",
@@ -442,7 +421,7 @@ fn answers_that_cannot_be_filtered_become_errors() {
 #[test]
 fn lists_on_get_streams_and_replays_are_filtered() {
     let up = lister();
-    let g = Gateway::start(&config(&up.url(), ""));
+    let g = Gateway::start(&config(&up.url()));
     let init = post(
         &g,
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
@@ -470,7 +449,7 @@ fn lists_on_get_streams_and_replays_are_filtered() {
 #[test]
 fn unsupported_protocol_versions_are_answered_by_the_gateway() {
     let up = lister();
-    let g = Gateway::start(&config(&up.url(), ""));
+    let g = Gateway::start(&config(&up.url()));
     let init = post(
         &g,
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
@@ -529,7 +508,7 @@ fn an_upstream_400_is_404_only_when_it_is_about_the_session() {
         ),
     }
     });
-    let g = Gateway::start(&config(&up.url(), ""));
+    let g = Gateway::start(&config(&up.url()));
     let init = post(
         &g,
         r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
@@ -559,7 +538,7 @@ fn an_upstream_400_is_404_only_when_it_is_about_the_session() {
 #[test]
 fn get_and_delete_with_a_body_are_refused() {
     let up = lister();
-    let g = Gateway::start(&config(&up.url(), ""));
+    let g = Gateway::start(&config(&up.url()));
     let before = up.count();
     for (method, framing) in [
         ("GET", "Content-Length: 5\r\n\r\nhello"),
@@ -589,7 +568,7 @@ fn get_and_delete_with_a_body_are_refused() {
 #[test]
 fn early_refusals_reach_node_fetch_and_python_httpx() {
     let up = lister();
-    let g = Gateway::start(&config(&up.url(), ""));
+    let g = Gateway::start(&config(&up.url()));
     let url = g.url();
     let node = r#"
 const [url, key] = process.argv.slice(1);
@@ -647,7 +626,7 @@ print(json.dumps(out))
 #[test]
 fn refusals_cost_the_prober_not_the_good_clients() {
     let up = lister();
-    let g = Gateway::start(&config(&up.url(), "rate_limit: {refusals_rpm: 5}"));
+    let g = Gateway::start(&config(&up.url()).insert("rate_limit", json!({"refusals_rpm": 5})));
     let call = r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"echo"}}"#;
     let as_from = |ip: &str, key: &str| {
         post_json(
@@ -684,18 +663,16 @@ fn refusals_cost_the_prober_not_the_good_clients() {
         assert_eq!(r.json()["error"]["code"], -32602);
     }
     assert_eq!(as_from("192.0.2.8", KEY).status, 429);
-    let lines = audit(&g);
+    let lines = AuditLog::of(&g).settle_ms(150).skip_health().lines();
     assert!(lines.iter().any(|a| a["reason"] == "refusals_limited"));
 }
 
 #[test]
 fn the_public_health_says_its_status_only() {
     let up = lister();
-    let admin = free_port();
-    let g = Gateway::start(&config(
-        &up.url(),
-        &format!("admin: {{listen: \"127.0.0.1:{admin}\"}}"),
-    ));
+    let admin_port = Port::reserve();
+    let admin = admin_port.get();
+    let g = Gateway::start(&config(&up.url()).admin(&admin_port, None));
     let public = get(g.port, "/health", &[]).unwrap().json();
     assert_eq!(public, serde_json::json!({"status": "ready"}));
     let detail = get(admin, "/health", &[]).unwrap().json();
@@ -705,9 +682,11 @@ fn the_public_health_says_its_status_only() {
 #[test]
 fn validate_names_resource_patterns_that_are_not_normal() {
     let up = lister();
-    let yaml =
-        config(&up.url(), "").replace("\"file:///secret/*\"", "\"FILE://localhost/secret/*\"");
-    let (ok, out, err) = validate_yaml(&yaml);
+    let cfg = config(&up.url()).set(
+        "policy.rules[0].deny.resources[0]",
+        "FILE://localhost/secret/*",
+    );
+    let (ok, out, err) = validate(&cfg);
     assert!(!ok);
     let text = format!("{out}{err}");
     assert!(

@@ -18,45 +18,19 @@ use common::*;
 const CALL: &[u8] =
     br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
 
-/// Two upstreams: `tools/call` of `hang*` tools go to `hang`, the rest to `up`.
-fn two_routes(up: &str, hang: &str, timeout_ms: u64) -> String {
-    format!(
-        r#"
-{SERVER_SECTION}
-auth: {{anonymous: true}}
-upstreams:
-  - name: up
-    url: {up}
-  - name: hang
-    url: {hang}
-    timeout_ms: {timeout_ms}
-routing:
-  - match: {{method: tools/call, tool: "hang*"}}
-    upstream: hang
-  - match: {{method: "*"}}
-    upstream: up
-{ALLOW_ALL_POLICY}
-audit: {{enabled: true, path: "{{DIR}}/audit.jsonl"}}
-logging: {{level: info, format: json}}
-"#
-    )
-}
-
-fn audit(g: &Gateway, n: usize) -> Vec<serde_json::Value> {
-    let path = g.dir.path().join("audit.jsonl");
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let lines: Vec<serde_json::Value> = std::fs::read_to_string(&path)
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .filter(|v: &serde_json::Value| v["path"] != "/healthz")
-            .collect();
-        if lines.len() >= n || Instant::now() > deadline {
-            return lines;
-        }
-        thread::sleep(Duration::from_millis(20));
-    }
+/// Two upstreams: `tools/call` of `hang*` tools go to `hang`, the rest to
+/// `up`; audited.
+fn two_routes(up: &str, hang: &str, timeout_ms: u64) -> Config {
+    Config::base(up)
+        .set(
+            "upstreams",
+            json!([{"name": "up", "url": up}, {"name": "hang", "url": hang, "timeout_ms": timeout_ms}]),
+        )
+        .set(
+            "routing",
+            yaml(r#"[{match: {method: tools/call, tool: "hang*"}, upstream: hang}, {match: {method: "*"}, upstream: up}]"#),
+        )
+        .insert("audit", yaml(r#"{enabled: true, path: "{DIR}/audit.jsonl"}"#))
 }
 
 fn hang_call(id: u32) -> Vec<u8> {
@@ -70,8 +44,8 @@ fn median(mut v: Vec<Duration>) -> Duration {
 
 #[test]
 fn a_closed_port_is_a_502_within_100ms() {
-    let dead = free_port();
-    let g = Gateway::start(&simple_config(&format!("http://127.0.0.1:{dead}/mcp"), ""));
+    let dead = Port::reserve();
+    let g = Gateway::start(&Config::base(&format!("http://127.0.0.1:{dead}/mcp")));
     let mut took = Vec::new();
     for _ in 0..5 {
         let t = Instant::now();
@@ -131,7 +105,7 @@ fn a_silent_upstream_is_a_504_at_its_timeout_and_other_routes_keep_their_latency
         during <= before * 2 + Duration::from_millis(2),
         "other route p50 {during:?} while an upstream hangs, {before:?} before"
     );
-    let lines = audit(&g, 128);
+    let lines = AuditLog::of(&g).skip_health().wait_for(128);
     let timeouts = lines
         .iter()
         .filter(|l| l["reason"] == "upstream_timeout" && l["status"] == 504)
@@ -188,7 +162,7 @@ fn a_reset_mid_sse_ends_the_client_stream_unclean_and_leaks_nothing() {
         // events come 50 ms apart, then the reset: the client is let go promptly
         assert!(waited < Duration::from_secs(1), "stream hung {waited:?}");
     }
-    let lines = audit(&g, 21);
+    let lines = AuditLog::of(&g).skip_health().wait_for(21);
     let sse_errors: Vec<_> = lines
         .iter()
         .filter(|l| l["decision"] == "error" && l["reason"] == "upstream_unavailable")
@@ -216,11 +190,8 @@ fn a_request_that_reached_the_upstream_is_never_retried() {
     // a retry would show as a second hit
     let a = Upstream::start(Mode::Reset);
     let b = Upstream::start(Mode::Reset);
-    let yaml = simple_config("http://127.0.0.1:1/unused", "").replace(
-        "    url: http://127.0.0.1:1/unused\n",
-        &format!("    endpoints: [{}, {}]\n", a.url(), b.url()),
-    );
-    let g = Gateway::start(&yaml);
+    let g =
+        Gateway::start(&Config::base("http://127.0.0.1:1/unused").endpoints(&[a.url(), b.url()]));
     for i in 1..=4 {
         let r = post_json(g.port, CALL, &[]);
         assert_eq!(r.status, 502);

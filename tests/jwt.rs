@@ -239,19 +239,25 @@ impl JwksServer {
 }
 
 fn gateway(up: &Upstream, jwks: &JwksServer) -> Gateway {
-    let cfg = simple_config(&up.url(), "").replace(
-        "auth: {anonymous: true}",
-        &format!(
-            "auth:\n  jwt:\n    issuer: \"{ISS}\"\n    audiences: [\"{AUD}\"]\n    jwks_url: http://127.0.0.1:{}/jwks.json\n    algorithms: [RS256, ES256]\n    forward_claims: {{sub: X-User-Id, plan: X-User-Plan}}\n    jwks_refresh_secs: 3600\n    jwks_unknown_kid_refetch_secs: 1",
-            jwks.port
-        ),
+    let cfg = Config::base(&up.url())
+        .set(
+            "auth",
+            json!({"jwt": {
+                "issuer": ISS,
+                "audiences": [AUD],
+                "jwks_url": format!("http://127.0.0.1:{}/jwks.json", jwks.port),
+                "algorithms": ["RS256", "ES256"],
+                "forward_claims": {"sub": "X-User-Id", "plan": "X-User-Plan"},
+                "jwks_refresh_secs": 3600,
+                "jwks_unknown_kid_refetch_secs": 1,
+            }}),
+        )
+        // only tokens carrying plan=gold may use anything
+        .insert("policy.rules[0].subject.claims", json!({"plan": "gold"}));
+    assert_eq!(
+        cfg.get("policy.rules[0].subject"),
+        &yaml(r#"{tenant: "*", claims: {plan: gold}}"#)
     );
-    // only tokens carrying plan=gold may use anything
-    let cfg = cfg.replace(
-        "    - subject: {tenant: \"*\"}",
-        "    - subject: {tenant: \"*\", claims: {plan: gold}}",
-    );
-    assert!(cfg.contains("claims: {plan: gold}"));
     Gateway::start(&cfg)
 }
 

@@ -16,11 +16,11 @@ use common::*;
 
 const LIST: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"tools/list"}"#;
 
-fn with_limits(up: &Upstream, limits: &str) -> String {
-    simple_config(&up.url(), &format!("  limits: {{{limits}}}")).replace(
-        "auth: {anonymous: true}",
-        "auth: {anonymous: true}\naudit: {path: \"{DIR}/audit.jsonl\"}",
-    )
+/// `server.limits` set to `limits`; audited.
+fn with_limits(up: &Upstream, limits: serde_json::Value) -> Config {
+    Config::base(&up.url())
+        .insert("server.limits", limits)
+        .audit()
 }
 
 /// Whether the server has closed `s` (FIN or RST), without waiting long.
@@ -38,15 +38,6 @@ fn closed(s: &TcpStream) -> bool {
             Err(_) => return true,
         }
     }
-}
-
-fn audit_reasons(g: &Gateway) -> Vec<String> {
-    std::fs::read_to_string(g.dir.path().join("audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| v["reason"].as_str().map(String::from))
-        .collect()
 }
 
 fn timed_post(port: u16) -> (u16, Duration) {
@@ -76,7 +67,7 @@ fn slowloris_connections_are_closed_at_the_shipped_header_timeout() {
     const TIMEOUT: Duration = Duration::from_secs(10); // limits.header_timeout_ms default
     let up = Upstream::start(Mode::Echo);
     // the shipped defaults: limits and one worker thread per core
-    let g = Gateway::start(&with_limits(&up, "").replace("threads: 1", "threads: 0"));
+    let g = Gateway::start(&with_limits(&up, json!({})).set("server.threads", 0));
     let pid = g.child.id();
     for _ in 0..50 {
         timed_post(g.port);
@@ -167,7 +158,8 @@ fn slowloris_connections_are_closed_at_the_shipped_header_timeout() {
     assert_eq!(up.hits.load(Ordering::SeqCst), 450 + during.len());
     // every closed connection is audited
     std::thread::sleep(Duration::from_millis(300));
-    let timeouts = audit_reasons(&g)
+    let timeouts = AuditLog::of(&g)
+        .reasons()
         .iter()
         .filter(|r| *r == "header_timeout")
         .count();
@@ -177,7 +169,7 @@ fn slowloris_connections_are_closed_at_the_shipped_header_timeout() {
 #[test]
 fn a_slow_body_gets_408_at_the_body_timeout() {
     let up = Upstream::start(Mode::Echo);
-    let g = Gateway::start(&with_limits(&up, "body_timeout_ms: 800"));
+    let g = Gateway::start(&with_limits(&up, json!({"body_timeout_ms": 800})));
     let mut s = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
     s.write_all(
         b"POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
@@ -255,7 +247,7 @@ fn a_slow_body_gets_408_at_the_body_timeout() {
 #[test]
 fn the_connection_cap_refuses_new_connections_and_keeps_the_open_ones() {
     let up = Upstream::start(Mode::Echo);
-    let g = Gateway::start(&with_limits(&up, "max_connections: 20"));
+    let g = Gateway::start(&with_limits(&up, json!({"max_connections": 20})));
     std::thread::sleep(Duration::from_millis(200)); // readiness probes closed
     let request = format!(
         "POST /mcp HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{}",
@@ -288,5 +280,8 @@ fn the_connection_cap_refuses_new_connections_and_keeps_the_open_ones() {
     let mut again = TcpStream::connect(("127.0.0.1", g.port)).unwrap();
     assert_eq!(ask(&mut again).unwrap(), 200);
     std::thread::sleep(Duration::from_millis(200));
-    assert!(audit_reasons(&g).iter().any(|r| r == "connection_limit"));
+    assert!(AuditLog::of(&g)
+        .reasons()
+        .iter()
+        .any(|r| r == "connection_limit"));
 }

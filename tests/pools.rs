@@ -15,18 +15,12 @@ const INIT: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{
 const CALL: &[u8] =
     br#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"echo","arguments":{}}}"#;
 
-fn pool_config(a: &Upstream, b: &Upstream, balance: &str) -> String {
-    simple_config("http://127.0.0.1:1/unused", "").replace(
-        "    url: http://127.0.0.1:1/unused\n",
-        &format!(
-            "    endpoints: [{}, {}]\n    load_balancing: {balance}\n",
-            a.url(),
-            b.url()
-        ),
-    ) + &format!(
-        "sessions: {{keys: [{KEY}]}}\nadmin: {{listen: \"127.0.0.1:{}\"}}\n",
-        free_port()
-    )
+fn pool_config(a: &Upstream, b: &Upstream, balance: &str) -> Config {
+    Config::base("http://127.0.0.1:1/unused")
+        .endpoints(&[a.url(), b.url()])
+        .insert("upstreams[0].load_balancing", balance)
+        .sessions(&[KEY])
+        .admin(&Port::reserve(), None)
 }
 
 /// Which replica answered (the echo upstream reports the Host it was sent).
@@ -97,20 +91,16 @@ fn a_restarted_gateway_routes_sessions_to_the_same_endpoints() {
         .collect();
     drop(g);
     // new process, same keys; the pool listed the other way round
-    let swapped = cfg.replace(
-        &format!("[{}, {}]", a.url(), b.url()),
-        &format!("[{}, {}]", b.url(), a.url()),
-    );
+    let swapped = cfg
+        .clone()
+        .set("upstreams[0].endpoints", [b.url(), a.url()]);
     let g2 = Gateway::start(&swapped);
     for (token, home) in &sessions {
         let r = post_json(g2.port, CALL, &[("Mcp-Session-Id", token)]);
         assert_eq!(&replica(&r), home);
     }
     // an endpoint removed from the pool ends its sessions with 404
-    let only_b = cfg.replace(
-        &format!("[{}, {}]", a.url(), b.url()),
-        &format!("[{}]", b.url()),
-    );
+    let only_b = cfg.clone().set("upstreams[0].endpoints", [b.url()]);
     let g3 = Gateway::start(&only_b);
     let a_host = format!("127.0.0.1:{}", a.port);
     for (token, home) in &sessions {
@@ -125,27 +115,36 @@ fn a_restarted_gateway_routes_sessions_to_the_same_endpoints() {
 
 #[test]
 fn pool_config_errors_name_their_paths() {
-    let base = simple_config("http://127.0.0.1:9/x", "").replace("{PORT}", "1");
-    for (change, want) in [
+    let base = Config::base("http://127.0.0.1:9/x").with_port(1);
+    for (cfg, want) in [
         (
-            String::new(),
+            base.clone().remove("upstreams[0].url"),
             "upstreams[0]: url or endpoints is required",
         ),
         (
-            "    url: http://127.0.0.1:9/x\n    endpoints: [http://127.0.0.1:8/x]\n".to_string(),
+            base.clone()
+                .insert("upstreams[0].endpoints", ["http://127.0.0.1:8/x"]),
             "upstreams[0]: give url or endpoints, not both",
         ),
         (
-            "    endpoints: [http://127.0.0.1:8/x, ftp://y/z, http://127.0.0.1:8/x]\n    load_balancing: fastest\n".to_string(),
+            base.clone()
+                .endpoints(&[
+                    "http://127.0.0.1:8/x".to_string(),
+                    "ftp://y/z".to_string(),
+                    "http://127.0.0.1:8/x".to_string(),
+                ])
+                .insert("upstreams[0].load_balancing", "fastest"),
             "upstreams[0].endpoints[1]",
         ),
     ] {
-        let text = base.replace("    url: http://127.0.0.1:9/x\n", &change);
-        let (ok, _, err) = validate_yaml(&text);
+        let (ok, _, err) = validate(&cfg);
         assert!(!ok);
         assert!(err.contains(want), "wanted {want:?} in {err}");
         if want.ends_with("endpoints[1]") {
-            assert!(err.contains("upstreams[0].endpoints[2]: duplicate endpoint"), "{err}");
+            assert!(
+                err.contains("upstreams[0].endpoints[2]: duplicate endpoint"),
+                "{err}"
+            );
             assert!(err.contains("upstreams[0].load_balancing"), "{err}");
         }
     }
@@ -155,9 +154,9 @@ fn pool_config_errors_name_their_paths() {
 fn health_checks_take_a_dead_replica_out_and_bring_it_back() {
     let a = Upstream::start(Mode::Echo);
     let b = Upstream::start(Mode::Echo);
-    let cfg = pool_config(&a, &b, "round_robin").replace(
-        "    load_balancing: round_robin\n",
-        "    load_balancing: round_robin\n    health_check: {interval_ms: 200, timeout_ms: 100}\n",
+    let cfg = pool_config(&a, &b, "round_robin").insert(
+        "upstreams[0].health_check",
+        json!({"interval_ms": 200, "timeout_ms": 100}),
     );
     let g = Gateway::start(&cfg);
     let a_host = format!("127.0.0.1:{}", a.port);
@@ -173,7 +172,7 @@ fn health_checks_take_a_dead_replica_out_and_bring_it_back() {
     let tok_b = on_b.header("mcp-session-id").unwrap().to_string();
 
     // kill replica A: within two failed checks it is out
-    let a_port = a.port;
+    let a_port = a.reservation();
     a.stop();
     let health = |g: &Gateway| get(g.admin_port(), "/health", &[]).unwrap().json();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
@@ -224,9 +223,9 @@ fn a_connect_failure_moves_a_new_call_to_another_replica() {
     let a = Upstream::start(Mode::Echo);
     let b = Upstream::start(Mode::Echo);
     b.stop();
-    let cfg = pool_config(&a, &b, "round_robin").replace(
-        "    load_balancing: round_robin\n",
-        "    load_balancing: round_robin\n    health_check: {interval_ms: 60000, timeout_ms: 100}\n",
+    let cfg = pool_config(&a, &b, "round_robin").insert(
+        "upstreams[0].health_check",
+        json!({"interval_ms": 60000, "timeout_ms": 100}),
     );
     let g = Gateway::start(&cfg);
     // every call succeeds: a refused connect is retried on A (nothing was sent)

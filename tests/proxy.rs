@@ -10,19 +10,15 @@ use std::time::Duration;
 const CALL: &[u8] = br#"{"jsonrpc":"2.0","id":42,"method":"tools/call","params":{"name":"echo","arguments":{"text":"hi"}}}"#;
 
 fn gw(up: &Upstream) -> Gateway {
-    Gateway::start(&simple_config(
-        &up.url(),
-        "  allowed_origins: [\"https://app.example.com\"]",
-    ))
+    Gateway::start(
+        &Config::base(&up.url()).insert("server.allowed_origins", ["https://app.example.com"]),
+    )
 }
 
 #[test]
 fn forwards_exact_bytes_and_only_allowed_headers() {
     let up = Upstream::start(Mode::Echo);
-    let cfg = simple_config(&up.url(), "").replace(
-        "auth: {anonymous: true}",
-        "auth: {api_keys: [{id: k1, key: client-key-123, tenant: t}]}",
-    );
+    let cfg = Config::base(&up.url()).api_keys([api_key("k1", "client-key-123", "t", None)]);
     let g = Gateway::start(&cfg);
     let token = post_json(g.port, CALL, &[("X-API-Key", "client-key-123")])
         .header("mcp-session-id")
@@ -259,10 +255,7 @@ fn transport_level_refusals() {
 #[test]
 fn body_over_the_limit_is_413_before_forwarding() {
     let up = Upstream::start(Mode::Echo);
-    let g = Gateway::start(&simple_config(
-        &up.url(),
-        "  limits: {max_body_bytes: 4096}",
-    ));
+    let g = Gateway::start(&Config::base(&up.url()).insert("server.limits.max_body_bytes", 4096));
     let big = tools_call_of_size(4097);
     let r = post_json(g.port, &big, &[]);
     assert_jsonrpc_error(&r, 413, -32600, serde_json::Value::Null);
@@ -391,18 +384,18 @@ fn notifications_and_responses_pass_with_202() {
 
 #[test]
 fn upstream_refused_is_502_and_timeout_is_504() {
-    let dead = free_port();
-    let g = Gateway::start(&simple_config(&format!("http://127.0.0.1:{dead}/mcp"), ""));
+    let dead = Port::reserve();
+    let g = Gateway::start(&Config::base(&format!("http://127.0.0.1:{dead}/mcp")));
     let r = post_json(g.port, CALL, &[]);
     assert_jsonrpc_error(&r, 502, -32603, serde_json::json!(42));
 
     let slow = Upstream::start(Mode::Slow(Duration::from_secs(4)));
-    let g = Gateway::start(&simple_config(&slow.url(), ""));
+    let g = Gateway::start(&Config::base(&slow.url()));
     let r = post_json(g.port, CALL, &[]);
     assert_jsonrpc_error(&r, 504, -32603, serde_json::json!(42));
 
     let reset = Upstream::start(Mode::Reset);
-    let g = Gateway::start(&simple_config(&reset.url(), ""));
+    let g = Gateway::start(&Config::base(&reset.url()));
     let r = post_json(g.port, CALL, &[]);
     assert_jsonrpc_error(&r, 502, -32603, serde_json::json!(42));
     let lines = g.wait_access_lines(1);
@@ -415,8 +408,7 @@ fn upstream_refused_is_502_and_timeout_is_504() {
 #[test]
 fn health_endpoints_and_anonymous_off() {
     let up = Upstream::start(Mode::Echo);
-    let cfg =
-        simple_config(&up.url(), "").replace("auth: {anonymous: true}", "auth: {anonymous: false}");
+    let cfg = Config::base(&up.url()).set("auth.anonymous", false);
     let g = Gateway::start(&cfg);
     assert_eq!(
         get(g.port, "/healthz", &[]).expect("healthz").json()["status"],
@@ -435,7 +427,7 @@ fn health_endpoints_and_anonymous_off() {
 #[test]
 fn sigterm_lets_in_flight_requests_finish() {
     let slow = Upstream::start(Mode::Slow(Duration::from_millis(800)));
-    let g = Gateway::start(&simple_config(&slow.url(), ""));
+    let g = Gateway::start(&Config::base(&slow.url()));
     let port = g.port;
     let t = std::thread::spawn(move || post_json(port, CALL, &[]));
     std::thread::sleep(Duration::from_millis(200));
@@ -448,9 +440,9 @@ fn sigterm_lets_in_flight_requests_finish() {
 fn sighup_reloads_and_a_bad_file_keeps_the_old_config() {
     let a = Upstream::start(Mode::Echo);
     let b = Upstream::start(Mode::Echo);
-    let mut g = Gateway::start(&simple_config(&a.url(), ""));
+    let mut g = Gateway::start(&Config::base(&a.url()));
     let conf = g.dir.path().join("gw.yaml");
-    let text = std::fs::read_to_string(&conf).expect("conf");
+    let good = Config::load(&conf);
     // a broken file: the gateway must keep serving with the old config
     std::fs::write(&conf, "server: [").expect("write");
     g.signal("HUP");
@@ -458,7 +450,7 @@ fn sighup_reloads_and_a_bad_file_keeps_the_old_config() {
     assert_eq!(post_json(g.port, CALL, &[]).status, 200);
     assert!(g.log_text().contains("kept the previous configuration"));
     // a good one pointing elsewhere takes effect
-    std::fs::write(&conf, text.replace(&a.url(), &b.url())).expect("write");
+    good.set("upstreams[0].url", b.url()).write(&conf);
     g.signal("HUP");
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(post_json(g.port, CALL, &[]).status, 200);

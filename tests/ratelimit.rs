@@ -15,15 +15,26 @@ fn call(tool: &str, id: u32) -> Vec<u8> {
         .into_bytes()
 }
 
-fn config(up: &Upstream, keys: usize) -> String {
-    let mut auth = String::from("auth:\n  anonymous: true\n  api_keys:\n");
-    for i in 0..keys {
-        auth.push_str(&format!(
-            "    - {{id: k{i}, key: key-number-{i:05}, tenant: t, client: c{i}}}\n"
-        ));
-    }
-    simple_config(&up.url(), "").replace("auth: {anonymous: true}\n", &auth)
-        + "rate_limit:\n  default_rpm: 1\n  by_method: {tools/call: 20}\n  by_tool: {expensive: 2}\n"
+/// `keys` API keys and anonymous access; one request a minute, 20 tools/call,
+/// 2 calls of the `expensive` tool.
+fn config(up: &Upstream, keys: usize) -> Config {
+    let keys: Vec<_> = (0..keys)
+        .map(|i| {
+            let (id, key, client) = (
+                format!("k{i}"),
+                format!("key-number-{i:05}"),
+                format!("c{i}"),
+            );
+            api_key(&id, &key, "t", Some(&client))
+        })
+        .collect();
+    Config::base(&up.url())
+        .api_keys(keys)
+        .insert("auth.anonymous", true)
+        .insert(
+            "rate_limit",
+            yaml("{default_rpm: 1, by_method: {tools/call: 20}, by_tool: {expensive: 2}}"),
+        )
 }
 
 #[test]

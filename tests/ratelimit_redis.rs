@@ -55,18 +55,24 @@ impl Drop for Redis {
     }
 }
 
-fn config(up: &Upstream, redis_port: u16, on_error: &str, prefix: &str) -> String {
-    simple_config(&up.url(), "")
-        + &format!(
-            "rate_limit:\n  key_prefix: {prefix}\n  default_rpm: 10\n  redis: {{url: \"redis://127.0.0.1:{redis_port}\", timeout_ms: 200, on_error: {on_error}}}\n"
-        )
+/// Ten requests a minute, counted in the Redis on `redis_port` under `prefix`.
+fn config(up: &Upstream, redis_port: u16, on_error: &str, prefix: &str) -> Config {
+    Config::base(&up.url()).insert(
+        "rate_limit",
+        json!({
+            "key_prefix": prefix,
+            "default_rpm": 10,
+            "redis": {"url": format!("redis://127.0.0.1:{redis_port}"), "timeout_ms": 200, "on_error": on_error},
+        }),
+    )
 }
 
 const LIST: &[u8] = br#"{"jsonrpc":"2.0","id":3,"method":"tools/list"}"#;
 
 #[test]
 fn two_gateways_share_one_limit_and_follow_on_error() {
-    let mut redis = Redis::start(free_port());
+    let reserved = Port::reserve();
+    let mut redis = Redis::start(reserved.get());
     let up = Upstream::start(Mode::Echo);
     let a = Gateway::start(&config(&up, redis.port, "local", "t1"));
     let b = Gateway::start(&config(&up, redis.port, "local", "t1"));
@@ -125,7 +131,8 @@ fn two_gateways_share_one_limit_and_follow_on_error() {
 
 #[test]
 fn on_error_deny_answers_503_and_unreachable_redis_refuses_to_start() {
-    let mut redis = Redis::start(free_port());
+    let reserved = Port::reserve();
+    let mut redis = Redis::start(reserved.get());
     let up = Upstream::start(Mode::Echo);
     let g = Gateway::start(&config(&up, redis.port, "deny", "t2"));
     assert_eq!(post_json(g.port, LIST, &[]).status, 200);
@@ -138,11 +145,12 @@ fn on_error_deny_answers_503_and_unreachable_redis_refuses_to_start() {
     // a gateway whose Redis is down at startup exits with a clear error
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("gw.yaml");
-    let dead = free_port();
-    let text = config(&up, dead, "local", "t3")
-        .replace("{PORT}", &free_port().to_string())
-        .replace("{DIR}", &dir.path().display().to_string());
-    std::fs::write(&conf, text).unwrap();
+    let dead = Port::reserve();
+    let port = Port::reserve();
+    config(&up, dead.get(), "local", "t3")
+        .with_port(port.get())
+        .with_dir(dir.path())
+        .write(&conf);
     let out = Command::new(bin())
         .args(["run", "-c"])
         .arg(&conf)

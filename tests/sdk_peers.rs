@@ -12,23 +12,30 @@ use std::process::Command;
 const TS_KEY: &str = "ts-client-key-0001";
 const PY_KEY: &str = "py-client-key-0002";
 
-/// Anonymous access off; the clients authenticate with API keys (the TS SDK
-/// client with `Authorization: Bearer`, the Python one with `X-API-Key`);
-/// every call is audited.
+/// The clients' API keys (the TS SDK client sends `Authorization: Bearer`,
+/// the Python one `X-API-Key`).
+fn keys() -> [Yaml; 2] {
+    [
+        api_key("ts-key", TS_KEY, "team", Some("ts")),
+        api_key("py-key", PY_KEY, "team", Some("py")),
+    ]
+}
+
+/// Anonymous access off, the clients' API keys; every call is audited.
 fn gateway_for(peer: &Peer) -> Gateway {
-    let cfg = simple_config(&peer.url(), "")
-        .replace("timeout_ms: 2000", "timeout_ms: 20000")
-        .replace(
-            "auth: {anonymous: true}",
-            &format!(
-                "auth:\n  api_keys:\n    - {{id: ts-key, key: {TS_KEY}, tenant: team, client: ts}}\n    - {{id: py-key, key: {PY_KEY}, tenant: team, client: py}}\naudit: {{path: \"{{DIR}}/audit.jsonl\"}}"
-            ),
+    let cfg = Config::base(&peer.url())
+        .set("upstreams[0].timeout_ms", 20000)
+        .api_keys(keys())
+        .audit()
+        // each key's principal may not see or call some tools
+        .insert(
+            "policy.rules[0]",
+            yaml("{subject: {tenant: team, client: py}, deny: {tools: [add]}}"),
+        )
+        .insert(
+            "policy.rules[1]",
+            yaml("{subject: {tenant: team, client: ts}, deny: {tools: [get-env, add]}}"),
         );
-    // each key's principal may not see or call some tools
-    let cfg = cfg.replace(
-        "policy:\n  rules:\n",
-        "policy:\n  rules:\n    - subject: {tenant: team, client: py}\n      deny: {tools: [add]}\n    - subject: {tenant: team, client: ts}\n      deny: {tools: [get-env, add]}\n",
-    );
     Gateway::start(&cfg)
 }
 
@@ -39,15 +46,6 @@ fn listed(steps: &[serde_json::Value]) -> Vec<String> {
         .expect("names")
         .iter()
         .map(|v| v.as_str().unwrap_or_default().to_string())
-        .collect()
-}
-
-fn audit_lines(g: &Gateway) -> Vec<serde_json::Value> {
-    std::fs::read_to_string(g.dir.path().join("audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("audit line is JSON"))
-        .filter(|a| a["path"] != "/healthz")
         .collect()
 }
 
@@ -132,7 +130,7 @@ fn typescript_client_through_gateway_to_server_everything() {
     assert!(lines.iter().any(|l| l["mcp_method"] == "initialize"));
     assert!(lines.iter().all(|l| l["error"].is_null()), "{lines:?}");
     // one audit line per request, each naming the key id (never the key)
-    let audit = audit_lines(&g);
+    let audit = AuditLog::of(&g).strict().skip_health().lines();
     assert_eq!(audit.len(), lines.len(), "{audit:?}");
     assert!(audit
         .iter()
@@ -178,7 +176,7 @@ fn python_client_session_era_through_gateway_to_python_server() {
     );
     let lines = access(&g);
     assert!(lines.iter().all(|l| l["era"] == "session"), "{lines:?}");
-    let audit = audit_lines(&g);
+    let audit = AuditLog::of(&g).strict().skip_health().lines();
     assert_eq!(audit.len(), lines.len());
     assert!(audit.iter().all(|a| a["principal"]["key_id"] == "py-key"));
 }
@@ -233,18 +231,10 @@ fn python_client_stateless_2026_07_28_through_gateway() {
 #[test]
 fn sdk_sessions_over_a_pool_of_python_replicas_stay_on_their_replica() {
     let (p1, p2) = (Peer::python(), Peer::python());
-    let cfg = simple_config("http://127.0.0.1:1/mcp", "")
-        .replace(
-            "    url: http://127.0.0.1:1/mcp\n",
-            &format!("    endpoints: [{}, {}]\n", p1.url(), p2.url()),
-        )
-        .replace("timeout_ms: 2000", "timeout_ms: 20000")
-        .replace(
-            "auth: {anonymous: true}",
-            &format!(
-                "auth:\n  api_keys:\n    - {{id: ts-key, key: {TS_KEY}, tenant: team, client: ts}}\n    - {{id: py-key, key: {PY_KEY}, tenant: team, client: py}}"
-            ),
-        );
+    let cfg = Config::base("http://127.0.0.1:1/mcp")
+        .endpoints(&[p1.url(), p2.url()])
+        .set("upstreams[0].timeout_ms", 20000)
+        .api_keys(keys());
     let g = Gateway::start(&cfg);
     for _ in 0..2 {
         ts_client(&g.url(), "py");

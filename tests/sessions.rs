@@ -13,14 +13,14 @@ use common::*;
 const K1: &str = "session-key-one-0123456789abcdefghijkl";
 const K2: &str = "session-key-two-0123456789abcdefghijkl";
 
-fn config(upstream: &str, keys: &[&str]) -> String {
-    simple_config(upstream, "").replace(
-        "auth: {anonymous: true}",
-        &format!(
-            "auth: {{api_keys: [{{id: a, key: key-alice-0123, tenant: t, client: alice}}, {{id: b, key: key-bob-012345, tenant: t, client: bob}}]}}\nsessions: {{keys: [{}]}}",
-            keys.join(", ")
-        ),
-    )
+/// Alice's and Bob's API keys; sessions sealed with `keys`.
+fn config(upstream: &str, keys: &[&str]) -> Config {
+    Config::base(upstream)
+        .api_keys([
+            api_key("a", "key-alice-0123", "t", Some("alice")),
+            api_key("b", "key-bob-012345", "t", Some("bob")),
+        ])
+        .sessions(keys)
 }
 
 const INIT: &[u8] = br#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"sessions-test","version":"1"}}}"#;
@@ -119,7 +119,7 @@ fn sealed_sessions_survive_restarts_span_processes_and_refuse_forgeries() {
 #[test]
 fn an_upstream_that_forgot_the_session_gets_the_client_a_404() {
     let peer = Peer::everything();
-    let port = peer.port;
+    let port = peer.reservation();
     let g = Gateway::start(&config(&peer.url(), &[K1]));
     let token = initialize(&g, "key-alice-0123");
     assert!(lists_tools(&list(&g, "key-alice-0123", &token)));

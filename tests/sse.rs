@@ -31,7 +31,7 @@ fn check_timing(events: &[(Duration, String)], n: usize, gap: Duration) {
 fn post_response_stream_is_not_buffered() {
     let gap = Duration::from_millis(300);
     let up = Upstream::start(Mode::Sse { n: 5, gap });
-    let g = Gateway::start(&simple_config(&up.url(), ""));
+    let g = Gateway::start(&Config::base(&up.url()));
     let (resp, events) = sse_events(
         g.port,
         "POST",
@@ -59,8 +59,7 @@ fn get_listen_stream_forwards_session_and_last_event_id() {
     let gap = Duration::from_millis(250);
     let up = Upstream::start(Mode::Sse { n: 4, gap });
     const KEY: &str = "test-session-key-0123456789abcdefghij";
-    let g =
-        Gateway::start(&(simple_config(&up.url(), "") + &format!("sessions: {{keys: [{KEY}]}}\n")));
+    let g = Gateway::start(&Config::base(&up.url()).sessions(&[KEY]));
     // a token sealed by "another replica" with the same key (this test)
     let keys =
         mcp_edge::session::SessionKeys::new(&[KEY.to_string()], Duration::from_secs(3600)).unwrap();
@@ -108,10 +107,11 @@ fn post_sse_stream_outlives_the_response_timeout_up_to_the_idle_timeout() {
     ];
     let gap = Duration::from_millis(700);
     let up = Upstream::start(Mode::Sse { n: 3, gap });
-    let g = Gateway::start(&simple_config(&up.url(), "").replace(
-        "timeout_ms: 2000",
-        "timeout_ms: 300\n    sse_idle_timeout_ms: 5000",
-    ));
+    let g = Gateway::start(
+        &Config::base(&up.url())
+            .set("upstreams[0].timeout_ms", 300)
+            .insert("upstreams[0].sse_idle_timeout_ms", 5000),
+    );
     let (resp, events) = sse_events(g.port, "POST", &headers, CALL);
     assert_eq!(resp.status, 200);
     check_timing(&events, 3, gap);
@@ -120,10 +120,11 @@ fn post_sse_stream_outlives_the_response_timeout_up_to_the_idle_timeout() {
         n: 3,
         gap: Duration::from_millis(1500),
     });
-    let g2 = Gateway::start(&simple_config(&slow.url(), "").replace(
-        "timeout_ms: 2000",
-        "timeout_ms: 300\n    sse_idle_timeout_ms: 700",
-    ));
+    let g2 = Gateway::start(
+        &Config::base(&slow.url())
+            .set("upstreams[0].timeout_ms", 300)
+            .insert("upstreams[0].sse_idle_timeout_ms", 700),
+    );
     let (resp, events) = sse_events(g2.port, "POST", &headers, CALL);
     assert_eq!(resp.status, 200);
     assert!(events.len() < 3, "{events:?}");

@@ -256,18 +256,13 @@ fn tls_ready(dir: PathBuf) -> impl Fn(u16) -> bool {
     }
 }
 
-/// A gateway with TLS from `live.pem`/`live.key` (and `tls_extra` keys) in
-/// a PKI directory made before the start.
-fn tls_gateway(up: &str, serials: &'static [u32], tls_extra: &str, rest: &str) -> Gateway {
-    let cfg = simple_config(up, "").replace("auth: {anonymous: true}\n", "")
-        + &format!(
-            "tls:\n  cert_file: \"{{DIR}}/live.pem\"\n  key_file: \"{{DIR}}/live.key\"\n{tls_extra}{rest}"
-        );
-    let cfg = if rest.contains("auth:") {
-        cfg
-    } else {
-        cfg + "auth: {anonymous: true}\n"
-    };
+/// The live certificate and key [`install`] puts in the gateway's directory.
+const LIVE_TLS: &str = r#"{cert_file: "{DIR}/live.pem", key_file: "{DIR}/live.key"}"#;
+
+/// A gateway with TLS from `live.pem`/`live.key` in a PKI directory made
+/// before the start.
+fn tls_gateway(up: &str, serials: &'static [u32]) -> Gateway {
+    let cfg = Config::base(up).insert("tls", yaml(LIVE_TLS));
     // the PKI goes into the gateway's own directory before it starts
     let holder: Arc<std::sync::Mutex<Option<PathBuf>>> = Arc::default();
     let h = holder.clone();
@@ -299,7 +294,7 @@ fn wait_serial(g: &Gateway, want: u32) -> u32 {
 #[test]
 fn https_h1_and_h2_with_tls12_minimum() {
     let up = Upstream::start(Mode::Echo);
-    let g = tls_gateway(&up.url(), &[10], "", "");
+    let g = tls_gateway(&up.url(), &[10]);
     let dir = g.dir.path();
     let mut s = Tls::new(dir).connect(g.port).unwrap();
     assert_eq!(serial(&s), 10);
@@ -321,11 +316,7 @@ fn https_h1_and_h2_with_tls12_minimum() {
     assert!(old.connect(g.port).is_err());
     // a reload that would turn TLS off is refused; TLS keeps serving
     let conf = g.dir.path().join("gw.yaml");
-    let text = std::fs::read_to_string(&conf).unwrap();
-    let cut = text.find("tls:").unwrap();
-    let end = text[cut..].find("\n  key_file").map(|i| cut + i).unwrap();
-    let end = end + text[end + 1..].find('\n').unwrap() + 2;
-    std::fs::write(&conf, format!("{}{}", &text[..cut], &text[end..])).unwrap();
+    Config::load(&conf).remove("tls").write(&conf);
     g.signal("HUP");
     std::thread::sleep(Duration::from_millis(400));
     assert!(
@@ -345,7 +336,7 @@ fn https_h1_and_h2_with_tls12_minimum() {
 fn certificate_rotates_ten_times_under_load_without_a_failed_request() {
     let up = Upstream::start(Mode::Echo);
     const SERIALS: &[u32] = &[100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110];
-    let g = tls_gateway(&up.url(), SERIALS, "", "");
+    let g = tls_gateway(&up.url(), SERIALS);
     let dir = g.dir.path().to_path_buf();
     let stop = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicUsize::new(0));
@@ -422,26 +413,36 @@ fn certificate_rotates_ten_times_under_load_without_a_failed_request() {
 fn validate_lists_tls_problems() {
     let dir = tempfile::tempdir().unwrap();
     pki(dir.path(), &[5]);
-    let base = simple_config("http://127.0.0.1:1/mcp", "");
+    let base = Config::base("http://127.0.0.1:1/mcp").with_port(1);
+    let d = dir.path().display();
     let cases = [
         (
-            format!("tls: {{cert_file: {d}/srv5.pem, key_file: {d}/agent.key}}\n", d = dir.path().display()),
+            json!({"cert_file": format!("{d}/srv5.pem"), "key_file": format!("{d}/agent.key")}),
             vec!["tls.key_file", "does not belong"],
         ),
         (
-            format!("tls: {{cert_file: {d}/missing.pem, key_file: {d}/nothing.key, client_auth: optional}}\n", d = dir.path().display()),
-            vec!["tls.cert_file", "tls.key_file", "tls.client_auth: needs tls.client_ca"],
+            json!({"cert_file": format!("{d}/missing.pem"), "key_file": format!("{d}/nothing.key"), "client_auth": "optional"}),
+            vec![
+                "tls.cert_file",
+                "tls.key_file",
+                "tls.client_auth: needs tls.client_ca",
+            ],
         ),
         (
-            format!(
-                "tls: {{cert_file: {d}/srv5.pem, key_file: {d}/srv5.key, client_ca: {d}/root.key, client_auth: sometimes}}\n",
-                d = dir.path().display()
-            ),
-            vec!["tls.client_ca", "tls.client_auth: expected required or optional"],
+            json!({
+                "cert_file": format!("{d}/srv5.pem"),
+                "key_file": format!("{d}/srv5.key"),
+                "client_ca": format!("{d}/root.key"),
+                "client_auth": "sometimes",
+            }),
+            vec![
+                "tls.client_ca",
+                "tls.client_auth: expected required or optional",
+            ],
         ),
     ];
     for (tls, want) in cases {
-        let (ok, out, err) = validate_yaml(&(base.replace("{PORT}", "1") + &tls));
+        let (ok, out, err) = validate(&base.clone().insert("tls", &tls));
         let text = err + &out;
         assert!(!ok, "{tls}");
         for w in want {
@@ -449,52 +450,58 @@ fn validate_lists_tls_problems() {
         }
     }
     // a valid TLS config: validate says what the listener is and what needs a restart
-    let (ok, text, err) = validate_yaml(
-        &(base.replace("{PORT}", "1")
-            + &format!(
-                "tls: {{cert_file: {d}/srv5.chain, key_file: {d}/srv5.key, client_ca: {d}/clientca.pem}}\n",
-                d = dir.path().display()
-            )),
-    );
+    let (ok, text, err) = validate(&base.clone().insert(
+        "tls",
+        json!({
+            "cert_file": format!("{d}/srv5.chain"),
+            "key_file": format!("{d}/srv5.key"),
+            "client_ca": format!("{d}/clientca.pem"),
+        }),
+    ));
     assert!(ok, "{text}{err}");
     assert!(text.contains("https (TLS 1.2+"), "{text}");
     assert!(text.contains("serial 05,"), "{text}");
     assert!(text.contains("client certificates required"), "{text}");
     assert!(text.contains("TLS on/off"), "{text}");
     // auth.client_cert needs a client CA
-    let (_, out, err) = validate_yaml(&base.replace("{PORT}", "1").replace(
-        "auth: {anonymous: true}",
-        "auth: {anonymous: true, client_cert: {client_from: cn}}",
-    ));
+    let (_, out, err) = validate(&base.insert("auth.client_cert", json!({"client_from": "cn"})));
     assert!(
         err.contains("auth.client_cert: needs tls.client_ca")
             || out.contains("auth.client_cert: needs tls.client_ca")
     );
 }
 
-const MTLS_POLICY: &str = r#"auth:
-  anonymous: false
-  api_keys: [{id: k1, key: key-one-0123, tenant: keys, client: k1}]
-  client_cert: {client_from: cn, tenant_from: o}
-audit: {path: "{DIR}/audit.jsonl"}
-"#;
-
-fn audit(g: &Gateway) -> Vec<serde_json::Value> {
-    std::thread::sleep(Duration::from_millis(100));
-    std::fs::read_to_string(g.dir.path().join("audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
+/// Client certificates (`client_auth`: required or optional) from the client
+/// CA, mapped to principals; one API key besides; audited.
+fn mtls_config(up: &str, client_auth: &str) -> Config {
+    Config::base(up)
+        .set(
+            "auth",
+            yaml(
+                r#"
+anonymous: false
+api_keys: [{id: k1, key: key-one-0123, tenant: keys, client: k1}]
+client_cert: {client_from: cn, tenant_from: o}
+"#,
+            ),
+        )
+        .audit()
+        .insert(
+            "tls",
+            json!({
+                "cert_file": "{DIR}/live.pem",
+                "key_file": "{DIR}/live.key",
+                "client_ca": "{DIR}/clientca.pem",
+                "client_auth": client_auth,
+            }),
+        )
 }
 
 #[test]
 fn mtls_required_no_cert_foreign_ca_and_valid_identity() {
     let up = Upstream::start(Mode::Echo);
     let g = Gateway::start_prepared(
-        &(simple_config(&up.url(), "").replace("auth: {anonymous: true}\n", "")
-            + "tls: {cert_file: \"{DIR}/live.pem\", key_file: \"{DIR}/live.key\", client_ca: \"{DIR}/clientca.pem\", client_auth: required}\n"
-            + MTLS_POLICY),
+        &mtls_config(&up.url(), "required"),
         &[],
         &|dir| {
             pki(dir, &[20]);
@@ -527,7 +534,7 @@ fn mtls_required_no_cert_foreign_ca_and_valid_identity() {
         2,
         "only verified clients reach the upstream"
     );
-    let lines = audit(&g);
+    let lines = AuditLog::of(&g).settle_ms(100).strict().lines();
     let reqs: Vec<_> = lines.iter().filter(|l| l["path"] == "/mcp").collect();
     assert_eq!(reqs.len(), 2, "{lines:?}");
     assert_eq!(reqs[0]["principal"]["tenant"], "acme");
@@ -541,12 +548,12 @@ fn mtls_required_no_cert_foreign_ca_and_valid_identity() {
 #[test]
 fn mtls_optional_falls_back_to_keys_and_policy_sees_cert_tenant() {
     let up = Upstream::start(Mode::Echo);
-    let cfg = (simple_config(&up.url(), "").replace("auth: {anonymous: true}\n", "")
-        + "tls: {cert_file: \"{DIR}/live.pem\", key_file: \"{DIR}/live.key\", client_ca: \"{DIR}/clientca.pem\", client_auth: optional}\n"
-        + MTLS_POLICY)
-        .replace(
-            "    - subject: {tenant: \"*\"}",
-            "    - subject: {tenant: acme}\n      allow: {methods: [\"*\"], tools: [\"*\"]}\n    - subject: {tenant: keys}",
+    // tenant acme (certificates) may call anything; tenant keys as before
+    let cfg = mtls_config(&up.url(), "optional")
+        .set("policy.rules[0].subject.tenant", "keys")
+        .insert(
+            "policy.rules[0]",
+            yaml(r#"{subject: {tenant: acme}, allow: {methods: ["*"], tools: ["*"]}}"#),
         );
     let holder: Arc<std::sync::Mutex<Option<PathBuf>>> = Arc::default();
     let h = holder.clone();
@@ -599,9 +606,12 @@ fn proxy_protocol_in_front_of_tls() {
     let up = Upstream::start(Mode::Echo);
     let holder: Arc<std::sync::Mutex<Option<PathBuf>>> = Arc::default();
     let h = holder.clone();
-    let cfg = simple_config(&up.url(), "")
-        + "tls: {cert_file: \"{DIR}/live.pem\", key_file: \"{DIR}/live.key\"}\n"
-        + "proxy_protocol: {enabled: true, trusted_cidrs: [127.0.0.1/32], header_timeout_ms: 500}\n";
+    let cfg = Config::base(&up.url())
+        .insert("tls", yaml(LIVE_TLS))
+        .insert(
+            "proxy_protocol",
+            json!({"enabled": true, "trusted_cidrs": ["127.0.0.1/32"], "header_timeout_ms": 500}),
+        );
     let connect_pp =
         |dir: &Path, port: u16, header: &[u8]| -> Result<SslStream<TcpStream>, String> {
             let mut tcp = TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
@@ -658,7 +668,7 @@ fn proxy_protocol_in_front_of_tls() {
 fn typescript_sdk_client_over_https() {
     assert!(have("node"), "node is needed (.ci/run installs it)");
     let peer = Peer::everything();
-    let g = tls_gateway(&peer.url(), &[50], "", "");
+    let g = tls_gateway(&peer.url(), &[50]);
     let url = format!("https://localhost:{}/mcp", g.port);
     let steps = run_client(
         Command::new("node")
@@ -674,20 +684,21 @@ fn typescript_sdk_client_over_https() {
 fn https_upstream_with_a_private_ca() {
     let up = Upstream::start(Mode::Echo);
     // the HTTPS upstream: another gateway with a certificate from the test CA
-    let back = tls_gateway(&up.url(), &[70], "", "");
+    let back = tls_gateway(&up.url(), &[70]);
     let ca = back.dir.path().join("root.pem");
     let url = format!("https://localhost:{}/mcp", back.port);
-    let front = |tls: &str| {
-        Gateway::start(&simple_config(&url, "").replace(
-            "    connect_timeout_ms: 1000\n",
-            &format!("    connect_timeout_ms: 1000\n{tls}"),
-        ))
+    let front = |tls: Option<serde_json::Value>| {
+        let cfg = Config::base(&url);
+        Gateway::start(&match tls {
+            Some(tls) => cfg.insert("upstreams[0].tls", tls),
+            None => cfg,
+        })
     };
-    let trusted = front(&format!("    tls: {{ca_file: \"{}\"}}\n", ca.display()));
+    let trusted = front(Some(json!({"ca_file": ca.display().to_string()})));
     let r = post_json(trusted.port, LIST, &[]);
     assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(r.json()["headers"]["x-forwarded-proto"], "https");
-    let untrusted = front("");
+    let untrusted = front(None);
     let r = post_json(untrusted.port, LIST, &[]);
     assert_eq!(r.status, 502, "{}", String::from_utf8_lossy(&r.body));
     assert_eq!(

@@ -10,6 +10,7 @@ mod common;
 use common::*;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "tunnel-token-0123456789";
@@ -18,45 +19,41 @@ const INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initiali
 
 const ADMIN_TOKEN: &str = "admin-token-0123456789";
 
-fn config(extra_policy: &str) -> String {
-    config_with_admin(extra_policy, free_port())
+fn config(extra_rule: Option<Yaml>) -> Config {
+    config_with_admin(extra_rule, &Port::reserve())
 }
 
-fn config_with_admin(extra_policy: &str, admin: u16) -> String {
-    format!(
-        r#"
-admin: {{listen: "127.0.0.1:{admin}", token: "{ADMIN_TOKEN}"}}
-server:
-  listen: 127.0.0.1:{{PORT}}
-  threads: 2
-  grace_period_secs: 1
-  pid_file: "{{DIR}}/gw.pid"
-  upgrade_sock: "{{DIR}}/gw.sock"
-auth: {{anonymous: true}}
-policy:
-  rules:
-    - subject: {{tenant: "*"}}
-      allow: {{methods: ["*"], tools: ["*"], resources: ["*"], prompts: ["*"]}}
-{extra_policy}
-upstreams:
-  - name: laptop
-    type: tunnel
-  - name: other
-    type: tunnel
-routing:
-  - match: {{method: "*"}}
-    upstream: laptop
-tunnel:
-  enabled: true
-  keepalive_ms: 1000
-  tokens:
-    - {{id: laptop-token, token: "{TOKEN}", upstreams: [laptop]}}
-    - {{id: other-token, token: "other-token-0123456789", upstreams: [other]}}
-audit: {{path: "{{DIR}}/audit.jsonl"}}
-sessions: {{keys: ["tunnel-test-session-key-0123456789abcdef"]}}
-logging: {{level: info, format: json}}
-"#
-    )
+/// Two tunnel upstreams, `laptop` (where every call goes) and `other`, each
+/// with its registration token; the allow-all policy and `extra_rule`; the
+/// admin listener on `admin`; audited, sealed sessions.
+fn config_with_admin(extra_rule: Option<Yaml>, admin: &Port) -> Config {
+    let cfg = Config::base("http://127.0.0.1:1/not-a-tunnel")
+        .admin(admin, Some(ADMIN_TOKEN))
+        .remove("server.path")
+        .set("server.threads", 2)
+        .set("server.grace_period_secs", 1)
+        .set(
+            "upstreams",
+            yaml("[{name: laptop, type: tunnel}, {name: other, type: tunnel}]"),
+        )
+        .set("routing[0].upstream", "laptop")
+        .insert(
+            "tunnel",
+            json!({
+                "enabled": true,
+                "keepalive_ms": 1000,
+                "tokens": [
+                    {"id": "laptop-token", "token": TOKEN, "upstreams": ["laptop"]},
+                    {"id": "other-token", "token": "other-token-0123456789", "upstreams": ["other"]},
+                ],
+            }),
+        )
+        .audit()
+        .sessions(&["tunnel-test-session-key-0123456789abcdef"]);
+    match extra_rule {
+        Some(rule) => cfg.push("policy.rules", rule),
+        None => cfg,
+    }
 }
 
 /// A running `mcp-edge tunnel`.
@@ -67,7 +64,9 @@ struct Client {
 
 impl Client {
     fn start(g: &Gateway, command: &str, token: &str, name: &str) -> Client {
-        let log = g.dir.path().join(format!("tunnel-{}.log", free_port()));
+        static CLIENTS: AtomicUsize = AtomicUsize::new(0);
+        let n = CLIENTS.fetch_add(1, Ordering::Relaxed);
+        let log = g.dir.path().join(format!("tunnel-{n}.log"));
         let child = Command::new(bin())
             .args(["tunnel", "--local-stdio", command, "--name", name])
             .args(["--gateway", &format!("http://127.0.0.1:{}", g.port)])
@@ -138,24 +137,15 @@ fn initialize(g: &Gateway) -> String {
     token
 }
 
-fn audit(g: &Gateway) -> Vec<serde_json::Value> {
-    std::thread::sleep(Duration::from_millis(100));
-    std::fs::read_to_string(g.dir.path().join("audit.jsonl"))
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| serde_json::from_str(l).ok())
-        .collect()
-}
-
 #[test]
 fn sdk_clients_reach_stdio_servers_through_a_tunnel() {
     assert!(
         have("node") && have("python3"),
         ".ci/run installs node and python3"
     );
-    let g = Gateway::start(&config(
-        "    - subject: {tenant: \"*\"}\n      deny: {tools: [\"get-env\"]}\n",
-    ));
+    let g = Gateway::start(&config(Some(yaml(
+        r#"{subject: {tenant: "*"}, deny: {tools: ["get-env"]}}"#,
+    ))));
     let _c = Client::start(&g, &everything_stdio(), TOKEN, "laptop");
     wait_up(&g, "laptop", 1);
     // the TypeScript SDK: initialize, tools (streamed progress), resources,
@@ -185,7 +175,7 @@ fn sdk_clients_reach_stdio_servers_through_a_tunnel() {
         &[("Mcp-Session-Id", &s)],
     );
     assert_eq!(r.json()["error"]["code"], -32602);
-    let lines = audit(&g);
+    let lines = AuditLog::of(&g).settle_ms(100).lines();
     assert!(lines.iter().any(|l| l["upstream"] == "laptop"
         && l["method"] == "tools/call"
         && l["decision"] == "allow"));
@@ -196,7 +186,7 @@ fn sdk_clients_reach_stdio_servers_through_a_tunnel() {
 
 #[test]
 fn two_sessions_are_two_processes_and_python_mcpserver_works_over_stdio() {
-    let g = Gateway::start(&config(""));
+    let g = Gateway::start(&config(None));
     let cmd = format!("python3 {}/py_server.py --stdio", peers_dir().display());
     let _c = Client::start(&g, &cmd, TOKEN, "laptop");
     wait_up(&g, "laptop", 1);
@@ -235,7 +225,7 @@ fn two_sessions_are_two_processes_and_python_mcpserver_works_over_stdio() {
 
 #[test]
 fn wrong_tokens_and_names_are_refused_and_audited() {
-    let g = Gateway::start(&config(""));
+    let g = Gateway::start(&config(None));
     let mut c = Client::start(&g, "cat", "not-the-token-0123456789", "laptop");
     let st = c.child.wait().unwrap();
     assert!(!st.success());
@@ -248,10 +238,7 @@ fn wrong_tokens_and_names_are_refused_and_audited() {
     let mut c = Client::start(&g, "cat", TOKEN, "other");
     assert!(!c.child.wait().unwrap().success());
     assert!(c.log_text().contains("(403)"), "{}", c.log_text());
-    let reasons: Vec<String> = audit(&g)
-        .iter()
-        .filter_map(|l| l["reason"].as_str().map(String::from))
-        .collect();
+    let reasons = AuditLog::of(&g).settle_ms(100).reasons();
     assert!(
         reasons.contains(&"tunnel_unauthorized".to_string()),
         "{reasons:?}"
@@ -277,7 +264,7 @@ fn wrong_tokens_and_names_are_refused_and_audited() {
 
 #[test]
 fn a_crashed_process_answers_502_and_the_next_session_starts_fresh() {
-    let g = Gateway::start(&config(""));
+    let g = Gateway::start(&config(None));
     let script = g.dir.path().join("crashy.py");
     std::fs::write(
         &script,
@@ -327,8 +314,9 @@ for line in sys.stdin:
 
 #[test]
 fn the_admin_api_lists_and_disconnects_tunnels_and_clients_come_back() {
-    let admin = free_port();
-    let g = Gateway::start(&config_with_admin("", admin));
+    let admin_port = Port::reserve();
+    let admin = admin_port.get();
+    let g = Gateway::start(&config_with_admin(None, &admin_port));
     let cmd = format!("python3 {}/py_server.py --stdio", peers_dir().display());
     let c = Client::start(&g, &cmd, TOKEN, "laptop");
     wait_up(&g, "laptop", 1);
@@ -406,7 +394,7 @@ fn the_admin_api_lists_and_disconnects_tunnels_and_clients_come_back() {
 
 #[test]
 fn a_dropped_tunnel_answers_404_and_reconnects_and_keepalive_spots_a_frozen_link() {
-    let g = Gateway::start(&config(""));
+    let g = Gateway::start(&config(None));
     let cmd = format!("python3 {}/py_server.py --stdio", peers_dir().display());
     let c = Client::start(&g, &cmd, TOKEN, "laptop");
     wait_up(&g, "laptop", 1);
@@ -454,7 +442,7 @@ fn a_dropped_tunnel_answers_404_and_reconnects_and_keepalive_spots_a_frozen_link
 
 #[test]
 fn one_client_serves_several_servers_from_a_config_file() {
-    let g = Gateway::start(&config(""));
+    let g = Gateway::start(&config(None));
     let file = g.dir.path().join("tunnel.yaml");
     std::fs::write(
         &file,

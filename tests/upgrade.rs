@@ -28,6 +28,7 @@ const STREAM: &[u8] =
 struct Daemons {
     dir: tempfile::TempDir,
     port: u16,
+    _reservation: Port,
     pids: Vec<i32>,
 }
 
@@ -49,36 +50,32 @@ impl Daemons {
 
     fn start(echo: &str, sse: &str, grace: u64) -> Daemons {
         let dir = tempfile::tempdir().expect("tempdir");
-        let port = free_port();
-        let d = dir.path().display().to_string();
-        let yaml = format!(
-            r#"
-server:
-  listen: 127.0.0.1:{port}
-  path: /mcp
-  threads: 2
-  grace_period_secs: {grace}
-  pid_file: "{d}/gw.pid"
-  upgrade_sock: "{d}/gw.sock"
-auth: {{anonymous: true}}
-audit: {{path: "{d}/audit.jsonl"}}
-upstreams:
-  - {{name: echo, url: "{echo}", timeout_ms: 5000}}
-  - {{name: sse, url: "{sse}", timeout_ms: 5000, sse_idle_timeout_ms: 5000}}
-routing:
-  - {{match: {{method: tools/call, tool: stream}}, upstream: sse}}
-  - {{match: {{method: "*"}}, upstream: echo}}
-policy:
-  rules:
-    - subject: {{tenant: "*"}}
-      allow: {{methods: ["*"], tools: ["*"]}}
-logging: {{level: info, format: json}}
-"#
-        );
-        std::fs::write(dir.path().join("gw.yaml"), yaml).unwrap();
+        let reservation = Port::reserve();
+        let port = reservation.get();
+        // `tools/call` of `stream` goes to the SSE upstream, the rest to echo
+        Config::base(echo)
+            .set("server.threads", 2)
+            .set("server.grace_period_secs", grace)
+            .audit()
+            .set(
+                "upstreams",
+                json!([
+                    {"name": "echo", "url": echo, "timeout_ms": 5000},
+                    {"name": "sse", "url": sse, "timeout_ms": 5000, "sse_idle_timeout_ms": 5000},
+                ]),
+            )
+            .set(
+                "routing",
+                yaml(r#"[{match: {method: tools/call, tool: stream}, upstream: sse}, {match: {method: "*"}, upstream: echo}]"#),
+            )
+            .set("policy.rules[0].allow", yaml(r#"{methods: ["*"], tools: ["*"]}"#))
+            .with_port(port)
+            .with_dir(dir.path())
+            .write(&dir.path().join("gw.yaml"));
         let mut g = Daemons {
             dir,
             port,
+            _reservation: reservation,
             pids: Vec::new(),
         };
         // O_APPEND like the upgrade command's own output: a writer at its own
@@ -302,8 +299,8 @@ fn a_failed_upgrade_leaves_the_old_process_serving() {
 
     // an invalid configuration: refused before anything starts
     let bad = g.dir.path().join("bad.yaml");
-    let text = std::fs::read_to_string(g.conf()).unwrap();
-    std::fs::write(&bad, text.replace("threads: 2", "threads: many")).unwrap();
+    let running = Config::load(&g.conf());
+    running.clone().set("server.threads", "many").write(&bad);
     let (upgraded, out) = g.upgrade(&bad);
     assert!(!upgraded && out.contains("server.threads"), "{out}");
     assert!(out.contains("keeps serving"), "{out}");
@@ -313,14 +310,9 @@ fn a_failed_upgrade_leaves_the_old_process_serving() {
     // valid, but the new process dies at start (audit file it cannot open)
     let crash = g.dir.path().join("crash.yaml");
     let d = g.dir.path().display().to_string();
-    std::fs::write(
-        &crash,
-        text.replace(
-            &format!("{d}/audit.jsonl"),
-            &format!("{d}/no-such-dir/audit.jsonl"),
-        ),
-    )
-    .unwrap();
+    running
+        .set("audit.path", format!("{d}/no-such-dir/audit.jsonl"))
+        .write(&crash);
     let (upgraded, out) = g.upgrade(&crash);
     assert!(!upgraded, "{out}");
     assert!(out.contains("keeps serving"), "{out}");
