@@ -55,7 +55,7 @@ fn bench_enforcement(c: &mut Criterion) {
         })
     });
     let result = br#"{"jsonrpc":"2.0","id":1723,"result":{"content":[{"type":"text","text":"12 documents matched: q3-emea.pdf, q3-apac.pdf, revenue-by-region.xlsx and 9 more"}],"isError":false}}"#;
-    let allow = |_: mcp_edge::policy::Item, n: &str| !n.starts_with("admin");
+    let allow = |_: mcp_edge::call::Item, n: &str| !n.starts_with("admin");
     c.bench_function("answer/tools_call_result_pass", |b| {
         b.iter(|| check_message(black_box(result), &allow))
     });
