@@ -101,7 +101,13 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-        request::admit(session, ctx).await
+        match request::admit(session, ctx).await {
+            Ok(request::Admitted::Proxy) => Ok(false),
+            Ok(request::Admitted::Answer(status, body)) => {
+                request::answer(session, ctx, status, body).await
+            }
+            Err(refusal) => response::respond(session, ctx, refusal).await,
+        }
     }
 
     async fn request_body_filter(

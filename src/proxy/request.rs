@@ -19,7 +19,7 @@ use http::Method;
 use pingora::prelude::*;
 use pingora_proxy::Session;
 
-use super::response::{respond, respond_json};
+use super::response::respond_json;
 use super::RequestCtx;
 use crate::auth::AuthError;
 use crate::base::ids::new_request_id;
@@ -50,28 +50,47 @@ pub fn early(shared: &SharedRuntime, session: &mut Session, ctx: &mut RequestCtx
     };
 }
 
-/// `request_filter`. `Ok(true)` = the gateway answered; `Ok(false)` = proxy on.
-/// Every refusal of [`steps`] is answered by the one `respond` call here.
-pub async fn admit(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+/// What admission decided for a request it did not refuse.
+#[derive(Debug)]
+pub enum Admitted {
+    /// Proxy it: the route, upstream and endpoint are on the context.
+    Proxy,
+    /// The gateway answers it itself (health, resource metadata): status
+    /// and JSON body.
+    Answer(u16, Bytes),
+}
+
+/// Admission (`request_filter`): the steps in their documented order. A
+/// refusal is the [`GatewayError`] the hook answers with its one `respond`.
+pub async fn admit(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+) -> std::result::Result<Admitted, GatewayError> {
     let Some(rt) = ctx.runtime.clone() else {
-        return respond(session, ctx, GatewayError::Internal).await;
+        return Err(GatewayError::Internal);
     };
     let path = session.req_header().uri.path();
     if path == HEALTHZ || path == HEALTH {
-        let live = path == HEALTHZ;
-        return health(session, ctx, live).await;
+        return health(session, path == HEALTHZ);
     }
     if let Some(meta) = &rt.resource_metadata {
         if meta.paths.iter().any(|p| p == path) {
-            let doc = meta.document.clone();
-            respond_json(session, ctx, 200, doc, true).await?;
-            return Ok(true);
+            return Ok(Admitted::Answer(200, meta.document.clone()));
         }
     }
-    match steps(session, ctx, &rt).await {
-        Ok(()) => Ok(false),
-        Err(e) => respond(session, ctx, e).await,
-    }
+    steps(session, ctx, &rt).await?;
+    Ok(Admitted::Proxy)
+}
+
+/// Writes an answer the gateway makes itself (keeps the connection).
+pub async fn answer(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    status: u16,
+    body: Bytes,
+) -> Result<bool> {
+    respond_json(session, ctx, status, body, true).await?;
+    Ok(true)
 }
 
 /// The admission steps in their fixed order; the first refusal ends them.
@@ -336,18 +355,17 @@ fn authorize(rt: &Runtime, ctx: &RequestCtx, call: &Call<'_>) -> std::result::Re
     }
 }
 
-async fn health(session: &mut Session, ctx: &mut RequestCtx, live: bool) -> Result<bool> {
+fn health(session: &Session, live: bool) -> std::result::Result<Admitted, GatewayError> {
     let method = &session.req_header().method;
     if method != Method::GET && method != Method::HEAD {
-        return respond(session, ctx, GatewayError::MethodNotAllowed("GET, HEAD")).await;
+        return Err(GatewayError::MethodNotAllowed("GET, HEAD"));
     }
     let (status, body) = if live {
         crate::health::liveness()
     } else {
         crate::health::public_readiness(session.is_process_shutting_down())
     };
-    respond_json(session, ctx, status, body, true).await?;
-    Ok(true)
+    Ok(Admitted::Answer(status, body))
 }
 
 /// Pingora accepts up to 256 headers / 1 MiB; enforce the configured limits.
