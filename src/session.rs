@@ -65,7 +65,8 @@ pub struct Owner {
 
 /// Keys for a gateway without `sessions.keys`: one random key per process
 /// (sessions then end with the process and do not span replicas; `run`
-/// warns).
+/// warns). Process-wide on purpose: a reload without `sessions.keys` must
+/// keep opening the sessions sealed before it.
 pub fn ephemeral() -> &'static SessionKeys {
     static KEYS: std::sync::OnceLock<SessionKeys> = std::sync::OnceLock::new();
     KEYS.get_or_init(|| {

@@ -9,7 +9,10 @@ use std::time::Instant;
 
 use super::{gcra, Decision, Rate};
 
-/// The process-wide store: buckets survive configuration reloads.
+/// The process-wide store: buckets survive configuration reloads (a
+/// reload must not hand every client a fresh budget), so it outlives
+/// every snapshot; keys carry the tenant, client and rule, so tests with
+/// distinct clients do not share buckets.
 pub fn shared() -> &'static LocalStore {
     static STORE: std::sync::OnceLock<LocalStore> = std::sync::OnceLock::new();
     STORE.get_or_init(LocalStore::default)

@@ -42,7 +42,9 @@ impl Default for Refusals {
     }
 }
 
-/// The process-wide table.
+/// The process-wide table: like the rate-limit buckets it must survive
+/// reloads (a reload would otherwise reset every prober's budget), and it
+/// is bounded (16 × 4096 addresses).
 pub fn shared() -> &'static Refusals {
     static TABLE: std::sync::OnceLock<Refusals> = std::sync::OnceLock::new();
     TABLE.get_or_init(Refusals::default)

@@ -8,6 +8,8 @@ use crate::telemetry::sink::{OnFull, Sink, Target};
 /// Target of access-log records (`RUST_LOG=access=off` silences them).
 pub const ACCESS_TARGET: &str = "access";
 
+/// Process-wide on purpose: the access log is stderr, one writer thread
+/// for the process whatever the configuration snapshot.
 static SINK: OnceLock<Sink> = OnceLock::new();
 
 fn sink() -> &'static Sink {

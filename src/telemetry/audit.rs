@@ -22,6 +22,11 @@ pub struct Audit {
     sink: &'static Sink,
 }
 
+/// Audit sinks by target, process-wide on purpose: a sink owns a writer
+/// thread and an open file, and a reload that keeps `audit.path` must keep
+/// writing through the same one (one writer per file, no lines lost at the
+/// swap). Sinks are never freed (leaked once per distinct target; targets
+/// come only from the operator's configuration).
 static SINKS: OnceLock<Mutex<HashMap<Target, &'static Sink>>> = OnceLock::new();
 
 impl Audit {

@@ -73,7 +73,9 @@ struct Families {
     tunnel_bytes: IntGaugeVec,
 }
 
-/// The registry `/metrics` renders.
+/// The registry `/metrics` renders. Process-wide on purpose: Prometheus
+/// counters must be monotonic for the life of the process, across every
+/// reload; tests assert on labels of their own (e.g. `unit-test-up`).
 static REGISTRY: LazyLock<(Registry, Option<Families>)> = LazyLock::new(|| {
     let registry = Registry::new();
     let families = families(&registry)

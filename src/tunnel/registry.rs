@@ -15,7 +15,12 @@ pub struct Registry {
     links: Mutex<HashMap<String, Arc<Link>>>,
 }
 
+/// Connected tunnels, process-wide on purpose: a tunnel's WebSocket
+/// outlives configuration snapshots (a reload must not drop it), and the
+/// bridge service, the admin API and the metrics all see the same links.
 static REGISTRY: OnceLock<Registry> = OnceLock::new();
+/// The bridge's Unix socket, fixed at startup (a listener, not a setting a
+/// reload can change).
 static BRIDGE_SOCKET: OnceLock<String> = OnceLock::new();
 
 /// The process-wide registry.
