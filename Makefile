@@ -43,7 +43,7 @@ upgrade-demo: ## three zero-downtime binary upgrades under wrk load (0 failed re
 
 test: deps ## every test (unit, integration with real MCP peers)
 	# the slowloris test holds 1000+ sockets: use the hard open-file limit
-	ulimit -n $$(ulimit -Hn) 2>/dev/null || true; $(CARGO) test --all-targets
+	ulimit -n $$(ulimit -Hn) 2>/dev/null || true; $(CARGO) test --all-targets --features contracts
 
 vendor-test: ## the vendored pingora-core's own HTTP/1 unit tests (Pingora's and the patch's), after changing vendor/
 	scripts/vendor-tests.sh
@@ -51,6 +51,7 @@ vendor-test: ## the vendored pingora-core's own HTTP/1 unit tests (Pingora's and
 lint: ## rustfmt and clippy (-D warnings)
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --all-targets -- -D warnings
+	$(CARGO) clippy --all-targets --features contracts -- -D warnings
 
 supply-chain: ## cargo-deny (offline advisories, bans, licenses, sources: deny.toml) and cargo-machete
 	scripts/supply-chain.sh

@@ -197,7 +197,8 @@ fn modules() -> Vec<Module> {
     collect(&src, &mut files);
     files
         .into_iter()
-        .filter(|f| !f.ends_with("main.rs"))
+        // main.rs is the binary; `tests.rs` files are unit-test modules
+        .filter(|f| !f.ends_with("main.rs") && !f.ends_with("tests.rs"))
         .map(|f| Module {
             path: module_path(&src, &f),
             text: std::fs::read_to_string(&f).expect("source is readable"),

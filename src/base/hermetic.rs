@@ -18,6 +18,7 @@ thread_local! {
 }
 
 /// Runs `f` with file reads and name resolution off on this thread.
+#[cfg(any(test, feature = "contracts"))]
 pub(crate) fn hermetic<T>(f: impl FnOnce() -> T) -> T {
     struct Restore(bool);
     impl Drop for Restore {

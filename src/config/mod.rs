@@ -4,10 +4,13 @@
 //! `validate`, `routes` and SIGHUP reload all go through [`load_file`].
 
 pub mod compile;
+#[cfg(any(test, feature = "contracts"))]
 mod contract;
 pub mod raw;
 pub mod routes;
 
+#[cfg(any(test, feature = "contracts"))]
+#[doc(hidden)]
 pub use contract::check_contract;
 
 use std::path::Path;

@@ -3,10 +3,13 @@
 //! `serde_json::Value` tree, and [`error_body`] writes gateway-made JSON-RPC error
 //! objects. No Pingora types here.
 
+#[cfg(any(test, feature = "contracts"))]
 mod contract;
 mod inspect;
 mod peek;
 
+#[cfg(any(test, feature = "contracts"))]
+#[doc(hidden)]
 pub use contract::check_contract;
 pub use inspect::{
     confusable, inspect, keys, Envelope, Field, Id, InspectError, InvalidReason, Kind, Ref,
