@@ -143,50 +143,7 @@ pub fn run() -> i32 {
             config,
             daemon,
             upgrade,
-        } => match config::load_file(&config) {
-            Ok(rt) => {
-                logsetup::init(&rt.log_level, rt.log_format);
-                if let Err(e) = check_redis(&rt) {
-                    eprintln!("{}: rate_limit.redis: {e}", config.display());
-                    return 2;
-                }
-                log::info!(
-                    "mcp-edge {} starting on {:?} with {} worker(s), {} upstream(s)",
-                    env!("CARGO_PKG_VERSION"),
-                    rt.server.listen,
-                    rt.server.threads,
-                    rt.upstreams.len()
-                );
-                raise_fd_limit();
-                if rt.sessions.is_none() {
-                    log::warn!(
-                        "sessions.keys not set: session ids are sealed with a per-process key, \
-                         so MCP sessions end with this process (restart, upgrade) and do not \
-                         span gateway replicas"
-                    );
-                }
-                let (_, upgrade_sock) = server::pid_and_socket(&rt);
-                match server::build(rt, &config, &RunOptions { daemon, upgrade }) {
-                    Ok(srv) => {
-                        srv.run(pingora::server::RunArgs {
-                            shutdown_signal: Box::new(crate::upgrade::GuardedSignals {
-                                upgrade_sock,
-                                wait: Duration::from_secs(10),
-                            }),
-                        });
-                        0
-                    }
-                    Err(e) => {
-                        eprintln!("{}: {e}", config.display());
-                        2
-                    }
-                }
-            }
-            Err(e) => {
-                eprintln!("{}: {e}", config.display());
-                2
-            }
-        },
+        } => serve(config, daemon, upgrade),
         Command::Upgrade { config, wait_ms } => upgrade(&config, Duration::from_millis(wait_ms)),
         Command::Validate { config } => match config::load_file(&config) {
             Ok(rt) => {
@@ -214,128 +171,183 @@ pub fn run() -> i32 {
             config,
             timeout_ms,
         } => health(url, config, Duration::from_millis(timeout_ms)),
-        Command::Tunnel {
-            local_stdio,
-            gateway,
-            token,
-            name,
-            config,
-            reconnect_delay,
-            max_delay,
-            max_retries,
-            keepalive,
-            max_sessions,
-            idle_timeout,
-            ca_file,
-            log_level,
-            verbose,
-        } => {
-            let base = crate::tunnel::client::Options {
-                command: local_stdio.clone().unwrap_or_default(),
-                gateway: gateway.clone().unwrap_or_default(),
-                token: token.clone().unwrap_or_default(),
-                name: name.clone().unwrap_or_default(),
-                reconnect_delay: Duration::from_millis(reconnect_delay.max(10)),
-                max_delay: Duration::from_millis(max_delay.max(reconnect_delay)),
-                max_retries,
-                keepalive: Duration::from_millis(keepalive.max(500)),
-                max_sessions: max_sessions.max(1),
-                idle_timeout: Duration::from_millis(idle_timeout.max(1000)),
-                ca_file,
-            };
-            let (clients, file_level) = match &config {
-                Some(path) => {
-                    let text = match std::fs::read_to_string(path) {
-                        Ok(t) => t,
-                        Err(e) => {
-                            eprintln!("{}: {e}", path.display());
-                            return 2;
-                        }
-                    };
-                    let defaults = crate::tunnel::clientconf::Defaults {
-                        gateway,
-                        token,
-                        base,
-                    };
-                    let env = |k: &str| std::env::var(k).ok();
-                    match crate::tunnel::clientconf::parse(&text, &defaults, &env) {
-                        Ok(v) => v,
-                        Err(errs) => {
-                            for e in errs {
-                                eprintln!("{}: {e}", path.display());
-                            }
-                            return 2;
-                        }
-                    }
-                }
-                None => {
-                    let missing: Vec<&str> = [
-                        ("--local-stdio", local_stdio.is_none()),
-                        ("--gateway (or MCP_EDGE_TUNNEL_GATEWAY)", gateway.is_none()),
-                        ("--token (or MCP_EDGE_TUNNEL_TOKEN)", token.is_none()),
-                        ("--name", name.is_none()),
-                    ]
-                    .iter()
-                    .filter(|(_, m)| *m)
-                    .map(|(f, _)| *f)
-                    .collect();
-                    if !missing.is_empty() {
-                        eprintln!(
-                            "tunnel: missing {} (or give --config FILE)",
-                            missing.join(", ")
-                        );
-                        return 2;
-                    }
-                    (vec![base], None)
-                }
-            };
-            let level = if verbose {
-                "debug".to_string()
-            } else {
-                file_level.unwrap_or(log_level)
-            };
-            crate::logsetup::init(&level, crate::runtime::LogFormat::Text);
-            let rt = match tokio::runtime::Builder::new_multi_thread()
-                .worker_threads(2)
-                .enable_all()
-                .build()
-            {
-                Ok(rt) => rt,
-                Err(e) => {
-                    eprintln!("tunnel: cannot start a runtime: {e}");
-                    return 1;
-                }
-            };
-            rt.block_on(async move {
-                let mut set = tokio::task::JoinSet::new();
-                for opts in clients {
-                    set.spawn(async move {
-                        let label = format!("{} via {}", opts.name, opts.gateway);
-                        (label, crate::tunnel::client::run(opts).await)
-                    });
-                }
-                let mut code = 0;
-                while let Some(done) = set.join_next().await {
-                    match done {
-                        Ok((_, Ok(()))) => {}
-                        Ok((label, Err(e))) => {
-                            eprintln!("tunnel {label}: {e}");
-                            code = 1;
-                        }
-                        Err(e) => {
-                            eprintln!("tunnel: {e}");
-                            code = 1;
-                        }
-                    }
-                }
-                code
-            })
-        }
+        cmd @ Command::Tunnel { .. } => tunnel(cmd),
         Command::HashKey { key } => {
             println!("{}", crate::auth::apikey::hash_form(key.as_bytes()));
             0
         }
     }
+}
+
+/// `mcp-edge run`: compile, check, build the Pingora server and run it.
+fn serve(config: PathBuf, daemon: bool, upgrade: bool) -> i32 {
+    match config::load_file(&config) {
+        Ok(rt) => {
+            logsetup::init(&rt.log_level, rt.log_format);
+            if let Err(e) = check_redis(&rt) {
+                eprintln!("{}: rate_limit.redis: {e}", config.display());
+                return 2;
+            }
+            log::info!(
+                "mcp-edge {} starting on {:?} with {} worker(s), {} upstream(s)",
+                env!("CARGO_PKG_VERSION"),
+                rt.server.listen,
+                rt.server.threads,
+                rt.upstreams.len()
+            );
+            raise_fd_limit();
+            if rt.sessions.is_none() {
+                log::warn!(
+                    "sessions.keys not set: session ids are sealed with a per-process key, \
+                 so MCP sessions end with this process (restart, upgrade) and do not \
+                 span gateway replicas"
+                );
+            }
+            let (_, upgrade_sock) = server::pid_and_socket(&rt);
+            match server::build(rt, &config, &RunOptions { daemon, upgrade }) {
+                Ok(srv) => {
+                    srv.run(pingora::server::RunArgs {
+                        shutdown_signal: Box::new(crate::upgrade::GuardedSignals {
+                            upgrade_sock,
+                            wait: Duration::from_secs(10),
+                        }),
+                    });
+                    0
+                }
+                Err(e) => {
+                    eprintln!("{}: {e}", config.display());
+                    2
+                }
+            }
+        }
+        Err(e) => {
+            eprintln!("{}: {e}", config.display());
+            2
+        }
+    }
+}
+
+/// `mcp-edge tunnel`: one or more tunnel clients until they end.
+fn tunnel(cmd: Command) -> i32 {
+    let Command::Tunnel {
+        local_stdio,
+        gateway,
+        token,
+        name,
+        config,
+        reconnect_delay,
+        max_delay,
+        max_retries,
+        keepalive,
+        max_sessions,
+        idle_timeout,
+        ca_file,
+        log_level,
+        verbose,
+    } = cmd
+    else {
+        return 2;
+    };
+    let base = crate::tunnel::client::Options {
+        command: local_stdio.clone().unwrap_or_default(),
+        gateway: gateway.clone().unwrap_or_default(),
+        token: token.clone().unwrap_or_default(),
+        name: name.clone().unwrap_or_default(),
+        reconnect_delay: Duration::from_millis(reconnect_delay.max(10)),
+        max_delay: Duration::from_millis(max_delay.max(reconnect_delay)),
+        max_retries,
+        keepalive: Duration::from_millis(keepalive.max(500)),
+        max_sessions: max_sessions.max(1),
+        idle_timeout: Duration::from_millis(idle_timeout.max(1000)),
+        ca_file,
+    };
+    let (clients, file_level) = match &config {
+        Some(path) => {
+            let text = match std::fs::read_to_string(path) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("{}: {e}", path.display());
+                    return 2;
+                }
+            };
+            let defaults = crate::tunnel::clientconf::Defaults {
+                gateway,
+                token,
+                base,
+            };
+            let env = |k: &str| std::env::var(k).ok();
+            match crate::tunnel::clientconf::parse(&text, &defaults, &env) {
+                Ok(v) => v,
+                Err(errs) => {
+                    for e in errs {
+                        eprintln!("{}: {e}", path.display());
+                    }
+                    return 2;
+                }
+            }
+        }
+        None => {
+            let missing: Vec<&str> = [
+                ("--local-stdio", local_stdio.is_none()),
+                ("--gateway (or MCP_EDGE_TUNNEL_GATEWAY)", gateway.is_none()),
+                ("--token (or MCP_EDGE_TUNNEL_TOKEN)", token.is_none()),
+                ("--name", name.is_none()),
+            ]
+            .iter()
+            .filter(|(_, m)| *m)
+            .map(|(f, _)| *f)
+            .collect();
+            if !missing.is_empty() {
+                eprintln!(
+                    "tunnel: missing {} (or give --config FILE)",
+                    missing.join(", ")
+                );
+                return 2;
+            }
+            (vec![base], None)
+        }
+    };
+    let level = if verbose {
+        "debug".to_string()
+    } else {
+        file_level.unwrap_or(log_level)
+    };
+    crate::logsetup::init(&level, crate::runtime::LogFormat::Text);
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("tunnel: cannot start a runtime: {e}");
+            return 1;
+        }
+    };
+    rt.block_on(async move {
+        let mut set = tokio::task::JoinSet::new();
+        for opts in clients {
+            set.spawn(async move {
+                let label = format!("{} via {}", opts.name, opts.gateway);
+                (label, crate::tunnel::client::run(opts).await)
+            });
+        }
+        let mut code = 0;
+        while let Some(done) = set.join_next().await {
+            match done {
+                Ok((_, Ok(()))) => {}
+                Ok((label, Err(e))) => {
+                    eprintln!("tunnel {label}: {e}");
+                    code = 1;
+                }
+                Err(e) => {
+                    eprintln!("tunnel: {e}");
+                    code = 1;
+                }
+            }
+        }
+        code
+    })
 }
 
 /// `mcp-edge upgrade`: the new configuration must compile before anything
