@@ -7,7 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};
 
 use super::errors::Errors;
-use crate::config::{raw, ConfigError};
+use crate::config::{raw, ConfigError, Problem};
 
 /// Sections this version understands; anything else at the top level is an error.
 const SECTIONS: &[&str] = &[
@@ -31,13 +31,15 @@ const SECTIONS: &[&str] = &[
 /// non-mapping document is refused at once.
 pub(super) fn parse(text: &str) -> Result<Mapping, ConfigError> {
     match serde_yaml::from_str(text) {
-        Ok(Value::Null) => Err(ConfigError(vec!["(root): configuration is empty".into()])),
+        Ok(Value::Null) => Err(refused("(root)", "configuration is empty")),
         Ok(Value::Mapping(root)) => Ok(root),
-        Ok(_) => Err(ConfigError(vec![
-            "(root): expected a mapping of sections".into()
-        ])),
-        Err(e) => Err(ConfigError(vec![format!("(yaml): {e}")])),
+        Ok(_) => Err(refused("(root)", "expected a mapping of sections")),
+        Err(e) => Err(refused("(yaml)", e)),
     }
+}
+
+fn refused(path: &str, message: impl std::fmt::Display) -> ConfigError {
+    ConfigError(vec![Problem::new(path, message)])
 }
 
 /// Reports every top-level key that is not a known section.

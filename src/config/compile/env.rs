@@ -1,12 +1,14 @@
 //! `${VAR}` expansion in secrets and header values: a missing or empty
 //! variable, or a malformed placeholder, is a problem at the value's path.
 
+use crate::config::Problem;
+
 /// Replaces `${VAR}` placeholders; a missing or empty variable is an error.
 pub fn expand_env(
     s: &str,
     path: &str,
     env: &dyn Fn(&str) -> Option<String>,
-    errs: &mut Vec<String>,
+    errs: &mut Vec<Problem>,
 ) -> String {
     let mut out = String::with_capacity(s.len());
     let mut rest = s;
@@ -19,19 +21,23 @@ pub fn expand_env(
                 let valid =
                     !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
                 if !valid {
-                    errs.push(format!("{path}: invalid placeholder \"${{{name}}}\""));
+                    errs.push(Problem::new(
+                        path,
+                        format!("invalid placeholder \"${{{name}}}\""),
+                    ));
                 } else {
                     match env(name) {
                         Some(v) if !v.is_empty() => out.push_str(&v),
-                        _ => errs.push(format!(
-                            "{path}: environment variable {name} is not set or empty"
+                        _ => errs.push(Problem::new(
+                            path,
+                            format!("environment variable {name} is not set or empty"),
                         )),
                     }
                 }
                 rest = &after[end + 1..];
             }
             None => {
-                errs.push(format!("{path}: unterminated \"${{\" placeholder"));
+                errs.push(Problem::new(path, "unterminated \"${\" placeholder"));
                 rest = "";
             }
         }

@@ -2,7 +2,7 @@
 //! forwarded to upstreams (hop-by-hop and credential headers never are).
 
 use super::errors::Errors;
-use crate::config::raw;
+use crate::config::{raw, Problem};
 use crate::hygiene::HeaderPolicy;
 
 pub(super) fn compile_headers(h: &raw::UpstreamHeaders, errs: &mut Errors) -> HeaderPolicy {
@@ -11,7 +11,7 @@ pub(super) fn compile_headers(h: &raw::UpstreamHeaders, errs: &mut Errors) -> He
     errs.extend(
         forward_errs
             .into_iter()
-            .map(|e| format!("upstream_headers.forward{e}")),
+            .map(|e| Problem::from_text(&format!("upstream_headers.forward{e}"))),
     );
     policy
 }

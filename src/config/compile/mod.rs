@@ -33,7 +33,7 @@ pub use audit::DEFAULT_ENV;
 pub use env::expand_env;
 pub use server::MAX_JSON_DEPTH_LIMIT;
 
-use super::ConfigError;
+use super::{ConfigError, Problem};
 use crate::routing::Routes;
 use crate::runtime::Runtime;
 use errors::Errors;
@@ -84,7 +84,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
     let tunnel = tunnel::compile_tunnel(raw.tunnel.as_ref(), &upstreams, mcp_path, env, &mut errs);
     errs.into_result()?;
     let Some(server) = server else {
-        return Err(ConfigError(vec!["server: invalid".into()]));
+        return Err(ConfigError(vec![Problem::new("server", "invalid")]));
     };
     Ok(Runtime {
         server,

@@ -19,7 +19,7 @@ routing:
 pub(super) fn errors(text: &str) -> Vec<String> {
     match compile(text, &|n| (n == "SET").then(|| "v".to_string())) {
         Ok(_) => Vec::new(),
-        Err(e) => e.0,
+        Err(e) => e.0.iter().map(ToString::to_string).collect(),
     }
 }
 
