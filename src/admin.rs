@@ -284,7 +284,7 @@ mod tests {
     fn errors(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Vec<String> {
         match crate::config::load_str(text, env) {
             Ok(_) => panic!("accepted:\n{text}"),
-            Err(e) => e.0,
+            Err(e) => e.0.iter().map(ToString::to_string).collect(),
         }
     }
 

@@ -31,7 +31,10 @@ impl Reloader {
         let new = config::load_file(&self.path)?;
         new.auth.set_jwks_fetcher(crate::jwks::fetcher());
         if let Err(e) = new.open_audit() {
-            return Err(config::ConfigError(vec![format!("audit.path: {e}")]));
+            return Err(config::ConfigError(vec![config::Problem::new(
+                "audit.path",
+                e,
+            )]));
         }
         let old = self.runtime.load();
         listener_compatible(&old, &new)?;
@@ -119,11 +122,13 @@ pub fn listener_compatible(
     match (mode(old), mode(new)) {
         (None, None) => Ok(()),
         (Some(a), Some(b)) if a == b => Ok(()),
-        (None, Some(_)) | (Some(_), None) => Err(config::ConfigError(vec![
-            "tls: switching TLS on or off needs a restart or upgrade (-u)".into(),
-        ])),
-        (Some(_), Some(_)) => Err(config::ConfigError(vec![
-            "tls.client_ca/tls.client_auth: changing whether client certificates are requested needs a restart or upgrade (-u)".into(),
-        ])),
+        (None, Some(_)) | (Some(_), None) => Err(config::ConfigError(vec![config::Problem::new(
+            "tls",
+            "switching TLS on or off needs a restart or upgrade (-u)",
+        )])),
+        (Some(_), Some(_)) => Err(config::ConfigError(vec![config::Problem::new(
+            "tls.client_ca/tls.client_auth",
+            "changing whether client certificates are requested needs a restart or upgrade (-u)",
+        )])),
     }
 }

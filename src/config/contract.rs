@@ -3,7 +3,7 @@
 
 use serde_yaml::Value;
 
-use super::{load_str, ConfigError};
+use super::{load_str, ConfigError, Problem};
 use crate::base::hermetic::hermetic;
 use crate::runtime::Runtime;
 
@@ -57,7 +57,7 @@ fn fingerprint(rt: &Runtime) -> String {
 }
 
 /// A verdict to compare: the fingerprint, or the list of problems.
-fn verdict(r: &Result<Runtime, ConfigError>) -> Result<String, Vec<String>> {
+fn verdict(r: &Result<Runtime, ConfigError>) -> Result<String, Vec<Problem>> {
     match r {
         Ok(rt) => Ok(fingerprint(rt)),
         Err(e) => Err(e.0.clone()),
@@ -84,9 +84,8 @@ pub fn check_contract(data: &[u8]) {
     if let Err(e) = &first {
         assert!(!e.0.is_empty(), "refused without a problem");
         for p in &e.0 {
-            let (path, message) = p.split_once(": ").unwrap_or(("", ""));
             assert!(
-                !path.is_empty() && !message.is_empty(),
+                !p.path.is_empty() && !p.message.is_empty(),
                 "problem without a path: {p:?}"
             );
         }
@@ -157,7 +156,7 @@ mod tests {
             .err()
             .map(|e| e.0);
         assert!(
-            problems.is_some_and(|p| p.iter().any(|l| l.contains("cannot resolve"))),
+            problems.is_some_and(|p| p.iter().any(|l| l.message.contains("cannot resolve"))),
             "host name resolved in a hermetic check"
         );
     }

@@ -92,7 +92,10 @@ pub fn parse(
     })?;
     let mut errs = Vec::new();
     let expand = |v: &str, at: &str, errs: &mut Vec<String>| {
-        crate::config::compile::expand_env(v, at, env, errs)
+        let mut problems = Vec::new();
+        let v = crate::config::compile::expand_env(v, at, env, &mut problems);
+        errs.extend(problems.iter().map(ToString::to_string));
+        v
     };
     let top_token = f.token.as_deref().map(|t| expand(t, "token", &mut errs));
     if f.servers.is_empty() {
