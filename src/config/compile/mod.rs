@@ -111,7 +111,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
 
 #[cfg(test)]
 mod tests {
-    use super::test_support::{errors, GOOD};
+    use super::test_support::{errors, problems, GOOD};
     use super::*;
 
     #[test]
@@ -160,5 +160,21 @@ logging: {level: loud, format: xml}
                 "wanted {want:?} in {e:#?}"
             );
         }
+    }
+
+    #[test]
+    fn problems_carry_their_yaml_path() {
+        let t = "server: {listen: 127.0.0.1:1, path: mcp}\nupstreams: [{name: a, url: http://127.0.0.1:9/mcp}]\nrouting: [{match: {method: \"*\"}, upstream: b}]\n";
+        let p = problems(t);
+        let paths: Vec<&str> = p.iter().map(|p| p.path.as_str()).collect();
+        assert_eq!(paths, ["routing[0].upstream", "server.path"], "{p:#?}");
+        assert_eq!(p[0].message, "unknown upstream \"b\"");
+        assert_eq!(
+            p[0].to_string(),
+            "routing[0].upstream: unknown upstream \"b\""
+        );
+        let empty = problems("");
+        assert_eq!(empty, [Problem::new("(root)", "configuration is empty")]);
+        assert_eq!(empty[0].to_string(), "(root): configuration is empty");
     }
 }

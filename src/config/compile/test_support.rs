@@ -2,6 +2,7 @@
 //! helpers listing the problems a text compiles to.
 
 use super::compile;
+use crate::config::Problem;
 
 /// The smallest configuration that compiles.
 pub(super) const GOOD: &str = r#"
@@ -15,12 +16,17 @@ routing:
     upstream: a
 "#;
 
-/// Every problem `text` compiles to, as the operator reads them; `${SET}` is "v".
-pub(super) fn errors(text: &str) -> Vec<String> {
+/// Every problem `text` compiles to, as values; `${SET}` is "v".
+pub(super) fn problems(text: &str) -> Vec<Problem> {
     match compile(text, &|n| (n == "SET").then(|| "v".to_string())) {
         Ok(_) => Vec::new(),
-        Err(e) => e.0.iter().map(ToString::to_string).collect(),
+        Err(e) => e.0,
     }
+}
+
+/// Every problem `text` compiles to, as the operator reads them.
+pub(super) fn errors(text: &str) -> Vec<String> {
+    problems(text).iter().map(ToString::to_string).collect()
 }
 
 /// Asserts that one of the problems contains `want`.
