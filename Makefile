@@ -15,7 +15,7 @@ SSE_STREAMS ?= 20000
 SOAK_SLOWLORIS ?= 5000
 FUZZ_TARGET_DIR ?= $(HOME)/.cache/mcp-edge/fuzz-target
 
-.PHONY: help deps peers build release run demo upgrade-demo test vendor-test lint supply-chain fmt bench bench-micro bench-load bench-sse soak fuzz deb rpm package-check clean
+.PHONY: help deps peers build release run demo upgrade-demo test vendor-test vendor-check lint supply-chain fmt bench bench-micro bench-load bench-sse soak fuzz deb rpm package-check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -47,6 +47,9 @@ test: deps ## every test (unit, integration with real MCP peers)
 
 vendor-test: ## the vendored pingora-core's own HTTP/1 unit tests (Pingora's and the patch's), after changing vendor/
 	scripts/vendor-tests.sh
+
+vendor-check: ## vendor/ is exactly the crates.io Pingora sources plus vendor/patches/* in order (diff otherwise)
+	scripts/vendor-check.sh
 
 lint: ## rustfmt and clippy (-D warnings)
 	$(CARGO) fmt --all -- --check

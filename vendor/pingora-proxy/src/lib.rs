@@ -336,9 +336,12 @@ where
                 match header_timeout {
                     // Pingora's timer (coarse, shared) instead of a tokio timer per
                     // request, which woke the runtime's driver with a syscall each time.
-                    Some(t) => pingora_timeout::fast_timeout::fast_timeout(t, downstream_session.read_request())
-                        .await
-                        .unwrap_or_else(|_| Error::e_explain(ReadTimedout, "request header timeout")),
+                    Some(t) => pingora_timeout::fast_timeout::fast_timeout(
+                        t,
+                        downstream_session.read_request(),
+                    )
+                    .await
+                    .unwrap_or_else(|_| Error::e_explain(ReadTimedout, "request header timeout")),
                     None => downstream_session.read_request().await,
                 }
             };
@@ -386,7 +389,8 @@ where
                     );
                     // mcp-edge patch: the application may answer (and log) a
                     // malformed request header in its own form
-                    let answered = match self.inner.request_header_invalid(&downstream_session, &e) {
+                    let answered = match self.inner.request_header_invalid(&downstream_session, &e)
+                    {
                         Some((resp, body)) => {
                             downstream_session.write_error_response(resp, body).await
                         }

@@ -173,12 +173,7 @@ where
                 &mut downstream_custom_message_reader,
                 pipe_state.clone(),
             ),
-            self.proxy_handle_upstream(
-                client_session,
-                tx_upstream,
-                rx_downstream,
-                pipe_state,
-            ),
+            self.proxy_handle_upstream(client_session, tx_upstream, rx_downstream, pipe_state),
         );
 
         if let Some(custom_session) = session.downstream_session.as_custom_mut() {
@@ -288,7 +283,7 @@ where
                     match res {
                         Ok(task) => {
                             response_done = task.is_end();
-if !upgraded && client_session.was_upgraded() {
+                            if !upgraded && client_session.was_upgraded() {
                                 // upgrade can only happen once
                                 upgraded = true;
                                 if send_error.is_none() {

@@ -198,14 +198,14 @@ impl HttpSession {
         // mcp-edge patch: a deferred header that no body write took (body complete)
         if written.is_ok() {
             if let Some(prefix) = self.body_writer.take_prefix() {
-            self.underlying_stream
-                .write_all(&prefix)
-                .await
-                .or_err(WriteError, "while writing request header")?;
-            self.underlying_stream
-                .flush()
-                .await
-                .or_err(WriteError, "flushing request header")?;
+                self.underlying_stream
+                    .write_all(&prefix)
+                    .await
+                    .or_err(WriteError, "while writing request header")?;
+                self.underlying_stream
+                    .flush()
+                    .await
+                    .or_err(WriteError, "flushing request header")?;
             }
         }
 
@@ -2551,16 +2551,14 @@ hello";
             .unwrap();
         assert_eq!(http_stream.write_body(b"abc").await.unwrap(), Some(3));
         http_stream.finish_body().await.unwrap();
-        assert_eq!(
-            http_stream.body_writer.body_mode,
-            BodyMode::Complete(3)
-        );
+        assert_eq!(http_stream.body_writer.body_mode, BodyMode::Complete(3));
     }
 
     #[tokio::test]
     async fn deferred_header_goes_out_with_the_first_chunk() {
         init_log();
-        let wire = b"POST /test HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
+        let wire =
+            b"POST /test HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n";
         let mock_io = Builder::new().write(&wire[..]).build();
         let mut http_stream = HttpSession::new(Box::new(mock_io));
         http_stream.defer_request_header_write();
