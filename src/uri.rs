@@ -42,6 +42,8 @@ pub enum Refusal {
     DotSegment,
     /// An empty segment inside the path.
     EmptySegment,
+    /// A port that is not decimal digits (RFC 3986 `port = *DIGIT`).
+    BadPort,
 }
 
 impl Refusal {
@@ -56,6 +58,7 @@ impl Refusal {
             Refusal::DoubleEncoding => "invalid params: double-encoded resource URI",
             Refusal::DotSegment => "invalid params: dot segment in resource URI",
             Refusal::EmptySegment => "invalid params: empty path segment in resource URI",
+            Refusal::BadPort => "invalid params: malformed port in resource URI",
         }
     }
 
@@ -70,6 +73,7 @@ impl Refusal {
             Refusal::DoubleEncoding => "uri_double_encoding",
             Refusal::DotSegment => "uri_dot_segment",
             Refusal::EmptySegment => "uri_empty_segment",
+            Refusal::BadPort => "uri_bad_port",
         }
     }
 }
@@ -161,7 +165,9 @@ pub fn normalize(uri: &str) -> Result<Cow<'_, str>, Refusal> {
     };
     check_segments(path)?;
 
-    let authority_n = authority.map(|a| normal_authority(&scheme_l, a));
+    let authority_n = authority
+        .map(|a| normal_authority(&scheme_l, a))
+        .transpose()?;
     let file = scheme_l == "file";
     let web = matches!(&*scheme_l, "http" | "https" | "ws" | "wss");
     // file:/x and file://localhost/x are file:///x (RFC 8089)
@@ -284,7 +290,7 @@ fn dots_only(s: &str) -> bool {
 }
 
 /// Lowercases the host (not the userinfo), drops an empty or default port.
-fn normal_authority(scheme: &str, a: &str) -> String {
+fn normal_authority(scheme: &str, a: &str) -> Result<String, Refusal> {
     let (userinfo, hostport) = match a.rfind('@') {
         Some(at) => (Some(&a[..at]), &a[at + 1..]),
         None => (None, a),
@@ -294,6 +300,10 @@ fn normal_authority(scheme: &str, a: &str) -> String {
         Some(at) if !hostport[at..].contains(']') => (&hostport[..at], Some(&hostport[at + 1..])),
         _ => (hostport, None),
     };
+    if port.is_some_and(|p| !p.bytes().all(|c| c.is_ascii_digit())) {
+        // found by the fuzzer: `h:4%3a...` kept its lowercase escape
+        return Err(Refusal::BadPort);
+    }
     let default = match scheme {
         "http" | "ws" => Some("80"),
         "https" | "wss" => Some("443"),
@@ -327,7 +337,7 @@ fn normal_authority(scheme: &str, a: &str) -> String {
             out.push_str(p);
         }
     }
-    out
+    Ok(out)
 }
 
 /// Appends `s` with escapes of unreserved characters decoded and the other
@@ -414,6 +424,20 @@ mod tests {
             Ok(v) => panic!("{s}: accepted as {v}"),
             Err(e) => e,
         }
+    }
+
+    #[test]
+    fn ports_are_digits() {
+        for bad in [
+            "http://h:4%3a/x",
+            "httpr://[2[2001:01:DB8::1]:4%3a\u{fffd}#z",
+            "http://h:8x/",
+        ] {
+            assert_eq!(normalize(bad), Err(Refusal::BadPort), "{bad}");
+        }
+        assert_eq!(normalize("http://H:80/x").unwrap(), "http://h/x");
+        assert_eq!(normalize("http://h:8080?q").unwrap(), "http://h:8080/?q");
+        check_contract("httpr://[2[2001:01:DB8::1]:4%3a\u{fffd}#z".as_bytes());
     }
 
     #[test]
