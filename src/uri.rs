@@ -42,8 +42,10 @@ pub enum Refusal {
     DotSegment,
     /// An empty segment inside the path.
     EmptySegment,
-    /// A port that is not decimal digits (RFC 3986 `port = *DIGIT`).
-    BadPort,
+    /// An authority another parser could split elsewhere: a port that is
+    /// not decimal digits (RFC 3986 `port = *DIGIT`), or a `:`, `[` or `]`
+    /// in the host outside one IP literal.
+    BadAuthority,
 }
 
 impl Refusal {
@@ -58,7 +60,7 @@ impl Refusal {
             Refusal::DoubleEncoding => "invalid params: double-encoded resource URI",
             Refusal::DotSegment => "invalid params: dot segment in resource URI",
             Refusal::EmptySegment => "invalid params: empty path segment in resource URI",
-            Refusal::BadPort => "invalid params: malformed port in resource URI",
+            Refusal::BadAuthority => "invalid params: malformed host or port in resource URI",
         }
     }
 
@@ -73,7 +75,7 @@ impl Refusal {
             Refusal::DoubleEncoding => "uri_double_encoding",
             Refusal::DotSegment => "uri_dot_segment",
             Refusal::EmptySegment => "uri_empty_segment",
-            Refusal::BadPort => "uri_bad_port",
+            Refusal::BadAuthority => "uri_bad_authority",
         }
     }
 }
@@ -300,9 +302,16 @@ fn normal_authority(scheme: &str, a: &str) -> Result<String, Refusal> {
         Some(at) if !hostport[at..].contains(']') => (&hostport[..at], Some(&hostport[at + 1..])),
         _ => (hostport, None),
     };
-    if port.is_some_and(|p| !p.bytes().all(|c| c.is_ascii_digit())) {
-        // found by the fuzzer: `h:4%3a...` kept its lowercase escape
-        return Err(Refusal::BadPort);
+    // found by the fuzzer: `h:4%3a` kept its lowercase escape, and
+    // `[::1]:4DB8:` had a host that ended in `:4db8` (a port, next time)
+    let literal = host.len() >= 2
+        && host.starts_with('[')
+        && host.ends_with(']')
+        && !host[1..host.len() - 1].contains(['[', ']']);
+    if port.is_some_and(|p| !p.bytes().all(|c| c.is_ascii_digit()))
+        || (!literal && host.contains([':', '[', ']']))
+    {
+        return Err(Refusal::BadAuthority);
     }
     let default = match scheme {
         "http" | "ws" => Some("80"),
@@ -427,17 +436,26 @@ mod tests {
     }
 
     #[test]
-    fn ports_are_digits() {
+    fn authorities_split_one_way() {
         for bad in [
             "http://h:4%3a/x",
             "httpr://[2[2001:01:DB8::1]:4%3a\u{fffd}#z",
             "http://h:8x/",
+            "https://[2000:DB8::1]:4DB8:?y=%3a#z",
+            "http://a:b:80/",
+            "http://[::1/x",
         ] {
-            assert_eq!(normalize(bad), Err(Refusal::BadPort), "{bad}");
+            assert_eq!(normalize(bad), Err(Refusal::BadAuthority), "{bad}");
         }
+        assert_eq!(
+            normalize("http://[::1]:8080/x").unwrap(),
+            "http://[::1]:8080/x"
+        );
+        assert_eq!(normalize("http://u:p@h/x").unwrap(), "http://u:p@h/x");
         assert_eq!(normalize("http://H:80/x").unwrap(), "http://h/x");
         assert_eq!(normalize("http://h:8080?q").unwrap(), "http://h:8080/?q");
         check_contract("httpr://[2[2001:01:DB8::1]:4%3a\u{fffd}#z".as_bytes());
+        check_contract(b"https://[2000:DB8::1]:4DB8:?y=%3a#z");
     }
 
     #[test]
