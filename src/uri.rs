@@ -268,7 +268,8 @@ fn check_segments(path: &str) -> Result<(), Refusal> {
 }
 
 /// A segment of dots, possibly with spaces (`.`, `..`, `...`, `.. `,
-/// `..%20`, fullwidth dots): what some server resolves as "here" or "up"
+/// `..%20`, fullwidth dots), up to an encoded `?` or `#`: what some server
+/// resolves as "here" or "up"
 /// (Windows drops trailing dots and spaces, NFKC turns `．` into `.`).
 fn dots_only(s: &str) -> bool {
     if !matches!(s.as_bytes().first(), Some(b'.' | b' ' | b'%' | 0x80..)) {
@@ -280,6 +281,11 @@ fn dots_only(s: &str) -> bool {
         if let Some(r) = rest.strip_prefix("%20") {
             rest = r;
             continue;
+        }
+        // an encoded `?` or `#` ends the segment for a server that decodes
+        // before it splits (found by the fuzzer: `.%3Fx` is `.` then a query)
+        if ["%3F", "%3f", "%23"].iter().any(|e| rest.starts_with(e)) {
+            break;
         }
         match c {
             ' ' => {}
@@ -433,6 +439,19 @@ mod tests {
             Ok(v) => panic!("{s}: accepted as {v}"),
             Err(e) => e,
         }
+    }
+
+    #[test]
+    fn dots_before_an_encoded_query_or_fragment_are_dot_segments() {
+        for bad in [
+            "file:///public/..%3F/secret",
+            "file:///public/.%3fx/y",
+            "file:///p/..%23x",
+        ] {
+            assert_eq!(normalize(bad), Err(Refusal::DotSegment), "{bad}");
+        }
+        assert!(normalize("file:///p/a%3Fb").is_ok());
+        check_contract(b"FIB9::1]:443/y=t1:\xff/.%3FIRRRRRf---------/");
     }
 
     #[test]
