@@ -208,3 +208,29 @@ pub fn tools_call_of_size(size: usize) -> Vec<u8> {
     assert_eq!(body.len(), size);
     body.into_bytes()
 }
+
+/// Header name (lowercased) and value pairs, in order.
+pub type Headers = Vec<(String, String)>;
+
+/// A request head as the test upstreams read it: method and path from the
+/// request line already read, then the headers (names lowercased) up to
+/// the blank line; `None` when the connection ends first.
+pub fn parse_head(request_line: &str, r: &mut impl BufRead) -> Option<(String, String, Headers)> {
+    let mut parts = request_line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_string();
+    let path = parts.next().unwrap_or("").to_string();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if r.read_line(&mut h).unwrap_or(0) == 0 {
+            return None;
+        }
+        let h = h.trim_end();
+        if h.is_empty() {
+            return Some((method, path, headers));
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
+        }
+    }
+}

@@ -139,23 +139,9 @@ fn serve_conn(
         if r.read_line(&mut line).unwrap_or(0) == 0 || stopped.load(Ordering::SeqCst) {
             return;
         }
-        let mut parts = line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_string();
-        let path = parts.next().unwrap_or("").to_string();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            if r.read_line(&mut h).unwrap_or(0) == 0 {
-                return;
-            }
-            let h = h.trim_end();
-            if h.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = h.split_once(':') {
-                headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
-            }
-        }
+        let Some((method, path, headers)) = super::client::parse_head(&line, &mut r) else {
+            return;
+        };
         let len: usize = headers
             .iter()
             .find(|(k, _)| k == "content-length")
