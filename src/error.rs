@@ -81,6 +81,11 @@ pub enum GatewayError {
     RateLimitUnavailable,
     /// No routing rule matched the call.
     NoRoute,
+    /// A virtual server has no item of that name or URI (federation): the
+    /// answer a server gives for what it does not have.
+    UnknownItem(&'static str),
+    /// A session-era call to a virtual server without `Mcp-Session-Id`.
+    SessionRequired,
     /// Upstream refused or reset the connection, or answered garbage.
     UpstreamUnavailable,
     /// Upstream did not connect or answer in time.
@@ -120,6 +125,8 @@ impl GatewayError {
             GatewayError::UpstreamAnswerRefused(_) => 502,
             GatewayError::RateLimitUnavailable => 503,
             GatewayError::NoRoute => 404,
+            GatewayError::UnknownItem(_) => 200,
+            GatewayError::SessionRequired => 400,
             GatewayError::UpstreamUnavailable => 502,
             GatewayError::UpstreamTimeout => 504,
             GatewayError::ShuttingDown => 503,
@@ -158,6 +165,8 @@ impl GatewayError {
             GatewayError::UpstreamAnswerRefused(_) => INTERNAL_ERROR,
             GatewayError::RateLimitUnavailable => INTERNAL_ERROR,
             GatewayError::NoRoute => METHOD_NOT_FOUND,
+            GatewayError::UnknownItem(_) => INVALID_PARAMS,
+            GatewayError::SessionRequired => INVALID_REQUEST,
             GatewayError::UpstreamUnavailable => INTERNAL_ERROR,
             GatewayError::UpstreamTimeout => INTERNAL_ERROR,
             GatewayError::ShuttingDown => INTERNAL_ERROR,
@@ -195,6 +204,8 @@ impl GatewayError {
             GatewayError::UpstreamAnswerRefused(m) => m,
             GatewayError::RateLimitUnavailable => "rate limiting unavailable",
             GatewayError::NoRoute => "method not found",
+            GatewayError::UnknownItem(m) => m,
+            GatewayError::SessionRequired => "Bad Request: Mcp-Session-Id header is required",
             GatewayError::UpstreamUnavailable => "upstream unavailable",
             GatewayError::UpstreamTimeout => "upstream timed out",
             GatewayError::ShuttingDown => "gateway shutting down",
@@ -263,6 +274,8 @@ impl GatewayError {
             GatewayError::UpstreamAnswerRefused(_) => "upstream_answer_refused",
             GatewayError::RateLimitUnavailable => "rate_limit_unavailable",
             GatewayError::NoRoute => "no_route",
+            GatewayError::UnknownItem(_) => "unknown_item",
+            GatewayError::SessionRequired => "session_required",
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::ShuttingDown => "shutting_down",

@@ -14,6 +14,7 @@ pub mod cli;
 pub mod config;
 pub mod edge;
 pub mod error;
+pub mod federation;
 pub mod health;
 pub mod hygiene;
 pub mod jsonrpc;

@@ -144,6 +144,17 @@ impl Policy {
         Ok(())
     }
 
+    /// Whether some item of `kind` whose name starts with `prefix` could be
+    /// allowed for the principal (deny lists are left to the item check):
+    /// a virtual server does not ask a member the principal may use
+    /// nothing of.
+    pub fn may_allow_prefix(&self, p: &Principal, kind: Item, prefix: &str) -> bool {
+        self.rules
+            .iter()
+            .filter(|r| r.selects(p))
+            .any(|r| r.allow.item_list(kind).iter().any(|g| g.may_match_prefix(prefix)))
+    }
+
     /// Whether the principal may use a listed item (for list filtering).
     pub fn item_allowed(&self, p: &Principal, kind: Item, name: &str) -> bool {
         let mut ok = false;

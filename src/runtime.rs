@@ -114,6 +114,8 @@ pub struct Runtime {
     pub admin: Option<AdminSettings>,
     /// The reverse-tunnel endpoint (`None` = tunnels refused).
     pub tunnel: Option<TunnelSettings>,
+    /// `virtual_servers:` (federation), each at its own path.
+    pub virtual_servers: Vec<Arc<VirtualServer>>,
     /// Log level.
     pub log_level: String,
     /// Log format.
@@ -194,6 +196,44 @@ impl AdminToken {
     }
 }
 
+/// One `virtual_servers:` entry (docs/federation.md): an MCP server at its
+/// own path composed from member upstreams.
+#[derive(Debug)]
+pub struct VirtualServer {
+    /// The public path.
+    pub path: String,
+    /// `serverInfo.name` announced to clients.
+    pub name: String,
+    /// The members in order (ties go to the earlier one).
+    pub members: Vec<Member>,
+    /// How member names are exposed.
+    pub naming: crate::federation::Naming,
+    /// Bound on each member's part of a fan-out.
+    pub member_timeout: std::time::Duration,
+    /// What the members listed last (names, URIs): the snapshot's own,
+    /// rebuilt after a reload from the next lists.
+    pub catalog: std::sync::RwLock<crate::federation::Catalog>,
+}
+
+/// A member of a virtual server.
+#[derive(Debug, Clone)]
+pub struct Member {
+    /// Its upstream.
+    pub upstream: Arc<Upstream>,
+    /// Its prefix.
+    pub prefix: String,
+}
+
+impl VirtualServer {
+    /// The member on upstream `name`.
+    pub fn member(&self, name: &str) -> Option<(usize, &Member)> {
+        self.members
+            .iter()
+            .enumerate()
+            .find(|(_, m)| *m.upstream.name == *name)
+    }
+}
+
 /// The RFC 9728 document and where it is served.
 #[derive(Debug, Clone)]
 pub struct ResourceMetadata {
@@ -206,6 +246,11 @@ pub struct ResourceMetadata {
 }
 
 impl Runtime {
+    /// The virtual server at `path`.
+    pub fn virtual_server(&self, path: &str) -> Option<&Arc<VirtualServer>> {
+        self.virtual_servers.iter().find(|v| v.path == path)
+    }
+
     /// The keys sessions are sealed with: `sessions.keys`, else per-process.
     pub fn session_keys(&self) -> &crate::session::SessionKeys {
         match &self.sessions {

@@ -32,6 +32,13 @@ use sha2::{Digest, Sha256};
 const VERSION: u8 = b'1';
 /// Bound to every token (AEAD associated data).
 const AAD: &[u8] = b"mcp-edge/session/v1";
+/// Version prefix of a virtual server's token.
+const COMPOSITE_VERSION: u8 = b'2';
+/// Bound to every virtual server token.
+const COMPOSITE_AAD: &[u8] = b"mcp-edge/session/v2/composite";
+/// Longest virtual server token accepted (base64 characters after the
+/// version): room for 16 members with long ids.
+pub const MAX_COMPOSITE_CHARS: usize = 8192;
 /// Shortest accepted secret in `sessions.keys`.
 pub const MIN_SECRET_LEN: usize = 32;
 /// Longest upstream session id sealed (the spec sets no limit; tokens stay compact).
@@ -61,6 +68,42 @@ pub struct Owner {
     pub principal: [u8; DIGEST],
     /// Unix seconds when it was sealed.
     pub issued: u64,
+}
+
+/// One member's session inside a virtual server's session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberSession {
+    /// The member's upstream name.
+    pub upstream: String,
+    /// The endpoint that answered its `initialize`.
+    pub endpoint: String,
+    /// Its own `Mcp-Session-Id` (empty: it issued none).
+    pub session: String,
+    /// The protocol version it chose.
+    pub version: String,
+}
+
+/// What a virtual server's token seals: every member's session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Composite {
+    /// The virtual server's path.
+    pub server: String,
+    /// The members that joined, in the order of their namespaced ids.
+    pub members: Vec<MemberSession>,
+    /// [`principal_digest`] of the principal that initialized it.
+    pub principal: [u8; DIGEST],
+    /// Unix seconds when it was sealed.
+    pub issued: u64,
+}
+
+impl Composite {
+    /// The index and session of the member on `upstream`.
+    pub fn member(&self, upstream: &str) -> Option<(usize, &MemberSession)> {
+        self.members
+            .iter()
+            .enumerate()
+            .find(|(_, m)| m.upstream == upstream)
+    }
 }
 
 /// Keys for a gateway without `sessions.keys`: one random key per process
@@ -184,7 +227,6 @@ impl SessionKeys {
     /// Seals an owner into a token; `None` when a field is too long to seal
     /// (upstream/endpoint over 255 bytes, upstream id over 512).
     pub fn seal(&self, owner: &Owner) -> Option<String> {
-        let key = self.keys.first()?;
         let (up, ep, id) = (
             owner.upstream.as_bytes(),
             owner.endpoint.as_bytes(),
@@ -201,15 +243,89 @@ impl SessionKeys {
         plain.push(ep.len() as u8);
         plain.extend_from_slice(ep);
         plain.extend_from_slice(id);
+        self.seal_with(VERSION, AAD, &plain)
+    }
+
+    /// Seals a virtual server's session (every member's session id) into
+    /// one token; `None` when it does not fit ([`MAX_COMPOSITE_CHARS`]).
+    pub fn seal_composite(&self, c: &Composite) -> Option<String> {
+        let mut plain = Vec::with_capacity(64 + c.members.len() * 96);
+        plain.extend_from_slice(&c.issued.to_be_bytes());
+        plain.extend_from_slice(&c.principal);
+        push_short(&mut plain, c.server.as_bytes())?;
+        plain.push(u8::try_from(c.members.len()).ok()?);
+        for m in &c.members {
+            push_short(&mut plain, m.upstream.as_bytes())?;
+            push_short(&mut plain, m.endpoint.as_bytes())?;
+            push_short(&mut plain, m.version.as_bytes())?;
+            if m.session.len() > MAX_UPSTREAM_ID {
+                return None;
+            }
+            plain.extend_from_slice(&(m.session.len() as u16).to_be_bytes());
+            plain.extend_from_slice(m.session.as_bytes());
+        }
+        let token = self.seal_with(COMPOSITE_VERSION, COMPOSITE_AAD, &plain)?;
+        (token.len() <= MAX_COMPOSITE_CHARS + 1).then_some(token)
+    }
+
+    /// Opens a virtual server's token presented by `principal` at `now`;
+    /// the same refusals as [`SessionKeys::open`] (a single-upstream token
+    /// is `Malformed` here, and a composite one there).
+    pub fn open_composite(
+        &self,
+        token: &str,
+        principal: &[u8; DIGEST],
+        now: u64,
+    ) -> Result<Composite, Refused> {
+        let body = token
+            .as_bytes()
+            .split_first()
+            .filter(|(v, _)| **v == COMPOSITE_VERSION)
+            .map(|(_, rest)| rest)
+            .ok_or(Refused::Malformed)?;
+        if body.len() > MAX_COMPOSITE_CHARS {
+            return Err(Refused::Malformed);
+        }
+        let mut raw = URL_SAFE_NO_PAD.decode(body).map_err(|_| Refused::Malformed)?;
+        let n = raw.len();
+        if n < 1 + NONCE + TAG + 8 + DIGEST + 2 {
+            return Err(Refused::Malformed);
+        }
+        let hint = raw[0];
+        let nonce = *Nonce::from_slice(&raw[1..1 + NONCE]);
+        let tag = *Tag::from_slice(&raw[n - TAG..]);
+        let sealed = raw[1 + NONCE..n - TAG].to_vec();
+        let plain = &mut raw[1 + NONCE..n - TAG];
+        let opened = self.keys.iter().filter(|k| k.hint == hint).any(|k| {
+            plain.copy_from_slice(&sealed);
+            k.aead
+                .decrypt_in_place_detached(&nonce, COMPOSITE_AAD, plain, &tag)
+                .is_ok()
+        });
+        if !opened {
+            return Err(Refused::NotOpened);
+        }
+        let c = parse_composite(plain).ok_or(Refused::Malformed)?;
+        if c.principal != *principal {
+            return Err(Refused::OtherPrincipal);
+        }
+        let age = now.saturating_sub(c.issued);
+        if age > self.max_age.as_secs() || c.issued > now.saturating_add(SKEW_SECS) {
+            return Err(Refused::Expired);
+        }
+        Ok(c)
+    }
+
+    /// AES-256-GCM under the first key: `version` + base64url(hint nonce
+    /// ciphertext+tag).
+    fn seal_with(&self, version: u8, aad: &[u8], plain: &[u8]) -> Option<String> {
+        let key = self.keys.first()?;
         let nonce: [u8; NONCE] = rand::random();
         let sealed = key
             .aead
             .encrypt(
                 Nonce::from_slice(&nonce),
-                Payload {
-                    msg: &plain,
-                    aad: AAD,
-                },
+                Payload { msg: plain, aad },
             )
             .ok()?;
         let mut raw = Vec::with_capacity(1 + NONCE + sealed.len());
@@ -217,7 +333,7 @@ impl SessionKeys {
         raw.extend_from_slice(&nonce);
         raw.extend_from_slice(&sealed);
         let mut out = String::with_capacity(1 + raw.len().div_ceil(3) * 4);
-        out.push(VERSION as char);
+        out.push(version as char);
         URL_SAFE_NO_PAD.encode_string(&raw, &mut out);
         Some(out)
     }
@@ -269,6 +385,49 @@ impl SessionKeys {
     }
 }
 
+fn push_short(out: &mut Vec<u8>, s: &[u8]) -> Option<()> {
+    out.push(u8::try_from(s.len()).ok()?);
+    out.extend_from_slice(s);
+    Some(())
+}
+
+fn parse_composite(p: &[u8]) -> Option<Composite> {
+    let issued = u64::from_be_bytes(p.get(..8)?.try_into().ok()?);
+    let mut principal = [0u8; DIGEST];
+    principal.copy_from_slice(p.get(8..8 + DIGEST)?);
+    let mut at = 8 + DIGEST;
+    let short = |at: &mut usize| -> Option<String> {
+        let n = usize::from(*p.get(*at)?);
+        let s = p.get(*at + 1..*at + 1 + n)?;
+        *at += 1 + n;
+        String::from_utf8(s.to_vec()).ok()
+    };
+    let server = short(&mut at)?;
+    let count = usize::from(*p.get(at)?);
+    at += 1;
+    let mut members = Vec::with_capacity(count);
+    for _ in 0..count {
+        let upstream = short(&mut at)?;
+        let endpoint = short(&mut at)?;
+        let version = short(&mut at)?;
+        let n = usize::from(u16::from_be_bytes(p.get(at..at + 2)?.try_into().ok()?));
+        let session = String::from_utf8(p.get(at + 2..at + 2 + n)?.to_vec()).ok()?;
+        at += 2 + n;
+        members.push(MemberSession {
+            upstream,
+            endpoint,
+            session,
+            version,
+        });
+    }
+    (at == p.len()).then_some(Composite {
+        server,
+        members,
+        principal,
+        issued,
+    })
+}
+
 fn parse_plain(p: &[u8]) -> Option<Owner> {
     let issued = u64::from_be_bytes(p.get(..8)?.try_into().ok()?);
     let mut principal = [0u8; DIGEST];
@@ -314,6 +473,77 @@ mod tests {
             DAY,
         )
         .unwrap()
+    }
+
+    fn composite() -> Composite {
+        Composite {
+            server: "/tools".into(),
+            members: vec![
+                MemberSession {
+                    upstream: "ev".into(),
+                    endpoint: "127.0.0.1:9000/mcp".into(),
+                    session: "3f2c6f1e-8a0b-4c55-9d8e-0d6c1b7a9e21".into(),
+                    version: "2025-11-25".into(),
+                },
+                MemberSession {
+                    upstream: "py".into(),
+                    endpoint: "127.0.0.1:9001/mcp".into(),
+                    session: String::new(),
+                    version: "2025-06-18".into(),
+                },
+            ],
+            principal: principal_digest("acme", "ci-bot"),
+            issued: 1_800_000_000,
+        }
+    }
+
+    #[test]
+    fn composite_tokens_round_trip_and_do_not_mix_with_single_ones() {
+        let k = keys(&[A]);
+        let c = composite();
+        let t = k.seal_composite(&c).unwrap();
+        assert!(t.starts_with('2'));
+        let now = c.issued + 10;
+        assert_eq!(k.open_composite(&t, &c.principal, now), Ok(c.clone()));
+        assert_eq!(k.open(&t, &c.principal, now), Err(Refused::Malformed));
+        let single = k.seal(&owner()).unwrap();
+        assert_eq!(
+            k.open_composite(&single, &owner().principal, now),
+            Err(Refused::Malformed)
+        );
+        let other = principal_digest("acme", "other");
+        assert_eq!(
+            k.open_composite(&t, &other, now),
+            Err(Refused::OtherPrincipal)
+        );
+        assert_eq!(
+            k.open_composite(&t, &c.principal, now + 2 * 86_400),
+            Err(Refused::Expired)
+        );
+        let mut bad = t.clone().into_bytes();
+        let i = bad.len() / 2;
+        bad[i] = if bad[i] == b'A' { b'B' } else { b'A' };
+        let bad = String::from_utf8(bad).unwrap();
+        assert_eq!(
+            k.open_composite(&bad, &c.principal, now),
+            Err(Refused::NotOpened)
+        );
+        assert_eq!(
+            keys(&[B]).open_composite(&t, &c.principal, now),
+            Err(Refused::NotOpened)
+        );
+        // a token naming many members still fits
+        let mut many = c.clone();
+        many.members = (0..16)
+            .map(|i| MemberSession {
+                upstream: format!("upstream-{i}"),
+                endpoint: format!("10.0.0.{i}:9000/mcp"),
+                session: "x".repeat(64),
+                version: "2025-11-25".into(),
+            })
+            .collect();
+        let t = k.seal_composite(&many).unwrap();
+        assert_eq!(k.open_composite(&t, &c.principal, now), Ok(many));
     }
 
     fn owner() -> Owner {

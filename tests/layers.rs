@@ -22,6 +22,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "auth",
             "call",
             "error",
+            "federation",
             "health",
             "hygiene",
             "jsonrpc",

@@ -46,6 +46,20 @@ impl Glob {
         matches!(self, Glob::Exact(e) if **e == *s)
     }
 
+    /// Whether some string that starts with `prefix` matches (federation:
+    /// could a member's names, all under one prefix, be allowed at all).
+    pub fn may_match_prefix(&self, prefix: &str) -> bool {
+        let compatible = |lit: &str| lit.starts_with(prefix) || prefix.starts_with(lit);
+        match self {
+            Glob::Any | Glob::Suffix(_) => true,
+            Glob::Exact(e) => e.starts_with(prefix),
+            Glob::Prefix(p) => compatible(p),
+            Glob::Pieces(pieces, open_start, _) => {
+                *open_start || pieces.first().is_none_or(|p| compatible(p))
+            }
+        }
+    }
+
     /// Whether `s` matches.
     pub fn matches(&self, s: &str) -> bool {
         match self {
@@ -121,6 +135,24 @@ mod tests {
         ];
         for (p, s, want) in cases {
             assert_eq!(Glob::new(p).matches(s), want, "{p} ~ {s}");
+        }
+    }
+
+    #[test]
+    fn prefixes_a_glob_could_match() {
+        let cases = [
+            ("*", "py__", true),
+            ("py__*", "py__", true),
+            ("py__add", "py__", true),
+            ("py*", "py__", true),
+            ("ev__*", "py__", false),
+            ("add", "py__", false),
+            ("*add", "py__", true),
+            ("p*__x*", "py__", true),
+            ("ev*x*", "py__", false),
+        ];
+        for (p, prefix, want) in cases {
+            assert_eq!(Glob::new(p).may_match_prefix(prefix), want, "{p} ~ {prefix}");
         }
     }
 }

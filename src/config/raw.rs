@@ -668,6 +668,49 @@ fn default_tunnel_keepalive() -> u64 {
     20_000
 }
 
+/// One entry of `virtual_servers:` (federation, docs/federation.md): one MCP
+/// server at its own path composed from member upstreams.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualServer {
+    /// The public path clients connect to (unique; not `server.path`).
+    pub path: String,
+    /// `serverInfo.name` announced to clients.
+    pub name: String,
+    /// The member upstreams, in order (the order breaks ties).
+    pub members: Vec<VirtualMember>,
+    /// Exposed tool/prompt name = prefix + separator + the member's own name.
+    #[serde(default = "default_separator")]
+    pub separator: String,
+    /// `always` | `conflicts` | `never`.
+    #[serde(default = "default_prefix_mode")]
+    pub prefix_mode: String,
+    /// Bound on each member's part of a fan-out (initialize, lists).
+    #[serde(default = "default_member_timeout")]
+    pub member_timeout_ms: u64,
+}
+
+/// `virtual_servers[].members[]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VirtualMember {
+    /// An upstream name of `upstreams:`.
+    pub upstream: String,
+    /// Prefix of the member's tool and prompt names (absent: the upstream name).
+    #[serde(default)]
+    pub prefix: Option<String>,
+}
+
+fn default_separator() -> String {
+    "__".into()
+}
+fn default_prefix_mode() -> String {
+    "always".into()
+}
+fn default_member_timeout() -> u64 {
+    3000
+}
+
 /// `tunnel.tokens[]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -42,7 +42,9 @@ pub fn table(rt: &Runtime) -> String {
             out.push_str("no catch-all rule: GET streams, DELETE and JSON-RPC responses get 404\n")
         }
     }
-    out.push_str("session calls go to the endpoint sealed in their Mcp-Session-Id\n\nupstreams:\n");
+    out.push_str("session calls go to the endpoint sealed in their Mcp-Session-Id\n");
+    virtual_servers(rt, &mut out);
+    out.push_str("\nupstreams:\n");
     for u in &rt.upstreams {
         if u.endpoints.iter().any(|e| e.tunnel) {
             out.push_str(&format!(
@@ -67,4 +69,37 @@ pub fn table(rt: &Runtime) -> String {
         }
     }
     out
+}
+
+/// Each virtual server with its members and exposed-name rules.
+fn virtual_servers(rt: &Runtime, out: &mut String) {
+    for v in &rt.virtual_servers {
+        let n = &v.naming;
+        out.push_str(&format!(
+            "\nvirtual server {} (serverInfo.name {:?}; prefix_mode {}, separator {:?}, member_timeout_ms {})\n",
+            v.path,
+            v.name,
+            n.mode.as_str(),
+            n.separator,
+            v.member_timeout.as_millis()
+        ));
+        for m in &v.members {
+            let exposed = match n.mode {
+                crate::federation::PrefixMode::Always => {
+                    format!("tools/prompts exposed as {}{}<name>", m.prefix, n.separator)
+                }
+                crate::federation::PrefixMode::Conflicts => format!(
+                    "tools/prompts as listed; a shared name as {}{}<name>",
+                    m.prefix, n.separator
+                ),
+                crate::federation::PrefixMode::Never => {
+                    "tools/prompts as listed; a shared name is refused".to_string()
+                }
+            };
+            out.push_str(&format!(
+                "  - {:<16} {} ({}); resources keep their URIs\n",
+                m.upstream.name, m.upstream.url, exposed
+            ));
+        }
+    }
 }

@@ -75,6 +75,18 @@ pub struct RequestCtx {
     /// `response_filter` / `response_body_filter`: the response header is
     /// held until the body decides it (`ProxyHttp::response_held`).
     pub hold: bool,
+    /// `request_filter`: the virtual server the path names (federation).
+    pub virtual_server: Option<Arc<crate::runtime::VirtualServer>>,
+    /// `request_filter`: the opened token of a virtual server's session.
+    pub composite: Option<crate::session::Composite>,
+    /// `request_filter`: a federated call forwarded to one member.
+    pub member: Option<super::federate::MemberCall>,
+    /// `request_filter`: virtual server members left out of the answer
+    /// (for the audit line).
+    pub left_out: std::sync::Mutex<Vec<String>>,
+    /// `request_filter`: what a federated call forwards instead of `body`
+    /// (the member's own name in place of the exposed one).
+    pub forward_body: Option<Bytes>,
     /// `response_body_filter`: the header the held body decided: a status
     /// and the exact length of what was written instead.
     pub release: Option<(u16, usize)>,
@@ -110,6 +122,11 @@ impl RequestCtx {
             replacement: None,
             hold: false,
             release: None,
+            virtual_server: None,
+            composite: None,
+            member: None,
+            forward_body: None,
+            left_out: std::sync::Mutex::new(Vec::new()),
         }
     }
 

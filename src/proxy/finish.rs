@@ -33,6 +33,8 @@ struct AccessLine<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     upstream: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
+    member_name: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     endpoint: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
     session: Option<&'a str>,
@@ -77,6 +79,7 @@ pub fn access_log(session: &mut Session, e: Option<&Error>, ctx: &mut RequestCtx
             Era::Stateless => "stateless",
         },
         upstream: ctx.upstream.as_ref().map(|u| &*u.name),
+        member_name: ctx.member.as_ref().and_then(|m| m.own.as_deref()),
         endpoint: ctx.endpoint.as_ref().map(|e| e.0.url.as_str()),
         // a prefix is enough to tell sessions apart (it covers the token's
         // random nonce) and keeps lines short; the token is no secret
@@ -185,6 +188,12 @@ fn audit_event(session: &Session, ctx: &RequestCtx) {
         method: ctx.method().map(Capped),
         target: target.as_deref().map(Capped),
         upstream: ctx.upstream.as_ref().map(|u| &*u.name),
+        member_name: ctx
+            .member
+            .as_ref()
+            .and_then(|m| m.own.as_deref())
+            .map(Capped),
+        left_out: ctx.left_out.lock().map(|v| v.clone()).unwrap_or_default(),
         decision,
         reason,
         status,

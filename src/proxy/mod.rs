@@ -4,7 +4,9 @@
 //! log), which call the Pingora-free domain modules.
 
 mod ctx;
+mod federate;
 pub(crate) mod finish;
+mod member;
 mod peer;
 mod request;
 mod response;
@@ -103,6 +105,7 @@ impl ProxyHttp for Gateway {
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
         match request::admit(session, ctx).await {
             Ok(request::Admitted::Proxy) => Ok(false),
+            Ok(request::Admitted::Federate) => federate::serve(session, ctx).await,
             Ok(request::Admitted::Answer(status, body)) => {
                 request::answer(session, ctx, status, body).await
             }
@@ -120,7 +123,7 @@ impl ProxyHttp for Gateway {
         // request_filter consumed the body; replay exactly the inspected bytes
         // (needs the vendored pingora-proxy patch above 64 KiB).
         if end_of_stream {
-            if let Some(kept) = &ctx.body {
+            if let Some(kept) = ctx.forward_body.as_ref().or(ctx.body.as_ref()) {
                 *body = Some(kept.clone());
             }
         }

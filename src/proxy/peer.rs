@@ -45,6 +45,12 @@ fn peer(up: &Upstream, e: &Endpoint, stream: bool) -> Result<Box<HttpPeer>> {
     Ok(Box::new(peer))
 }
 
+/// The peer for the gateway's own request to a virtual server's member
+/// (`proxy::member`): the upstream's response timeout per read.
+pub(super) fn member_peer(up: &Upstream, e: &Endpoint) -> Result<Box<HttpPeer>> {
+    peer(up, e, false)
+}
+
 /// Rewrites the upstream request header.
 pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<()> {
     let (Some(rt), Some(up)) = (&ctx.runtime, &ctx.upstream) else {
@@ -64,13 +70,25 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<
             req.insert_header(name.clone(), value.clone())?;
         }
     }
-    if let Some(body) = &ctx.body {
+    if let Some(body) = ctx.forward_body.as_ref().or(ctx.body.as_ref()) {
         // the body is replayed whole: announce its exact length (no chunking)
         req.insert_header("content-length", body.len())?;
     }
     if let Some(owner) = &ctx.session {
-        // the upstream gets its own session id back
-        req.insert_header("mcp-session-id", owner.session.as_str())?;
+        // the upstream gets its own session id back (a virtual server's
+        // member may have issued none)
+        if owner.session.is_empty() {
+            req.remove_header("mcp-session-id");
+        } else {
+            req.insert_header("mcp-session-id", owner.session.as_str())?;
+        }
+    }
+    if let Some(m) = &ctx.member {
+        // a virtual server's member sees its own version and name
+        req.insert_header("mcp-protocol-version", m.version.as_str())?;
+        if let (Some(own), true) = (&m.own, req.headers.contains_key("mcp-name")) {
+            req.insert_header("mcp-name", own.as_str())?;
+        }
     }
     let Some(ep) = &ctx.endpoint else {
         return Error::e_explain(InternalError, "no endpoint chosen");

@@ -55,6 +55,8 @@ pub fn early(shared: &SharedRuntime, session: &mut Session, ctx: &mut RequestCtx
 pub enum Admitted {
     /// Proxy it: the route, upstream and endpoint are on the context.
     Proxy,
+    /// A virtual server's request (`federate::serve` decides).
+    Federate,
     /// The gateway answers it itself (health, resource metadata): status
     /// and JSON body.
     Answer(u16, Bytes),
@@ -79,6 +81,9 @@ pub async fn admit(
         }
     }
     steps(session, ctx, &rt).await?;
+    if ctx.virtual_server.is_some() {
+        return Ok(Admitted::Federate);
+    }
     Ok(Admitted::Proxy)
 }
 
@@ -112,7 +117,9 @@ async fn steps(
         return Err(GatewayError::HostNotAllowed);
     }
     if req.uri.path() != rt.server.path {
-        return Err(GatewayError::NotFound);
+        // a virtual server's path, or nothing
+        let vs = rt.virtual_server(req.uri.path()).ok_or(GatewayError::NotFound)?;
+        ctx.virtual_server = Some(vs.clone());
     }
     // the client address: the peer, or what trusted proxies say it is (an
     // IPv4 client of a dual-stack listener is ::ffff:a.b.c.d: compared,
@@ -210,6 +217,10 @@ async fn decide(
     let (rate, outcome) = verdict(rt, ctx, headers).await;
     ctx.rate = rate;
     let routed = outcome?;
+    if ctx.virtual_server.is_some() {
+        // a virtual server routes by what its members have
+        return Ok(());
+    }
     // a session lives on one upstream: its calls go there
     let (taken, upstream) = match pinned {
         Some(u) => (Taken::Session, u),
@@ -308,6 +319,20 @@ fn open_session(
         ));
     };
     let digest = principal.digest();
+    if let Some(vs) = &ctx.virtual_server {
+        // a virtual server's token carries every member's session; one
+        // sealed for another virtual server is not this one's
+        let c = rt
+            .session_keys()
+            .open_composite(token, &digest, crate::base::clock::now_secs())
+            .map_err(|r| GatewayError::SessionNotFound(r.label()))?;
+        if c.server != vs.path {
+            return Err(GatewayError::SessionNotFound("session_other_server"));
+        }
+        ctx.composite = Some(c);
+        ctx.session_token = Some(value.clone());
+        return Ok(None);
+    }
     let owner = rt
         .session_keys()
         .open(token, &digest, crate::base::clock::now_secs())

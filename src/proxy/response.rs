@@ -172,7 +172,7 @@ pub fn malformed_request_header() -> Option<(ResponseHeader, Bytes)> {
     Some((resp, body))
 }
 
-fn json_header(status: u16, len: usize, ctx: &RequestCtx) -> Result<ResponseHeader> {
+pub(super) fn json_header(status: u16, len: usize, ctx: &RequestCtx) -> Result<ResponseHeader> {
     let mut resp = ResponseHeader::build(status, Some(4))?;
     resp.insert_header("content-type", "application/json")?;
     resp.insert_header("content-length", len)?;
@@ -297,6 +297,16 @@ pub fn release(resp: &mut ResponseHeader, ctx: &mut RequestCtx) {
 /// An upstream `Mcp-Session-Id` never reaches the client: it is replaced by
 /// a token sealing (upstream, endpoint, id, principal, time).
 fn seal_session(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
+    if ctx.composite.is_some() {
+        // a virtual server's session: the client keeps its one token
+        match &ctx.session_token {
+            Some(t) => resp.insert_header("mcp-session-id", t.clone())?,
+            None => {
+                resp.remove_header("mcp-session-id");
+            }
+        }
+        return Ok(());
+    }
     let Some(id) = resp.headers.get("mcp-session-id") else {
         return Ok(());
     };
@@ -382,6 +392,13 @@ pub fn body_filter(body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) {
             guard.push(&chunk, end, &allowed, ctx.id_ref())
         }
         _ => guard.push(&chunk, end, &|_, _| false, ctx.id_ref()),
+    };
+    let out = match (&ctx.member, &guard) {
+        // a member's requests on the stream get ids that name the member
+        (Some(m), Guard::Sse(_)) if !out.is_empty() => {
+            Bytes::from(crate::federation::namespace_events(&out, m.index))
+        }
+        _ => out,
     };
     if let Some(verdict) = guard.verdict() {
         if ctx.hold {

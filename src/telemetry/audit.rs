@@ -150,6 +150,13 @@ pub struct Event<'a> {
     /// Upstream name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<&'a str>,
+    /// A virtual server's call: the member's own name of the target
+    /// (`target` is the exposed name, `upstream` the member).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub member_name: Option<Capped<'a>>,
+    /// Virtual server members left out of this answer (failed or late).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
     /// `allow` or `deny` (the gateway refused) or `error` (upstream failed).
     pub decision: &'static str,
     /// Why, when not simply allowed.
@@ -216,6 +223,8 @@ mod tests {
             method: Some(Capped(&long)),
             target: None,
             upstream: None,
+            member_name: None,
+            left_out: Vec::new(),
             decision: "deny",
             reason: Some("x"),
             status: 400,

@@ -62,6 +62,7 @@ struct Families {
     upstream_up: IntGaugeVec,
     upstream_in_flight: IntGaugeVec,
     sessions: IntCounterVec,
+    members_left_out: IntCounterVec,
     reloads: IntCounterVec,
     reload_ok: IntGauge,
     reload_time: IntGauge,
@@ -162,6 +163,11 @@ fn families(r: &Registry) -> prometheus::Result<Families> {
             "mcp_edge_sessions_total",
             "Session tokens sealed (new sessions), opened (calls in a session) and rejected (404), by reason.",
             &["event", "reason"],
+        )?,
+        members_left_out: counter(
+            "mcp_edge_federation_members_left_out_total",
+            "Virtual server members left out of an answer (failed, slow past member_timeout_ms, session gone), by virtual server, member and reason.",
+            &["server", "member", "reason"],
         )?,
         reloads: counter(
             "mcp_edge_config_reloads_total",
@@ -311,6 +317,27 @@ pub fn record_request(r: &Finished<'_>) {
 /// Session token events: `sealed`, `opened`, `rejected` (with the reason).
 pub fn record_session(event: &'static str, reason: &'static str) {
     with(|f| f.sessions.with_label_values(&[event, reason]).inc());
+}
+
+/// A virtual server member left out of an answer. `server` and `member`
+/// are configured names; `why` is bounded here to a few reasons.
+pub fn record_member_left_out(server: &str, member: &str, why: &str) {
+    let reason = if why == "member_timeout" {
+        "timeout"
+    } else if why.starts_with("HTTP ") {
+        "http_error"
+    } else if why == "session_gone" {
+        "session_gone"
+    } else if why.starts_with("connect") {
+        "connect"
+    } else {
+        "bad_answer"
+    };
+    with(|f| {
+        f.members_left_out
+            .with_label_values(&[server, member, reason])
+            .inc()
+    });
 }
 
 /// A configuration reload attempt and whether it was applied.

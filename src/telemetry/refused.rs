@@ -55,6 +55,8 @@ fn refusal_lines(
         method: None,
         target: None,
         upstream: None,
+        member_name: None,
+        left_out: Vec::new(),
         decision: "deny",
         reason: Some(reason),
         status,

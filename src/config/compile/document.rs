@@ -25,6 +25,7 @@ const SECTIONS: &[&str] = &[
     "sessions",
     "admin",
     "tunnel",
+    "virtual_servers",
 ];
 
 /// Parses the text into its mapping of sections; an empty, unparsable or

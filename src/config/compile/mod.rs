@@ -26,6 +26,7 @@ mod test_support;
 mod tls;
 mod tunnel;
 mod upstreams;
+mod virtual_servers;
 
 use std::time::Duration;
 
@@ -49,7 +50,13 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
     document::check_section_names(&root, &mut errs);
     let raw = document::Sections::read(&root, &mut errs);
     let (upstreams, names) = upstreams::compile_upstreams(root.get("upstreams"), env, &mut errs);
-    let rules = routing::compile_routing(root.get("routing"), &upstreams, &names, &mut errs);
+    // beside a virtual server, server.path may have no routing table
+    let federated = matches!(root.get("virtual_servers"), Some(serde_yaml::Value::Sequence(l)) if !l.is_empty());
+    let rules = if federated && root.get("routing").is_none() {
+        Vec::new()
+    } else {
+        routing::compile_routing(root.get("routing"), &upstreams, &names, &mut errs)
+    };
     let headers = headers::compile_headers(&raw.headers, &mut errs);
     let logging = logging::compile_logging(&raw.logging, &mut errs);
     let server = raw
@@ -82,6 +89,18 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         .admin
         .and_then(|a| admin::compile_admin(&a, public, env, &mut errs));
     let tunnel = tunnel::compile_tunnel(raw.tunnel.as_ref(), &upstreams, mcp_path, env, &mut errs);
+    let metadata = resource_metadata.as_ref().map_or(&[][..], |m| &m.paths[..]);
+    let virtual_servers = virtual_servers::compile_virtual_servers(
+        root.get("virtual_servers"),
+        &upstreams,
+        &names,
+        &virtual_servers::Taken {
+            mcp: mcp_path,
+            tunnel: tunnel.as_ref().map(|t| t.path.as_str()),
+            metadata,
+        },
+        &mut errs,
+    );
     errs.into_result()?;
     let Some(server) = server else {
         return Err(ConfigError(vec![Problem::new("server", "invalid")]));
@@ -104,6 +123,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         redact_keys: logging.redact_keys,
         admin,
         tunnel,
+        virtual_servers,
         log_level: logging.level,
         log_format: logging.format,
     })

@@ -1,0 +1,517 @@
+//! Federation (docs/federation.md): one virtual MCP server composed from
+//! member upstreams. Pingora-free: the names a member's tools and prompts
+//! are exposed under and how an exposed name resolves back, which member
+//! serves a resource URI (`Catalog`), the merged `initialize` answer and
+//! list results with their composite cursor (`merge`), ids of
+//! server-to-client requests namespaced per member, and byte-preserving
+//! edits of the messages forwarded (`json`). The adapter that talks to
+//! the members is `proxy::federate`.
+
+pub mod json;
+pub mod merge;
+
+use std::collections::HashMap;
+
+/// How member names are exposed (`virtual_servers[].prefix_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrefixMode {
+    /// Every tool and prompt is `prefix + separator + name`.
+    Always,
+    /// Only names two members share are prefixed.
+    Conflicts,
+    /// Names are exposed as the members list them; a name two members
+    /// share is exposed by neither (refused and logged, never shadowed).
+    Never,
+}
+
+impl PrefixMode {
+    /// Parses the configured word.
+    pub fn parse(s: &str) -> Option<PrefixMode> {
+        match s {
+            "always" => Some(PrefixMode::Always),
+            "conflicts" => Some(PrefixMode::Conflicts),
+            "never" => Some(PrefixMode::Never),
+            _ => None,
+        }
+    }
+
+    /// The configured word.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PrefixMode::Always => "always",
+            PrefixMode::Conflicts => "conflicts",
+            PrefixMode::Never => "never",
+        }
+    }
+}
+
+/// The named things a member lists whose names are rewritten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Named {
+    /// `tools/list` entries.
+    Tool,
+    /// `prompts/list` entries.
+    Prompt,
+}
+
+/// The naming rules of one virtual server.
+#[derive(Debug, Clone)]
+pub struct Naming {
+    /// Between prefix and name.
+    pub separator: String,
+    /// When names get their prefix.
+    pub mode: PrefixMode,
+    /// Each member's prefix, by member index.
+    pub prefixes: Vec<String>,
+}
+
+/// One exposed name: which member has it under which name of its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Exposed {
+    /// The member's index in the virtual server.
+    pub member: usize,
+    /// The member's own name.
+    pub own: String,
+}
+
+/// The names a set of member lists exposes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Exposure {
+    /// Exposed name → member and own name.
+    pub names: HashMap<String, Exposed>,
+    /// (exposed name, members) refused because several members would
+    /// expose it.
+    pub clashes: Vec<(String, Vec<usize>)>,
+}
+
+impl Naming {
+    /// `prefix + separator + own` for member `m`.
+    pub fn prefixed(&self, m: usize, own: &str) -> String {
+        let p = self.prefixes.get(m).map_or("", String::as_str);
+        let mut s = String::with_capacity(p.len() + self.separator.len() + own.len());
+        s.push_str(p);
+        s.push_str(&self.separator);
+        s.push_str(own);
+        s
+    }
+
+    /// The exposed names of the members' lists (`lists[i]` = (member,
+    /// its own names)). A name two members would expose is exposed by
+    /// neither and reported in `clashes`.
+    pub fn expose(&self, lists: &[(usize, Vec<String>)]) -> Exposure {
+        let mut count: HashMap<&str, usize> = HashMap::new();
+        if self.mode == PrefixMode::Conflicts {
+            for (_, names) in lists {
+                let mut seen = std::collections::HashSet::new();
+                for n in names {
+                    if seen.insert(n.as_str()) {
+                        *count.entry(n).or_default() += 1;
+                    }
+                }
+            }
+        }
+        let mut all: HashMap<String, Vec<Exposed>> = HashMap::new();
+        for (m, names) in lists {
+            for own in names {
+                let exposed = match self.mode {
+                    PrefixMode::Always => self.prefixed(*m, own),
+                    PrefixMode::Conflicts if count.get(own.as_str()).copied() > Some(1) => {
+                        self.prefixed(*m, own)
+                    }
+                    PrefixMode::Conflicts | PrefixMode::Never => own.clone(),
+                };
+                let e = all.entry(exposed).or_default();
+                if !e.iter().any(|x| x.member == *m) {
+                    e.push(Exposed {
+                        member: *m,
+                        own: own.clone(),
+                    });
+                }
+            }
+        }
+        let mut out = Exposure::default();
+        for (name, mut by) in all {
+            if by.len() == 1 {
+                if let Some(e) = by.pop() {
+                    out.names.insert(name, e);
+                }
+            } else {
+                let mut ms: Vec<usize> = by.iter().map(|e| e.member).collect();
+                ms.sort_unstable();
+                out.clashes.push((name, ms));
+            }
+        }
+        out.clashes.sort();
+        out
+    }
+
+    /// Resolves an exposed name without a catalog: under `always` the
+    /// prefix names the member (prefixes never contain the separator, so
+    /// the first separator ends it). `None` under the other modes or
+    /// when no member has the prefix.
+    pub fn split(&self, exposed: &str) -> Option<Exposed> {
+        if self.mode != PrefixMode::Always || self.separator.is_empty() {
+            return None;
+        }
+        let (prefix, own) = exposed.split_once(self.separator.as_str())?;
+        if own.is_empty() {
+            return None;
+        }
+        let member = self.prefixes.iter().position(|p| p == prefix)?;
+        Some(Exposed {
+            member,
+            own: own.to_string(),
+        })
+    }
+}
+
+/// What the members listed last, per virtual server: exposed tool and
+/// prompt names, resource URIs and URI templates by member. Built from
+/// list answers; a call whose name or URI it does not know makes the
+/// gateway list again before it answers "unknown".
+#[derive(Debug, Clone, Default)]
+pub struct Catalog {
+    /// Own names each member listed, by kind and member.
+    pub own: HashMap<(Named, usize), Vec<String>>,
+    /// Exposed tool names.
+    pub tools: Exposure,
+    /// Exposed prompt names.
+    pub prompts: Exposure,
+    /// Resource URI → the members that list it (config order).
+    pub resources: HashMap<String, Vec<usize>>,
+    /// (member, URI template) in member order.
+    pub templates: Vec<(usize, String)>,
+}
+
+impl Catalog {
+    /// Records member `m`'s own names of `kind` (`first`: its first page,
+    /// which replaces what it listed before) and exposes the names anew.
+    pub fn learn_names(&mut self, naming: &Naming, kind: Named, m: usize, names: Vec<String>, first: bool) {
+        let entry = self.own.entry((kind, m)).or_default();
+        if first {
+            entry.clear();
+        }
+        for n in names {
+            if !entry.contains(&n) {
+                entry.push(n);
+            }
+        }
+        let mut lists: Vec<(usize, Vec<String>)> = self
+            .own
+            .iter()
+            .filter(|((k, _), _)| *k == kind)
+            .map(|((_, m), v)| (*m, v.clone()))
+            .collect();
+        lists.sort_by_key(|(m, _)| *m);
+        let exposure = naming.expose(&lists);
+        match kind {
+            Named::Tool => self.tools = exposure,
+            Named::Prompt => self.prompts = exposure,
+        }
+    }
+
+    /// Records the resource URIs member `m` listed (`first`: its first page).
+    pub fn learn_resources(&mut self, m: usize, uris: Vec<String>, first: bool) {
+        if first {
+            for v in self.resources.values_mut() {
+                v.retain(|x| *x != m);
+            }
+            self.resources.retain(|_, v| !v.is_empty());
+        }
+        for u in uris {
+            let e = self.resources.entry(u).or_default();
+            if !e.contains(&m) {
+                e.push(m);
+                e.sort_unstable();
+            }
+        }
+    }
+
+    /// Records the URI templates member `m` listed (`first`: its first page).
+    pub fn learn_templates(&mut self, m: usize, templates: Vec<String>, first: bool) {
+        if first {
+            self.templates.retain(|(x, _)| *x != m);
+        }
+        for t in templates {
+            if !self.templates.iter().any(|(x, y)| *x == m && *y == t) {
+                self.templates.push((m, t));
+            }
+        }
+        self.templates.sort_by_key(|(m, _)| *m);
+    }
+
+    /// The exposure of `kind`.
+    pub fn names(&self, kind: Named) -> &Exposure {
+        match kind {
+            Named::Tool => &self.tools,
+            Named::Prompt => &self.prompts,
+        }
+    }
+
+    /// The member serving `uri`: the first member (config order) that
+    /// lists it, else the first whose URI template matches it.
+    pub fn resource_member(&self, uri: &str) -> Option<usize> {
+        if let Some(m) = self.resources.get(uri).and_then(|v| v.first()) {
+            return Some(*m);
+        }
+        self.templates
+            .iter()
+            .find(|(_, t)| template_matches(t, uri))
+            .map(|(m, _)| *m)
+    }
+}
+
+/// Whether an RFC 6570 URI template could expand to `uri`: literal text
+/// must match exactly, each `{…}` expression matches any run (a simple
+/// `{var}` not crossing `/`, `?` or `#`; reserved `{+var}`/`{#var}` and
+/// the other operators any run).
+pub fn template_matches(template: &str, uri: &str) -> bool {
+    // pieces: (literal, expression after it that may cross '/')
+    let mut parts: Vec<(&str, Option<bool>)> = Vec::new();
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let Some(close) = rest[open..].find('}') else {
+            return false;
+        };
+        let expr = &rest[open + 1..open + close];
+        let crosses = expr.starts_with(['+', '#', '/', '?', '&', ';', '.']);
+        parts.push((&rest[..open], Some(crosses)));
+        rest = &rest[open + close + 1..];
+    }
+    parts.push((rest, None));
+    matches_parts(&parts, uri)
+}
+
+fn matches_parts(parts: &[(&str, Option<bool>)], s: &str) -> bool {
+    let Some(((lit, expr), tail)) = parts.split_first() else {
+        return s.is_empty();
+    };
+    let Some(after) = s.strip_prefix(lit) else {
+        return false;
+    };
+    match expr {
+        None => after.is_empty(),
+        Some(crosses) => {
+            // the expression takes a run of `after`; try every split
+            for (i, c) in after.char_indices() {
+                if matches_parts(tail, &after[i..]) {
+                    return true;
+                }
+                if !crosses && matches!(c, '/' | '?' | '#') {
+                    return false;
+                }
+            }
+            matches_parts(tail, "")
+        }
+    }
+}
+
+/// Canonical SSE text (`answer::SseGuard` output: whole events) with the
+/// id of every request a member sends (sampling, elicitation, roots)
+/// namespaced by [`wrap_id`]; other events unchanged.
+pub fn namespace_events(canonical: &[u8], member: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(canonical.len() + 16);
+    for event in canonical.split_inclusive(|b| *b == b'\n').collect::<Vec<_>>().split(|l| *l == b"\n") {
+        if event.is_empty() {
+            continue;
+        }
+        let mut data = Vec::new();
+        let mut fields = Vec::new();
+        let mut any = false;
+        for line in event {
+            match line.strip_prefix(b"data: ") {
+                Some(d) => {
+                    if any {
+                        data.push(b'\n');
+                    }
+                    any = true;
+                    data.extend_from_slice(d.strip_suffix(b"\n").unwrap_or(d));
+                }
+                None => fields.extend_from_slice(line),
+            }
+        }
+        let rewritten = std::str::from_utf8(&data).ok().and_then(|t| namespace_request(t, member));
+        out.extend_from_slice(&fields);
+        match rewritten {
+            Some(t) => {
+                for l in t.split('\n') {
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(l.as_bytes());
+                    out.push(b'\n');
+                }
+            }
+            None if any => {
+                for l in data.split(|b| *b == b'\n') {
+                    out.extend_from_slice(b"data: ");
+                    out.extend_from_slice(l);
+                    out.push(b'\n');
+                }
+            }
+            None => {}
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
+/// A member's request message with its id namespaced; `None` for any
+/// other message.
+pub fn namespace_request(text: &str, member: usize) -> Option<String> {
+    let m = json::Members::of(text)?;
+    m.get("method")?;
+    let id = m.get("id")?;
+    if id.get() == "null" {
+        return None;
+    }
+    Some(m.with("id", &wrap_id(member, id.get())))
+}
+
+/// The id a member's request gets on the way to the client: the member's
+/// index in the session and its own id, so requests of two members never
+/// collide and the answer finds its way back (`unwrap_id`).
+pub fn wrap_id(member: usize, raw_id: &str) -> String {
+    json::string(&format!("m{member}:{raw_id}"))
+}
+
+/// The member and its own id (raw JSON: a string or an integer) of a
+/// client's answer to a namespaced request; `None` for any other id.
+pub fn unwrap_id(id: &str) -> Option<(usize, String)> {
+    let rest = id.strip_prefix('m')?;
+    let (n, raw) = rest.split_once(':')?;
+    if n.is_empty() || n.len() > 4 || !n.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let member = n.parse().ok()?;
+    // the member's own id was a JSON string or integer, nothing else
+    match serde_json::from_str::<serde_json::Value>(raw).ok()? {
+        serde_json::Value::String(_) => {}
+        serde_json::Value::Number(n) if n.is_i64() || n.is_u64() => {}
+        _ => return None,
+    }
+    Some((member, raw.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naming(mode: PrefixMode) -> Naming {
+        Naming {
+            separator: "__".into(),
+            mode,
+            prefixes: vec!["ev".into(), "py".into()],
+        }
+    }
+
+    fn lists() -> Vec<(usize, Vec<String>)> {
+        vec![
+            (0, vec!["echo".into(), "add".into(), "sum".into()]),
+            (1, vec!["echo".into(), "greet".into()]),
+        ]
+    }
+
+    #[test]
+    fn always_prefixes_everything_and_splits_back() {
+        let n = naming(PrefixMode::Always);
+        let e = n.expose(&lists());
+        assert_eq!(e.names.len(), 5);
+        assert!(e.clashes.is_empty());
+        assert_eq!(e.names["py__echo"].member, 1);
+        assert_eq!(
+            n.split("py__get__x"),
+            Some(Exposed {
+                member: 1,
+                own: "get__x".into()
+            })
+        );
+        assert_eq!(n.split("zz__echo"), None);
+        assert_eq!(n.split("py__"), None);
+        assert_eq!(n.split("echo"), None);
+        assert_eq!(n.split("PY__echo"), None, "prefixes are case-sensitive");
+    }
+
+    #[test]
+    fn conflicts_prefixes_only_shared_names() {
+        let e = naming(PrefixMode::Conflicts).expose(&lists());
+        let mut names: Vec<_> = e.names.keys().cloned().collect();
+        names.sort();
+        assert_eq!(names, ["add", "ev__echo", "greet", "py__echo", "sum"]);
+    }
+
+    #[test]
+    fn a_clash_is_refused_not_shadowed() {
+        let e = naming(PrefixMode::Never).expose(&lists());
+        assert!(!e.names.contains_key("echo"));
+        assert_eq!(e.clashes, vec![("echo".to_string(), vec![0, 1])]);
+        // conflicts: a prefixed name that equals another member's own name
+        let l = vec![
+            (0, vec!["x".into(), "py__x".into()]),
+            (1, vec!["x".into()]),
+        ];
+        let e = naming(PrefixMode::Conflicts).expose(&l);
+        assert_eq!(e.clashes, vec![("py__x".to_string(), vec![0, 1])]);
+        assert!(e.names.contains_key("ev__x"));
+    }
+
+    #[test]
+    fn resources_by_uri_then_template_in_member_order() {
+        let mut c = Catalog::default();
+        c.resources.insert("demo://a".into(), vec![1, 0]);
+        c.templates.push((0, "file:///{path}".into()));
+        c.templates.push((1, "file:///{+path}".into()));
+        c.templates.push((1, "demo://resource/{id}".into()));
+        assert_eq!(c.resource_member("demo://a"), Some(1));
+        assert_eq!(c.resource_member("file:///x"), Some(0));
+        assert_eq!(c.resource_member("file:///x/y"), Some(1));
+        assert_eq!(c.resource_member("demo://resource/7"), Some(1));
+        assert_eq!(c.resource_member("demo://resource/7/8"), None);
+        assert_eq!(c.resource_member("other://"), None);
+    }
+
+    #[test]
+    fn templates() {
+        assert!(template_matches("a://{x}/b{?q}", "a://1/b?q=2"));
+        assert!(template_matches("a://{x}", "a://"));
+        assert!(!template_matches("a://{x}", "b://1"));
+        assert!(!template_matches("a://{x", "a://1"));
+        assert!(template_matches("plain://x", "plain://x"));
+    }
+
+    #[test]
+    fn requests_on_a_stream_get_namespaced_ids() {
+        let s = b"event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"elicitation/create\"}\n\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n: keepalive\n\n";
+        let out = String::from_utf8(namespace_events(s, 2)).unwrap();
+        assert_eq!(
+            out,
+            "event: message\ndata: {\"jsonrpc\":\"2.0\",\"id\":\"m2:4\",\"method\":\"elicitation/create\"}\n\ndata: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/progress\"}\n\n: keepalive\n\n"
+        );
+    }
+
+    #[test]
+    fn the_catalog_learns_pages_and_forgets_on_a_first_page() {
+        let n = naming(PrefixMode::Never);
+        let mut c = Catalog::default();
+        c.learn_names(&n, Named::Tool, 0, vec!["a".into()], true);
+        c.learn_names(&n, Named::Tool, 1, vec!["b".into()], true);
+        c.learn_names(&n, Named::Tool, 1, vec!["a".into()], false);
+        assert!(c.tools.names.contains_key("b"));
+        assert_eq!(c.tools.clashes.len(), 1);
+        c.learn_names(&n, Named::Tool, 1, vec!["c".into()], true);
+        assert_eq!(c.tools.names["a"].member, 0);
+        c.learn_resources(0, vec!["x://1".into()], true);
+        c.learn_resources(1, vec!["x://1".into()], true);
+        c.learn_resources(0, vec![], true);
+        assert_eq!(c.resource_member("x://1"), Some(1));
+    }
+
+    #[test]
+    fn ids_round_trip_and_nothing_else_unwraps() {
+        let w = wrap_id(3, "\"abc\"");
+        let s: String = serde_json::from_str(&w).unwrap();
+        assert_eq!(unwrap_id(&s), Some((3, "\"abc\"".into())));
+        assert_eq!(unwrap_id("m0:17"), Some((0, "17".into())));
+        for bad in ["m:1", "mx:1", "m1:", "m1:{}", "m1:1.5", "m1:[1]", "1:1", "m99999:1", "m1:null"] {
+            assert_eq!(unwrap_id(bad), None, "{bad}");
+        }
+    }
+}

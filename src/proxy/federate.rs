@@ -1,0 +1,662 @@
+//! Virtual servers (docs/federation.md): what `request_filter` does with
+//! an admitted request to a virtual server's path. The gateway answers
+//! `initialize` (every member initialized concurrently, one sealed token
+//! carrying every member's session), `ping`, the lists (fanned out,
+//! merged, filtered by policy) and `logging/setLevel`; notifications and
+//! DELETE reach every member; a call naming one member's tool, prompt or
+//! resource is forwarded to it through the proxy path (`Forward`), with
+//! the member's own name, session id and protocol version; a client's
+//! answer to a member's request goes back to that member.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures_util::future::join_all;
+use http::Method;
+use pingora::prelude::*;
+use pingora_proxy::Session;
+use tokio::time::Instant;
+
+use super::member::{self, Failure, Reply};
+use super::RequestCtx;
+use crate::error::GatewayError;
+use crate::federation::json::{self, Members};
+use crate::federation::merge::{self, ListKind, MemberInit, MemberPage};
+use crate::federation::{self, Named, PrefixMode};
+use crate::jsonrpc::Kind;
+use crate::runtime::{Member, VirtualServer};
+use crate::session::{Composite, MemberSession};
+
+/// What a federated request became.
+pub enum Done {
+    /// Proxy it to the member on `ctx` (upstream, endpoint, body, session).
+    Forward,
+    /// The gateway's answer: status, JSON body (empty: none), and the
+    /// session token to hand out.
+    Answer(u16, Bytes, Option<String>),
+}
+
+/// A call forwarded to one member, for the proxy path and the logs.
+#[derive(Debug, Clone)]
+pub struct MemberCall {
+    /// The member's index in the session (namespaced ids use it).
+    pub index: usize,
+    /// Its upstream.
+    pub upstream: Arc<str>,
+    /// The member's own name of the item (tools, prompts).
+    pub own: Option<String>,
+    /// The protocol version the member chose.
+    pub version: String,
+}
+
+/// Serves an admitted request to a virtual server.
+pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    match route(session, ctx).await {
+        Ok(Done::Forward) => Ok(false),
+        Ok(Done::Answer(status, body, token)) => {
+            write(session, ctx, status, body, token).await?;
+            Ok(true)
+        }
+        Err(e) => super::response::respond(session, ctx, e).await,
+    }
+}
+
+async fn write(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    status: u16,
+    body: Bytes,
+    token: Option<String>,
+) -> Result<()> {
+    let mut resp = super::response::json_header(status, body.len(), ctx)?;
+    if body.is_empty() {
+        resp.remove_header("content-type");
+    }
+    if let Some(t) = token.or_else(|| {
+        ctx.session_token
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string)
+    }) {
+        resp.insert_header("mcp-session-id", t)?;
+    }
+    session.write_response_header(Box::new(resp), false).await?;
+    session.write_response_body(Some(body), true).await?;
+    Ok(())
+}
+
+type Res<T> = std::result::Result<T, GatewayError>;
+
+async fn route(session: &Session, ctx: &mut RequestCtx) -> Res<Done> {
+    let Some(vs) = ctx.virtual_server.clone() else {
+        return Err(GatewayError::Internal);
+    };
+    let method = session.req_header().method.clone();
+    if method == Method::DELETE {
+        return delete(&vs, ctx).await;
+    }
+    if method == Method::GET {
+        // the members' streams are not merged yet (docs/federation.md)
+        return Err(GatewayError::MethodNotAllowed("POST, DELETE"));
+    }
+    let (Some(body), Some(env)) = (ctx.body.clone(), ctx.envelope.clone()) else {
+        return Err(GatewayError::Internal);
+    };
+    let name = env.method(&body).map(str::to_string);
+    if env.kind == Kind::Request && name.as_deref() == Some("initialize") {
+        return initialize(&vs, ctx, &body).await;
+    }
+    if ctx.era == crate::mcp::Era::Stateless {
+        // 2026-07-28 clients reach members without sessions: not yet
+        return Err(GatewayError::NoRoute);
+    }
+    let Some(composite) = ctx.composite.clone() else {
+        return Err(GatewayError::SessionRequired);
+    };
+    match env.kind {
+        Kind::Response => answer_member(&vs, ctx, &composite, &body).await,
+        Kind::Notification => {
+            broadcast(&vs, ctx, &composite, &body).await?;
+            Ok(Done::Answer(202, Bytes::new(), None))
+        }
+        Kind::Request => {
+            let name = name.unwrap_or_default();
+            if name == "ping" {
+                return Ok(result(ctx, "{}"));
+            }
+            if let Some(kind) = ListKind::of_method(&name) {
+                return list(&vs, ctx, &composite, &body, kind).await;
+            }
+            match name.as_str() {
+                "tools/call" => forward_named(&vs, ctx, &composite, &body, Named::Tool).await,
+                "prompts/get" => forward_named(&vs, ctx, &composite, &body, Named::Prompt).await,
+                "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
+                    let uri = env.uri(&body).unwrap_or_default().to_string();
+                    forward_uri(&vs, ctx, &composite, body.clone(), &uri).await
+                }
+                "completion/complete" => complete(&vs, ctx, &composite, &body).await,
+                "logging/setLevel" => {
+                    broadcast(&vs, ctx, &composite, &body).await?;
+                    Ok(result(ctx, "{}"))
+                }
+                _ => Err(GatewayError::NoRoute),
+            }
+        }
+    }
+}
+
+/// A JSON-RPC result for the request on `ctx`.
+fn result(ctx: &RequestCtx, result: &str) -> Done {
+    let id = ctx.id_ref().map_or("null".to_string(), id_json);
+    let body = format!("{{\"jsonrpc\":\"2.0\",\"id\":{id},\"result\":{result}}}");
+    Done::Answer(200, Bytes::from(body), None)
+}
+
+fn id_json(id: crate::jsonrpc::IdRef<'_>) -> String {
+    match id {
+        crate::jsonrpc::IdRef::Int(n) => n.to_string(),
+        crate::jsonrpc::IdRef::Uint(n) => n.to_string(),
+        crate::jsonrpc::IdRef::Str(s) => json::string(s),
+    }
+}
+
+/// The request fields every member request carries.
+fn call_for<'a>(ctx: &'a RequestCtx, ms: Option<&'a MemberSession>, fwd: &'a Option<(String, String)>) -> member::Call<'a> {
+    member::Call {
+        session: ms.map(|m| m.session.as_str()),
+        version: ms.map(|m| m.version.as_str()),
+        request_id: &ctx.request_id,
+        forwarded: fwd.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
+        claims: ctx.principal.as_ref().map_or(&[][..], |p| &p.forward[..]),
+    }
+}
+
+fn forwarded(ctx: &RequestCtx) -> Option<(String, String)> {
+    ctx.client
+        .as_ref()
+        .map(|c| (c.ip.to_string(), c.proto.clone().unwrap_or_else(|| "http".into())))
+}
+
+fn max_bytes(ctx: &RequestCtx) -> usize {
+    ctx.runtime
+        .as_ref()
+        .map_or(8 << 20, |rt| rt.server.limits.max_response_bytes)
+}
+
+/// Whether the principal could use anything of member `m` (a member it
+/// may use nothing of is not asked). Only `prefix_mode: always` names
+/// tools and prompts by prefix; otherwise every member may be.
+fn may_use(vs: &VirtualServer, ctx: &RequestCtx, m: &Member) -> bool {
+    let (Some(rt), Some(p)) = (&ctx.runtime, &ctx.principal) else {
+        return false;
+    };
+    if vs.naming.mode != PrefixMode::Always {
+        return true;
+    }
+    let prefix = format!("{}{}", m.prefix, vs.naming.separator);
+    use crate::call::Item;
+    rt.policy.may_allow_prefix(p, Item::Tool, &prefix)
+        || rt.policy.may_allow_prefix(p, Item::Prompt, &prefix)
+        || rt.policy.may_allow_prefix(p, Item::Resource, "")
+}
+
+/// The session's members still configured: (index in the session, the
+/// member, its session).
+fn joined<'a>(vs: &'a VirtualServer, c: &'a Composite) -> Vec<(usize, &'a Member, &'a MemberSession)> {
+    c.members
+        .iter()
+        .enumerate()
+        .filter_map(|(i, ms)| vs.member(&ms.upstream).map(|(_, m)| (i, m, ms)))
+        .collect()
+}
+
+/// Logs and counts a member left out of an answer (and notes it for the
+/// audit line).
+fn left_out(vs: &VirtualServer, ctx: &RequestCtx, m: &Member, what: &str, why: &str) {
+    if let Ok(mut v) = ctx.left_out.lock() {
+        if !v.iter().any(|x| **x == *m.upstream.name) {
+            v.push(m.upstream.name.to_string());
+        }
+    }
+    log::warn!(
+        "virtual server {}: member {} left out of {what}: {why}",
+        vs.path,
+        m.upstream.name
+    );
+    crate::telemetry::metrics::record_member_left_out(&vs.path, &m.upstream.name, why);
+}
+
+/// One request to a member at its session's endpoint.
+async fn ask(
+    ctx: &RequestCtx,
+    m: &Member,
+    ms: Option<&MemberSession>,
+    body: Bytes,
+    deadline: Instant,
+) -> std::result::Result<Reply, Failure> {
+    let picked = match ms {
+        Some(ms) => m
+            .upstream
+            .endpoint(&ms.endpoint)
+            .map_err(|e| Failure::Broken(e.to_string()))?,
+        None => m
+            .upstream
+            .pick()
+            .ok_or_else(|| Failure::Broken("no endpoint up".into()))?,
+    };
+    let fwd = forwarded(ctx);
+    let call = call_for(ctx, ms, &fwd);
+    member::post(&m.upstream, &picked.0, &call, body, deadline, max_bytes(ctx)).await
+}
+
+/// The `result` of a member's reply, or why it has none.
+fn result_of(reply: &Reply) -> std::result::Result<String, String> {
+    if reply.status == 404 {
+        return Err("session_gone".into());
+    }
+    if !(200..300).contains(&reply.status) {
+        return Err(format!("HTTP {}", reply.status));
+    }
+    let text = reply
+        .message
+        .as_ref()
+        .and_then(|b| std::str::from_utf8(b).ok())
+        .ok_or("no answer")?;
+    let m = Members::of(text).ok_or("answer is not a JSON-RPC object")?;
+    if let Some(r) = m.get("result") {
+        return Ok(r.get().to_string());
+    }
+    Err("answered with an error".into())
+}
+
+async fn initialize(vs: &Arc<VirtualServer>, ctx: &mut RequestCtx, body: &Bytes) -> Res<Done> {
+    if ctx.era == crate::mcp::Era::Stateless {
+        return Err(GatewayError::NoRoute);
+    }
+    let requested = Members::of(std::str::from_utf8(body).unwrap_or("{}"))
+        .and_then(|m| m.get("params").map(|p| p.get().to_string()))
+        .and_then(|p| Members::of(&p).and_then(|m| m.str("protocolVersion")))
+        .unwrap_or_else(|| "2025-03-26".into());
+    let deadline = Instant::now() + vs.member_timeout;
+    let asked: Vec<(usize, &Member)> = vs
+        .members
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| may_use(vs, ctx, m))
+        .collect();
+    let ctx_ref: &RequestCtx = ctx;
+    let replies = join_all(
+        asked
+            .iter()
+            .map(|(_, m)| ask(ctx_ref, m, None, body.clone(), deadline)),
+    )
+    .await;
+    let mut inits = Vec::new();
+    let mut sessions = Vec::new();
+    for ((i, m), reply) in asked.iter().zip(replies) {
+        let r = match reply {
+            Ok(r) => r,
+            Err(f) => {
+                left_out(vs, ctx, m, "initialize", &f.to_string());
+                continue;
+            }
+        };
+        let parsed = result_of(&r).and_then(|t| {
+            serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string())
+        });
+        let value = match parsed {
+            Ok(v) if v.is_object() => v,
+            Ok(_) => {
+                left_out(vs, ctx, m, "initialize", "result is not an object");
+                continue;
+            }
+            Err(why) => {
+                left_out(vs, ctx, m, "initialize", &why);
+                continue;
+            }
+        };
+        let init = MemberInit {
+            member: *i,
+            prefix: m.prefix.clone(),
+            result: value,
+        };
+        let endpoint = m
+            .upstream
+            .endpoints
+            .iter()
+            .find(|e| e.health.is_up())
+            .map(|e| e.key.clone());
+        sessions.push(MemberSession {
+            upstream: m.upstream.name.to_string(),
+            endpoint: endpoint.unwrap_or_default(),
+            session: r.session.clone().unwrap_or_default(),
+            version: init.version().unwrap_or(&requested).to_string(),
+        });
+        inits.push(init);
+    }
+    if inits.is_empty() {
+        return Err(GatewayError::UpstreamUnavailable);
+    }
+    let merged = merge::merge_initialize(&vs.name, &requested, &inits);
+    let (Some(rt), Some(p)) = (&ctx.runtime, &ctx.principal) else {
+        return Err(GatewayError::Internal);
+    };
+    let composite = Composite {
+        server: vs.path.clone(),
+        members: sessions,
+        principal: p.digest(),
+        issued: crate::base::clock::now_secs(),
+    };
+    let token = rt
+        .session_keys()
+        .seal_composite(&composite)
+        .ok_or(GatewayError::Internal)?;
+    crate::telemetry::metrics::record_session("sealed", "new_session");
+    let Done::Answer(s, b, _) = result(ctx, &merged.to_string()) else {
+        return Err(GatewayError::Internal);
+    };
+    ctx.composite = Some(composite);
+    Ok(Done::Answer(s, b, Some(token)))
+}
+
+/// The endpoint a member's session was initialized on.
+fn member_endpoint(m: &Member, ms: &MemberSession) -> Res<crate::upstream::Picked> {
+    m.upstream
+        .endpoint(&ms.endpoint)
+        .map_err(GatewayError::SessionNotFound)
+}
+
+/// Sends the client's message to every member of the session (by the
+/// deadline); a member whose session is gone ends the whole session.
+async fn broadcast(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, body: &Bytes) -> Res<()> {
+    let deadline = Instant::now() + vs.member_timeout;
+    let members = joined(vs, c);
+    let replies = join_all(
+        members
+            .iter()
+            .map(|(_, m, ms)| ask(ctx, m, Some(ms), body.clone(), deadline)),
+    )
+    .await;
+    for ((_, m, _), r) in members.iter().zip(replies) {
+        match r {
+            Ok(r) if r.status == 404 => {
+                return Err(GatewayError::SessionNotFound("member_session_gone"))
+            }
+            Ok(r) if r.status >= 400 => left_out(vs, ctx, m, "a broadcast", &format!("HTTP {}", r.status)),
+            Ok(_) => {}
+            Err(f) => left_out(vs, ctx, m, "a broadcast", &f.to_string()),
+        }
+    }
+    Ok(())
+}
+
+async fn delete(vs: &VirtualServer, ctx: &RequestCtx) -> Res<Done> {
+    let Some(c) = ctx.composite.as_ref() else {
+        return Err(GatewayError::SessionRequired);
+    };
+    let deadline = Instant::now() + vs.member_timeout;
+    let fwd = forwarded(ctx);
+    let members = joined(vs, c);
+    let asks = members.iter().map(|(_, m, ms)| {
+        let call = call_for(ctx, Some(ms), &fwd);
+        async move {
+            let ep = member_endpoint(m, ms).map_err(|e| Failure::Broken(e.label().into()))?;
+            member::delete(&m.upstream, &ep.0, &call, deadline).await
+        }
+    });
+    for ((_, m, _), r) in members.iter().zip(join_all(asks).await) {
+        if let Err(f) = r {
+            left_out(vs, ctx, m, "DELETE", &f.to_string());
+        }
+    }
+    Ok(Done::Answer(200, Bytes::new(), None))
+}
+
+/// Fans a list out to the session's members (a composite cursor names
+/// the members that have more), merges the pages with exposed names,
+/// filters them by policy and answers.
+async fn list(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, body: &Bytes, kind: ListKind) -> Res<Done> {
+    let text = std::str::from_utf8(body).map_err(|_| GatewayError::Parse)?;
+    let cursor = Members::of(text)
+        .and_then(|m| m.get("params").map(|p| p.get().to_string()))
+        .and_then(|p| Members::of(&p).and_then(|m| m.str("cursor")));
+    let wanted: Option<Vec<(String, String)>> = match &cursor {
+        None => None,
+        Some(cur) => Some(
+            merge::decode_cursor(cur)
+                .ok_or(GatewayError::InvalidParams("Invalid cursor"))?,
+        ),
+    };
+    let mut targets = Vec::new();
+    for (i, m, ms) in joined(vs, c) {
+        if !may_use(vs, ctx, m) {
+            continue;
+        }
+        let own_cursor = match &wanted {
+            None => None,
+            Some(w) => match w.iter().find(|(u, _)| *u == *m.upstream.name) {
+                Some((_, cur)) => Some(cur.clone()),
+                None => continue,
+            },
+        };
+        let b = match &own_cursor {
+            None => body.clone(),
+            Some(cur) => Bytes::from(
+                json::set_path(text, &["params", "cursor"], &json::string(cur))
+                    .ok_or(GatewayError::Internal)?,
+            ),
+        };
+        targets.push((i, m, ms, b, own_cursor.is_none()));
+    }
+    let deadline = Instant::now() + vs.member_timeout;
+    let replies = join_all(
+        targets
+            .iter()
+            .map(|(_, m, ms, b, _)| ask(ctx, m, Some(ms), b.clone(), deadline)),
+    )
+    .await;
+    let mut pages: Vec<(usize, MemberPage)> = Vec::new();
+    let mut next = Vec::new();
+    let mut catalog = vs.catalog.write().unwrap_or_else(|e| e.into_inner());
+    for ((i, m, _, _, first), r) in targets.iter().zip(replies) {
+        let r = match r {
+            Ok(r) => r,
+            Err(f) => {
+                left_out(vs, ctx, m, kind.method(), &f.to_string());
+                continue;
+            }
+        };
+        let page = match result_of(&r) {
+            Ok(t) => merge::read_page(kind, &t),
+            Err(why) if why == "session_gone" => {
+                return Err(GatewayError::SessionNotFound("member_session_gone"))
+            }
+            Err(why) => {
+                left_out(vs, ctx, m, kind.method(), &why);
+                continue;
+            }
+        };
+        let Some(page) = page else {
+            left_out(vs, ctx, m, kind.method(), "not a list result");
+            continue;
+        };
+        let ids: Vec<String> = page.items.iter().map(|(id, _)| id.clone()).collect();
+        match kind.named() {
+            Some(named) => catalog.learn_names(&vs.naming, named, *i, ids, *first),
+            None if kind == ListKind::Resources => catalog.learn_resources(*i, ids, *first),
+            None => catalog.learn_templates(*i, ids, *first),
+        }
+        if let Some(n) = &page.next {
+            next.push((m.upstream.name.to_string(), n.clone()));
+        }
+        pages.push((*i, page));
+    }
+    let exposure = kind.named().map(|n| catalog.names(n).clone());
+    drop(catalog);
+    let (merged, dropped) = merge::merge_list(kind, &pages, exposure.as_ref(), merge::encode_cursor(&next));
+    for name in &dropped.clashes {
+        log::warn!("virtual server {}: {} {name:?} is listed by several members: refused", vs.path, kind.key());
+    }
+    let Done::Answer(status, out, _) = result(ctx, &merged) else {
+        return Err(GatewayError::Internal);
+    };
+    // policy: the principal sees only what it may use (the same check as
+    // any proxied list answer)
+    let (Some(rt), Some(p)) = (&ctx.runtime, &ctx.principal) else {
+        return Err(GatewayError::Internal);
+    };
+    let allowed = |item, name: &str| rt.policy.item_allowed(p, item, name);
+    let out = match crate::answer::check_message(&out, &allowed) {
+        crate::answer::Checked::Pass => out,
+        crate::answer::Checked::Rewritten(v) => Bytes::from(v),
+        crate::answer::Checked::Refused(m) => crate::answer::refused_body(ctx.id_ref(), m),
+    };
+    Ok(Done::Answer(status, out, None))
+}
+
+/// The member and own name of an exposed tool or prompt name: by prefix
+/// under `always`, else from the catalog (listing again once on a miss).
+async fn resolve_name(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, kind: Named, exposed: &str) -> Option<federation::Exposed> {
+    if let Some(e) = vs.naming.split(exposed) {
+        return Some(e);
+    }
+    if vs.naming.mode == PrefixMode::Always {
+        return None;
+    }
+    let known = |vs: &VirtualServer| {
+        let cat = vs.catalog.read().unwrap_or_else(|e| e.into_inner());
+        cat.names(kind).names.get(exposed).cloned()
+    };
+    if let Some(e) = known(vs) {
+        return Some(e);
+    }
+    relist(vs, ctx, c, if kind == Named::Tool { ListKind::Tools } else { ListKind::Prompts }).await;
+    known(vs)
+}
+
+/// Lists again (first pages) so the catalog knows what members have.
+async fn relist(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, kind: ListKind) {
+    let body = Bytes::from(format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":\"mcp-edge-relist\",\"method\":\"{}\",\"params\":{{}}}}",
+        kind.method()
+    ));
+    let _ = list(vs, ctx, c, &body, kind).await;
+}
+
+/// The session member at catalog index `i` (config index of the member).
+fn session_member<'a>(vs: &'a VirtualServer, c: &'a Composite, config_index: usize) -> Option<(usize, &'a Member, &'a MemberSession)> {
+    let m = vs.members.get(config_index)?;
+    let (i, ms) = c.member(&m.upstream.name)?;
+    Some((i, m, ms))
+}
+
+async fn forward_named(vs: &VirtualServer, ctx: &mut RequestCtx, c: &Composite, body: &Bytes, kind: Named) -> Res<Done> {
+    let unknown = match kind {
+        Named::Tool => GatewayError::UnknownTool,
+        Named::Prompt => GatewayError::UnknownItem("Unknown prompt"),
+    };
+    let exposed = ctx.target().unwrap_or_default().to_string();
+    let Some(e) = resolve_name(vs, ctx, c, kind, &exposed).await else {
+        return Err(unknown);
+    };
+    let Some((i, m, ms)) = session_member(vs, c, e.member) else {
+        return Err(unknown);
+    };
+    let text = std::str::from_utf8(body).map_err(|_| GatewayError::Parse)?;
+    let rewritten = json::set_path(text, &["params", "name"], &json::string(&e.own))
+        .ok_or(GatewayError::Internal)?;
+    forward(ctx, i, m, ms, Bytes::from(rewritten), Some(e.own))
+}
+
+/// The member serving a resource URI: the catalog (listing resources and
+/// templates again once on a miss).
+async fn resolve_uri(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, uri: &str) -> Option<usize> {
+    let known = |vs: &VirtualServer| {
+        let cat = vs.catalog.read().unwrap_or_else(|e| e.into_inner());
+        cat.resource_member(uri)
+    };
+    if let Some(m) = known(vs) {
+        return Some(m);
+    }
+    relist(vs, ctx, c, ListKind::Resources).await;
+    relist(vs, ctx, c, ListKind::Templates).await;
+    known(vs)
+}
+
+async fn forward_uri(vs: &VirtualServer, ctx: &mut RequestCtx, c: &Composite, body: Bytes, uri: &str) -> Res<Done> {
+    let unknown = GatewayError::UnknownItem("Resource not found");
+    let Some(idx) = resolve_uri(vs, ctx, c, uri).await else {
+        return Err(unknown);
+    };
+    let Some((i, m, ms)) = session_member(vs, c, idx) else {
+        return Err(unknown);
+    };
+    forward(ctx, i, m, ms, body, None)
+}
+
+async fn complete(vs: &VirtualServer, ctx: &mut RequestCtx, c: &Composite, body: &Bytes) -> Res<Done> {
+    let (kind, name, uri) = {
+        let env = ctx.envelope.as_ref().ok_or(GatewayError::Internal)?;
+        let r = env.reference.as_deref().ok_or(GatewayError::InvalidParams("params.ref is required"))?;
+        (
+            r.kind.text().map(|t| t.as_str(body).to_string()),
+            r.name.text().map(|t| t.as_str(body).to_string()),
+            r.uri.text().map(|t| t.as_str(body).to_string()),
+        )
+    };
+    match (kind.as_deref(), name, uri) {
+        (Some("ref/prompt"), Some(exposed), _) => {
+            let e = resolve_name(vs, ctx, c, Named::Prompt, &exposed)
+                .await
+                .ok_or(GatewayError::UnknownItem("Unknown prompt"))?;
+            let (i, m, ms) = session_member(vs, c, e.member).ok_or(GatewayError::UnknownItem("Unknown prompt"))?;
+            let text = std::str::from_utf8(body).map_err(|_| GatewayError::Parse)?;
+            let rewritten = json::set_path(text, &["params", "ref", "name"], &json::string(&e.own))
+                .ok_or(GatewayError::Internal)?;
+            forward(ctx, i, m, ms, Bytes::from(rewritten), Some(e.own))
+        }
+        (Some("ref/resource"), _, Some(uri)) => forward_uri(vs, ctx, c, body.clone(), &uri).await,
+        _ => Err(GatewayError::InvalidParams("params.ref must name a prompt or a resource")),
+    }
+}
+
+/// A client's answer to a member's request: back to that member with
+/// the member's own id.
+async fn answer_member(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, body: &Bytes) -> Res<Done> {
+    let text = std::str::from_utf8(body).map_err(|_| GatewayError::Parse)?;
+    let members = Members::of(text).ok_or(GatewayError::Parse)?;
+    let id = members.str("id").ok_or(GatewayError::InvalidParams("unknown request id"))?;
+    let (i, raw) = federation::unwrap_id(&id).ok_or(GatewayError::InvalidParams("unknown request id"))?;
+    let ms = c.members.get(i).ok_or(GatewayError::InvalidParams("unknown request id"))?;
+    let (_, m) = vs.member(&ms.upstream).ok_or(GatewayError::InvalidParams("unknown request id"))?;
+    let out = Bytes::from(members.with("id", &raw));
+    let deadline = Instant::now() + vs.member_timeout;
+    match ask(ctx, m, Some(ms), out, deadline).await {
+        Ok(r) if r.status == 404 => Err(GatewayError::SessionNotFound("member_session_gone")),
+        Ok(_) => Ok(Done::Answer(202, Bytes::new(), None)),
+        Err(Failure::Timeout) => Err(GatewayError::UpstreamTimeout),
+        Err(Failure::Broken(_)) => Err(GatewayError::UpstreamUnavailable),
+    }
+}
+
+/// Sets `ctx` up to proxy `body` to member `m` of the session.
+fn forward(ctx: &mut RequestCtx, index: usize, m: &Member, ms: &MemberSession, body: Bytes, own: Option<String>) -> Res<Done> {
+    let picked = member_endpoint(m, ms)?;
+    ctx.upstream = Some(m.upstream.clone());
+    ctx.endpoint = Some(picked);
+    ctx.session = Some(crate::session::Owner {
+        upstream: ms.upstream.clone(),
+        endpoint: ms.endpoint.clone(),
+        session: ms.session.clone(),
+        principal: ctx.principal.as_ref().map_or([0; 16], |p| p.digest()),
+        issued: 0,
+    });
+    ctx.member = Some(MemberCall {
+        index,
+        upstream: m.upstream.name.clone(),
+        own,
+        version: ms.version.clone(),
+    });
+    ctx.forward_body = Some(body);
+    Ok(Done::Forward)
+}
