@@ -51,6 +51,12 @@ pub struct MemberCall {
 
 /// Serves an admitted request to a virtual server.
 pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    if session.req_header().method == Method::GET {
+        return match listen(session, ctx).await {
+            Ok(()) => Ok(true),
+            Err(e) => super::response::respond(session, ctx, e).await,
+        };
+    }
     match route(session, ctx).await {
         Ok(Done::Forward) => Ok(false),
         Ok(Done::Answer(status, body, token)) => {
@@ -94,10 +100,6 @@ async fn route(session: &Session, ctx: &mut RequestCtx) -> Res<Done> {
     let method = session.req_header().method.clone();
     if method == Method::DELETE {
         return delete(&vs, ctx).await;
-    }
-    if method == Method::GET {
-        // the members' streams are not merged yet (docs/federation.md)
-        return Err(GatewayError::MethodNotAllowed("POST, DELETE"));
     }
     let (Some(body), Some(env)) = (ctx.body.clone(), ctx.envelope.clone()) else {
         return Err(GatewayError::Internal);
@@ -410,6 +412,112 @@ async fn delete(vs: &VirtualServer, ctx: &RequestCtx) -> Res<Done> {
         }
     }
     Ok(Done::Answer(200, Bytes::new(), None))
+}
+
+/// The client's GET stream: every member's GET stream merged into one,
+/// event by event (each read by the same rules as a proxied stream, the
+/// ids of a member's requests namespaced, event ids dropped: the merged
+/// stream cannot be resumed with `Last-Event-ID`). A member without a
+/// stream (405) is left out; one whose session is gone ends the whole
+/// session (404); the stream ends when every member's has.
+async fn listen(session: &mut Session, ctx: &mut RequestCtx) -> Res<()> {
+    use futures_util::stream::{self, StreamExt};
+    let (Some(vs), Some(c)) = (ctx.virtual_server.clone(), ctx.composite.clone()) else {
+        return Err(GatewayError::SessionRequired);
+    };
+    let deadline = Instant::now() + vs.member_timeout;
+    let fwd = forwarded(ctx);
+    let members = joined(&vs, &c);
+    let ctx_ref: &RequestCtx = ctx;
+    let opens = members.iter().map(|(_, m, ms)| {
+        let call = call_for(ctx_ref, Some(ms), &fwd);
+        async move {
+            let ep = member_endpoint(m, ms).map_err(|e| Failure::Broken(e.label().into()))?;
+            member::open_stream(&m.upstream, &ep.0, &call, deadline).await
+        }
+    });
+    let opened = join_all(opens).await;
+    let mut streams = Vec::new();
+    for ((i, m, _), r) in members.iter().zip(opened) {
+        match r {
+            Ok(Some(s)) => streams.push((*i, s)),
+            Ok(None) => {}
+            Err(Failure::Broken(w)) if w == "session_gone" => {
+                return Err(GatewayError::SessionNotFound("member_session_gone"))
+            }
+            Err(f) => left_out(&vs, ctx_ref, m, "the GET stream", &f.to_string()),
+        }
+    }
+    if streams.is_empty() {
+        return Err(GatewayError::MethodNotAllowed("POST, DELETE"));
+    }
+    let max = max_bytes(ctx);
+    let mut resp = pingora::http::ResponseHeader::build(200, Some(4)).map_err(|_| GatewayError::Internal)?;
+    for (k, v) in [
+        ("content-type", "text/event-stream"),
+        ("cache-control", "no-store"),
+        ("transfer-encoding", "chunked"),
+    ] {
+        resp.insert_header(k, v).map_err(|_| GatewayError::Internal)?;
+    }
+    resp.insert_header("x-request-id", ctx.request_id.as_str())
+        .map_err(|_| GatewayError::Internal)?;
+    if let Some(t) = &ctx.session_token {
+        resp.insert_header("mcp-session-id", t.clone())
+            .map_err(|_| GatewayError::Internal)?;
+    }
+    // from here on the answer has started: failures end the stream
+    if session.write_response_header(Box::new(resp), false).await.is_err() {
+        return Ok(());
+    }
+    let _gauge = crate::telemetry::metrics::SseStream::start();
+    let reads = streams.into_iter().map(|(i, s)| {
+        stream::unfold(Some(s), move |st| async move {
+            let mut s = st?;
+            match s.next().await {
+                Some(b) => Some(((i, Some(b)), Some(s))),
+                None => Some(((i, None), None)),
+            }
+        })
+        .boxed()
+    });
+    let mut all = stream::select_all(reads);
+    let mut guards: std::collections::HashMap<usize, crate::answer::SseGuard> = std::collections::HashMap::new();
+    let (rt, principal) = (ctx.runtime.clone(), ctx.principal.clone());
+    let allowed = |item, name: &str| match (&rt, &principal) {
+        (Some(rt), Some(p)) => rt.policy.item_allowed(p, item, name),
+        _ => false,
+    };
+    while let Some((i, chunk)) = all.next().await {
+        let g = guards.entry(i).or_insert_with(|| crate::answer::SseGuard::new(max));
+        let end = chunk.is_none();
+        let out = g.push(chunk.as_deref().unwrap_or_default(), end, &allowed);
+        if out.is_empty() {
+            continue;
+        }
+        let out = drop_event_ids(&federation::namespace_events(&out, i));
+        if session
+            .write_response_body(Some(Bytes::from(out)), false)
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
+    }
+    let _ = session.write_response_body(None, true).await;
+    Ok(())
+}
+
+/// Canonical SSE text without its `id:` lines (members' event ids mean
+/// nothing on the merged stream).
+fn drop_event_ids(canonical: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(canonical.len());
+    for line in canonical.split_inclusive(|b| *b == b'\n') {
+        if !line.starts_with(b"id: ") {
+            out.extend_from_slice(line);
+        }
+    }
+    out
 }
 
 /// Fans a list out to the session's members (a composite cursor names

@@ -98,6 +98,104 @@ pub async fn delete(
     }
 }
 
+/// A member's GET stream, open: its SSE body is read with
+/// [`Stream::next`] (each read bounded by the upstream's
+/// `sse_idle_timeout_ms`).
+pub struct Stream {
+    session: pingora::protocols::http::client::HttpSession,
+}
+
+impl Stream {
+    /// The next chunk; `None` when the stream ended or failed.
+    pub async fn next(&mut self) -> Option<Bytes> {
+        self.session.read_response_body().await.ok().flatten()
+    }
+}
+
+/// Opens a member's GET stream. `Ok(None)` when the member has none
+/// (405, or an answer that is not `text/event-stream`); `Err` with the
+/// status for 404 (its session is gone).
+pub async fn open_stream(
+    up: &Upstream,
+    ep: &Endpoint,
+    call: &Call<'_>,
+    deadline: Instant,
+) -> Result<Option<Stream>, Failure> {
+    let opened = tokio::time::timeout_at(deadline, async {
+        let peer = super::peer::member_stream_peer(up, ep).map_err(broken)?;
+        let (mut s, _) = connector()
+            .get_http_session(&*peer)
+            .await
+            .map_err(|e| Failure::Broken(format!("connect: {e}")))?;
+        let mut req = RequestHeader::build("GET", ep.path.as_bytes(), None).map_err(broken)?;
+        headers(&mut req, up, ep, call, None)?;
+        req.insert_header("accept", "text/event-stream")
+            .map_err(broken)?;
+        s.write_request_header(Box::new(req))
+            .await
+            .map_err(broken)?;
+        s.finish_request_body().await.map_err(broken)?;
+        s.read_response_header().await.map_err(broken)?;
+        Ok::<_, Failure>(s)
+    })
+    .await
+    .map_err(|_| Failure::Timeout)??;
+    let (status, media) = match opened.response_header() {
+        Some(r) => (
+            r.status.as_u16(),
+            answer::media(r.headers.get("content-type").map(|v| v.as_bytes())),
+        ),
+        None => return Err(broken("no response header")),
+    };
+    if status == 404 {
+        return Err(Failure::Broken("session_gone".into()));
+    }
+    if status != 200 || media != Media::Sse {
+        return Ok(None);
+    }
+    Ok(Some(Stream { session: opened }))
+}
+
+/// The request headers every member request carries.
+fn headers(
+    req: &mut RequestHeader,
+    up: &Upstream,
+    ep: &Endpoint,
+    call: &Call<'_>,
+    body: Option<&Bytes>,
+) -> Result<(), Failure> {
+    let h = |req: &mut RequestHeader, k: &'static str, v: &str| {
+        req.insert_header(k, v).map_err(broken)
+    };
+    h(req, "host", &ep.host_header)?;
+    h(req, "accept", "application/json, text/event-stream")?;
+    h(req, "accept-encoding", "identity")?;
+    h(req, "x-request-id", call.request_id)?;
+    if let Some(b) = body {
+        h(req, "content-type", "application/json")?;
+        req.insert_header("content-length", b.len())
+            .map_err(broken)?;
+    }
+    if let Some(sid) = call.session.filter(|s| !s.is_empty()) {
+        h(req, "mcp-session-id", sid)?;
+    }
+    if let Some(v) = call.version.filter(|v| !v.is_empty()) {
+        h(req, "mcp-protocol-version", v)?;
+    }
+    if let Some((ip, proto)) = call.forwarded {
+        h(req, "x-forwarded-for", ip)?;
+        h(req, "x-forwarded-proto", proto)?;
+    }
+    for (k, v) in call.claims {
+        req.insert_header(k.clone(), v.clone()).map_err(broken)?;
+    }
+    if let Some(a) = &up.auth {
+        req.insert_header(a.header.clone(), a.value.clone())
+            .map_err(broken)?;
+    }
+    Ok(())
+}
+
 fn broken(e: impl std::fmt::Display) -> Failure {
     Failure::Broken(e.to_string())
 }
@@ -116,35 +214,7 @@ async fn exchange(
         .await
         .map_err(|e| Failure::Broken(format!("connect: {e}")))?;
     let mut req = RequestHeader::build(method, ep.path.as_bytes(), None).map_err(broken)?;
-    let h = |req: &mut RequestHeader, k: &'static str, v: &str| {
-        req.insert_header(k, v).map_err(broken)
-    };
-    h(&mut req, "host", &ep.host_header)?;
-    h(&mut req, "accept", "application/json, text/event-stream")?;
-    h(&mut req, "accept-encoding", "identity")?;
-    h(&mut req, "x-request-id", call.request_id)?;
-    if let Some(b) = &body {
-        h(&mut req, "content-type", "application/json")?;
-        req.insert_header("content-length", b.len())
-            .map_err(broken)?;
-    }
-    if let Some(sid) = call.session.filter(|s| !s.is_empty()) {
-        h(&mut req, "mcp-session-id", sid)?;
-    }
-    if let Some(v) = call.version.filter(|v| !v.is_empty()) {
-        h(&mut req, "mcp-protocol-version", v)?;
-    }
-    if let Some((ip, proto)) = call.forwarded {
-        h(&mut req, "x-forwarded-for", ip)?;
-        h(&mut req, "x-forwarded-proto", proto)?;
-    }
-    for (k, v) in call.claims {
-        req.insert_header(k.clone(), v.clone()).map_err(broken)?;
-    }
-    if let Some(a) = &up.auth {
-        req.insert_header(a.header.clone(), a.value.clone())
-            .map_err(broken)?;
-    }
+    headers(&mut req, up, ep, call, body.as_ref())?;
     s.write_request_header(Box::new(req))
         .await
         .map_err(broken)?;

@@ -51,6 +51,12 @@ pub(super) fn member_peer(up: &Upstream, e: &Endpoint) -> Result<Box<HttpPeer>> 
     peer(up, e, false)
 }
 
+/// The peer for a virtual server's merged GET stream to one member: the
+/// SSE idle timeout per read.
+pub(super) fn member_stream_peer(up: &Upstream, e: &Endpoint) -> Result<Box<HttpPeer>> {
+    peer(up, e, true)
+}
+
 /// Rewrites the upstream request header.
 pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<()> {
     let (Some(rt), Some(up)) = (&ctx.runtime, &ctx.upstream) else {
