@@ -149,10 +149,12 @@ impl Policy {
     /// a virtual server does not ask a member the principal may use
     /// nothing of.
     pub fn may_allow_prefix(&self, p: &Principal, kind: Item, prefix: &str) -> bool {
-        self.rules
-            .iter()
-            .filter(|r| r.selects(p))
-            .any(|r| r.allow.item_list(kind).iter().any(|g| g.may_match_prefix(prefix)))
+        self.rules.iter().filter(|r| r.selects(p)).any(|r| {
+            r.allow
+                .item_list(kind)
+                .iter()
+                .any(|g| g.may_match_prefix(prefix))
+        })
     }
 
     /// Whether the principal may use a listed item (for list filtering).

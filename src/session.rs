@@ -286,7 +286,9 @@ impl SessionKeys {
         if body.len() > MAX_COMPOSITE_CHARS {
             return Err(Refused::Malformed);
         }
-        let mut raw = URL_SAFE_NO_PAD.decode(body).map_err(|_| Refused::Malformed)?;
+        let mut raw = URL_SAFE_NO_PAD
+            .decode(body)
+            .map_err(|_| Refused::Malformed)?;
         let n = raw.len();
         if n < 1 + NONCE + TAG + 8 + DIGEST + 2 {
             return Err(Refused::Malformed);
@@ -323,10 +325,7 @@ impl SessionKeys {
         let nonce: [u8; NONCE] = rand::random();
         let sealed = key
             .aead
-            .encrypt(
-                Nonce::from_slice(&nonce),
-                Payload { msg: plain, aad },
-            )
+            .encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad })
             .ok()?;
         let mut raw = Vec::with_capacity(1 + NONCE + sealed.len());
         raw.push(key.hint);

@@ -152,7 +152,11 @@ mod tests {
             ("ev*x*", "py__", false),
         ];
         for (p, prefix, want) in cases {
-            assert_eq!(Glob::new(p).may_match_prefix(prefix), want, "{p} ~ {prefix}");
+            assert_eq!(
+                Glob::new(p).may_match_prefix(prefix),
+                want,
+                "{p} ~ {prefix}"
+            );
         }
     }
 }

@@ -197,7 +197,10 @@ pub fn encode_cursor(parts: &[(String, String)]) -> Option<String> {
     if parts.is_empty() {
         return None;
     }
-    let v: Vec<[&str; 2]> = parts.iter().map(|(m, c)| [m.as_str(), c.as_str()]).collect();
+    let v: Vec<[&str; 2]> = parts
+        .iter()
+        .map(|(m, c)| [m.as_str(), c.as_str()])
+        .collect();
     let text = serde_json::to_vec(&v).ok()?;
     Some(format!("mcp-edge:{}", URL_SAFE_NO_PAD.encode(text)))
 }
@@ -267,8 +270,7 @@ pub fn merge_initialize(name: &str, requested: &str, members: &[MemberInit]) -> 
         let mut merged: Option<Map<String, Value>> = None;
         for m in members.iter().filter(|m| m.offers(cap)) {
             let entry = merged.get_or_insert_with(Map::new);
-            if let Some(Value::Object(o)) = m.result.get("capabilities").and_then(|c| c.get(*cap))
-            {
+            if let Some(Value::Object(o)) = m.result.get("capabilities").and_then(|c| c.get(*cap)) {
                 for (k, v) in o {
                     if v.as_bool() == Some(true) {
                         entry.insert(k.clone(), Value::Bool(true));
@@ -316,7 +318,11 @@ mod tests {
         )
         .unwrap();
         assert_eq!(a.next.as_deref(), Some("p2"));
-        let b = read_page(ListKind::Tools, r#"{"tools":[{"name":"add"},{"name":"echo"}]}"#).unwrap();
+        let b = read_page(
+            ListKind::Tools,
+            r#"{"tools":[{"name":"add"},{"name":"echo"}]}"#,
+        )
+        .unwrap();
         let naming = Naming {
             separator: "__".into(),
             mode: PrefixMode::Conflicts,
@@ -341,8 +347,11 @@ mod tests {
 
     #[test]
     fn a_uri_two_members_list_is_served_by_the_first() {
-        let a = read_page(ListKind::Resources, r#"{"resources":[{"uri":"x://1","name":"one"}]}"#)
-            .unwrap();
+        let a = read_page(
+            ListKind::Resources,
+            r#"{"resources":[{"uri":"x://1","name":"one"}]}"#,
+        )
+        .unwrap();
         let b = read_page(
             ListKind::Resources,
             r#"{"resources":[{"uri":"x://1","name":"uno"},{"uri":"x://2","name":"two"}]}"#,
@@ -370,7 +379,10 @@ mod tests {
 
     #[test]
     fn cursors_round_trip() {
-        let parts = vec![("a".to_string(), "1".to_string()), ("b".into(), "x y".into())];
+        let parts = vec![
+            ("a".to_string(), "1".to_string()),
+            ("b".into(), "x y".into()),
+        ];
         let c = encode_cursor(&parts).unwrap();
         assert_eq!(decode_cursor(&c), Some(parts));
         assert_eq!(encode_cursor(&[]), None);
@@ -391,8 +403,18 @@ mod tests {
             "acme",
             "2025-11-25",
             &[
-                m(0, "2025-11-25", serde_json::json!({"tools": {"listChanged": true}, "tasks": {}}), Some("use me")),
-                m(1, "2025-06-18", serde_json::json!({"tools": {}, "resources": {"subscribe": true}, "logging": {}}), None),
+                m(
+                    0,
+                    "2025-11-25",
+                    serde_json::json!({"tools": {"listChanged": true}, "tasks": {}}),
+                    Some("use me"),
+                ),
+                m(
+                    1,
+                    "2025-06-18",
+                    serde_json::json!({"tools": {}, "resources": {"subscribe": true}, "logging": {}}),
+                    None,
+                ),
             ],
         );
         assert_eq!(out["protocolVersion"], "2025-06-18");

@@ -186,7 +186,14 @@ pub struct Catalog {
 impl Catalog {
     /// Records member `m`'s own names of `kind` (`first`: its first page,
     /// which replaces what it listed before) and exposes the names anew.
-    pub fn learn_names(&mut self, naming: &Naming, kind: Named, m: usize, names: Vec<String>, first: bool) {
+    pub fn learn_names(
+        &mut self,
+        naming: &Naming,
+        kind: Named,
+        m: usize,
+        names: Vec<String>,
+        first: bool,
+    ) {
         let entry = self.own.entry((kind, m)).or_default();
         if first {
             entry.clear();
@@ -311,7 +318,11 @@ fn matches_parts(parts: &[(&str, Option<bool>)], s: &str) -> bool {
 /// namespaced by [`wrap_id`]; other events unchanged.
 pub fn namespace_events(canonical: &[u8], member: usize) -> Vec<u8> {
     let mut out = Vec::with_capacity(canonical.len() + 16);
-    for event in canonical.split_inclusive(|b| *b == b'\n').collect::<Vec<_>>().split(|l| *l == b"\n") {
+    for event in canonical
+        .split_inclusive(|b| *b == b'\n')
+        .collect::<Vec<_>>()
+        .split(|l| *l == b"\n")
+    {
         if event.is_empty() {
             continue;
         }
@@ -330,7 +341,9 @@ pub fn namespace_events(canonical: &[u8], member: usize) -> Vec<u8> {
                 None => fields.extend_from_slice(line),
             }
         }
-        let rewritten = std::str::from_utf8(&data).ok().and_then(|t| namespace_request(t, member));
+        let rewritten = std::str::from_utf8(&data)
+            .ok()
+            .and_then(|t| namespace_request(t, member));
         out.extend_from_slice(&fields);
         match rewritten {
             Some(t) => {
@@ -444,10 +457,7 @@ mod tests {
         assert!(!e.names.contains_key("echo"));
         assert_eq!(e.clashes, vec![("echo".to_string(), vec![0, 1])]);
         // conflicts: a prefixed name that equals another member's own name
-        let l = vec![
-            (0, vec!["x".into(), "py__x".into()]),
-            (1, vec!["x".into()]),
-        ];
+        let l = vec![(0, vec!["x".into(), "py__x".into()]), (1, vec!["x".into()])];
         let e = naming(PrefixMode::Conflicts).expose(&l);
         assert_eq!(e.clashes, vec![("py__x".to_string(), vec![0, 1])]);
         assert!(e.names.contains_key("ev__x"));
@@ -510,7 +520,9 @@ mod tests {
         let s: String = serde_json::from_str(&w).unwrap();
         assert_eq!(unwrap_id(&s), Some((3, "\"abc\"".into())));
         assert_eq!(unwrap_id("m0:17"), Some((0, "17".into())));
-        for bad in ["m:1", "mx:1", "m1:", "m1:{}", "m1:1.5", "m1:[1]", "1:1", "m99999:1", "m1:null"] {
+        for bad in [
+            "m:1", "mx:1", "m1:", "m1:{}", "m1:1.5", "m1:[1]", "1:1", "m99999:1", "m1:null",
+        ] {
             assert_eq!(unwrap_id(bad), None, "{bad}");
         }
     }

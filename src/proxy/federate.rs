@@ -163,7 +163,11 @@ fn id_json(id: crate::jsonrpc::IdRef<'_>) -> String {
 }
 
 /// The request fields every member request carries.
-fn call_for<'a>(ctx: &'a RequestCtx, ms: Option<&'a MemberSession>, fwd: &'a Option<(String, String)>) -> member::Call<'a> {
+fn call_for<'a>(
+    ctx: &'a RequestCtx,
+    ms: Option<&'a MemberSession>,
+    fwd: &'a Option<(String, String)>,
+) -> member::Call<'a> {
     member::Call {
         session: ms.map(|m| m.session.as_str()),
         version: ms.map(|m| m.version.as_str()),
@@ -174,9 +178,12 @@ fn call_for<'a>(ctx: &'a RequestCtx, ms: Option<&'a MemberSession>, fwd: &'a Opt
 }
 
 fn forwarded(ctx: &RequestCtx) -> Option<(String, String)> {
-    ctx.client
-        .as_ref()
-        .map(|c| (c.ip.to_string(), c.proto.clone().unwrap_or_else(|| "http".into())))
+    ctx.client.as_ref().map(|c| {
+        (
+            c.ip.to_string(),
+            c.proto.clone().unwrap_or_else(|| "http".into()),
+        )
+    })
 }
 
 fn max_bytes(ctx: &RequestCtx) -> usize {
@@ -204,7 +211,10 @@ fn may_use(vs: &VirtualServer, ctx: &RequestCtx, m: &Member) -> bool {
 
 /// The session's members still configured: (index in the session, the
 /// member, its session).
-fn joined<'a>(vs: &'a VirtualServer, c: &'a Composite) -> Vec<(usize, &'a Member, &'a MemberSession)> {
+fn joined<'a>(
+    vs: &'a VirtualServer,
+    c: &'a Composite,
+) -> Vec<(usize, &'a Member, &'a MemberSession)> {
     c.members
         .iter()
         .enumerate()
@@ -248,12 +258,31 @@ async fn ask(
     };
     let fwd = forwarded(ctx);
     let call = call_for(ctx, ms, &fwd);
-    member::post(&m.upstream, &picked.0, &call, body, deadline, max_bytes(ctx)).await
+    member::post(
+        &m.upstream,
+        &picked.0,
+        &call,
+        body,
+        deadline,
+        max_bytes(ctx),
+    )
+    .await
+}
+
+/// Whether a member's answer says its session is gone: 404, or a 400
+/// that speaks of the session (SDK servers answer an unknown session so).
+fn session_gone(reply: &Reply) -> bool {
+    reply.status == 404
+        || (reply.status == 400
+            && reply
+                .message
+                .as_ref()
+                .is_some_and(|b| b.windows(7).any(|w| w.eq_ignore_ascii_case(b"session"))))
 }
 
 /// The `result` of a member's reply, or why it has none.
 fn result_of(reply: &Reply) -> std::result::Result<String, String> {
-    if reply.status == 404 {
+    if session_gone(reply) {
         return Err("session_gone".into());
     }
     if !(200..300).contains(&reply.status) {
@@ -303,9 +332,8 @@ async fn initialize(vs: &Arc<VirtualServer>, ctx: &mut RequestCtx, body: &Bytes)
                 continue;
             }
         };
-        let parsed = result_of(&r).and_then(|t| {
-            serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string())
-        });
+        let parsed = result_of(&r)
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).map_err(|e| e.to_string()));
         let value = match parsed {
             Ok(v) if v.is_object() => v,
             Ok(_) => {
@@ -381,10 +409,12 @@ async fn broadcast(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, body: &B
     .await;
     for ((_, m, _), r) in members.iter().zip(replies) {
         match r {
-            Ok(r) if r.status == 404 => {
+            Ok(r) if session_gone(&r) => {
                 return Err(GatewayError::SessionNotFound("member_session_gone"))
             }
-            Ok(r) if r.status >= 400 => left_out(vs, ctx, m, "a broadcast", &format!("HTTP {}", r.status)),
+            Ok(r) if r.status >= 400 => {
+                left_out(vs, ctx, m, "a broadcast", &format!("HTTP {}", r.status))
+            }
             Ok(_) => {}
             Err(f) => left_out(vs, ctx, m, "a broadcast", &f.to_string()),
         }
@@ -452,13 +482,15 @@ async fn listen(session: &mut Session, ctx: &mut RequestCtx) -> Res<()> {
         return Err(GatewayError::MethodNotAllowed("POST, DELETE"));
     }
     let max = max_bytes(ctx);
-    let mut resp = pingora::http::ResponseHeader::build(200, Some(4)).map_err(|_| GatewayError::Internal)?;
+    let mut resp =
+        pingora::http::ResponseHeader::build(200, Some(4)).map_err(|_| GatewayError::Internal)?;
     for (k, v) in [
         ("content-type", "text/event-stream"),
         ("cache-control", "no-store"),
         ("transfer-encoding", "chunked"),
     ] {
-        resp.insert_header(k, v).map_err(|_| GatewayError::Internal)?;
+        resp.insert_header(k, v)
+            .map_err(|_| GatewayError::Internal)?;
     }
     resp.insert_header("x-request-id", ctx.request_id.as_str())
         .map_err(|_| GatewayError::Internal)?;
@@ -467,7 +499,11 @@ async fn listen(session: &mut Session, ctx: &mut RequestCtx) -> Res<()> {
             .map_err(|_| GatewayError::Internal)?;
     }
     // from here on the answer has started: failures end the stream
-    if session.write_response_header(Box::new(resp), false).await.is_err() {
+    if session
+        .write_response_header(Box::new(resp), false)
+        .await
+        .is_err()
+    {
         return Ok(());
     }
     let _gauge = crate::telemetry::metrics::SseStream::start();
@@ -482,14 +518,17 @@ async fn listen(session: &mut Session, ctx: &mut RequestCtx) -> Res<()> {
         .boxed()
     });
     let mut all = stream::select_all(reads);
-    let mut guards: std::collections::HashMap<usize, crate::answer::SseGuard> = std::collections::HashMap::new();
+    let mut guards: std::collections::HashMap<usize, crate::answer::SseGuard> =
+        std::collections::HashMap::new();
     let (rt, principal) = (ctx.runtime.clone(), ctx.principal.clone());
     let allowed = |item, name: &str| match (&rt, &principal) {
         (Some(rt), Some(p)) => rt.policy.item_allowed(p, item, name),
         _ => false,
     };
     while let Some((i, chunk)) = all.next().await {
-        let g = guards.entry(i).or_insert_with(|| crate::answer::SseGuard::new(max));
+        let g = guards
+            .entry(i)
+            .or_insert_with(|| crate::answer::SseGuard::new(max));
         let end = chunk.is_none();
         let out = g.push(chunk.as_deref().unwrap_or_default(), end, &allowed);
         if out.is_empty() {
@@ -523,17 +562,22 @@ fn drop_event_ids(canonical: &[u8]) -> Vec<u8> {
 /// Fans a list out to the session's members (a composite cursor names
 /// the members that have more), merges the pages with exposed names,
 /// filters them by policy and answers.
-async fn list(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, body: &Bytes, kind: ListKind) -> Res<Done> {
+async fn list(
+    vs: &VirtualServer,
+    ctx: &RequestCtx,
+    c: &Composite,
+    body: &Bytes,
+    kind: ListKind,
+) -> Res<Done> {
     let text = std::str::from_utf8(body).map_err(|_| GatewayError::Parse)?;
     let cursor = Members::of(text)
         .and_then(|m| m.get("params").map(|p| p.get().to_string()))
         .and_then(|p| Members::of(&p).and_then(|m| m.str("cursor")));
     let wanted: Option<Vec<(String, String)>> = match &cursor {
         None => None,
-        Some(cur) => Some(
-            merge::decode_cursor(cur)
-                .ok_or(GatewayError::InvalidParams("Invalid cursor"))?,
-        ),
+        Some(cur) => {
+            Some(merge::decode_cursor(cur).ok_or(GatewayError::InvalidParams("Invalid cursor"))?)
+        }
     };
     let mut targets = Vec::new();
     for (i, m, ms) in joined(vs, c) {
@@ -601,9 +645,14 @@ async fn list(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, body: &Bytes,
     }
     let exposure = kind.named().map(|n| catalog.names(n).clone());
     drop(catalog);
-    let (merged, dropped) = merge::merge_list(kind, &pages, exposure.as_ref(), merge::encode_cursor(&next));
+    let (merged, dropped) =
+        merge::merge_list(kind, &pages, exposure.as_ref(), merge::encode_cursor(&next));
     for name in &dropped.clashes {
-        log::warn!("virtual server {}: {} {name:?} is listed by several members: refused", vs.path, kind.key());
+        log::warn!(
+            "virtual server {}: {} {name:?} is listed by several members: refused",
+            vs.path,
+            kind.key()
+        );
     }
     let Done::Answer(status, out, _) = result(ctx, &merged) else {
         return Err(GatewayError::Internal);
@@ -624,9 +673,35 @@ async fn list(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, body: &Bytes,
 
 /// The member and own name of an exposed tool or prompt name: by prefix
 /// under `always`, else from the catalog (listing again once on a miss).
-async fn resolve_name(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, kind: Named, exposed: &str) -> Option<federation::Exposed> {
+async fn resolve_name(
+    vs: &VirtualServer,
+    ctx: &RequestCtx,
+    c: &Composite,
+    kind: Named,
+    exposed: &str,
+) -> Option<federation::Exposed> {
+    let list = if kind == Named::Tool {
+        ListKind::Tools
+    } else {
+        ListKind::Prompts
+    };
     if let Some(e) = vs.naming.split(exposed) {
-        return Some(e);
+        // the prefix names the member; the member must have the name (a
+        // member that could not be listed decides for itself)
+        let has = |vs: &VirtualServer| {
+            let cat = vs.catalog.read().unwrap_or_else(|e| e.into_inner());
+            cat.own
+                .get(&(kind, e.member))
+                .map(|names| names.contains(&e.own))
+        };
+        if has(vs) == Some(true) {
+            return Some(e);
+        }
+        relist(vs, ctx, c, list).await;
+        return match has(vs) {
+            Some(false) => None,
+            _ => Some(e),
+        };
     }
     if vs.naming.mode == PrefixMode::Always {
         return None;
@@ -638,7 +713,7 @@ async fn resolve_name(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, kind:
     if let Some(e) = known(vs) {
         return Some(e);
     }
-    relist(vs, ctx, c, if kind == Named::Tool { ListKind::Tools } else { ListKind::Prompts }).await;
+    relist(vs, ctx, c, list).await;
     known(vs)
 }
 
@@ -652,13 +727,23 @@ async fn relist(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, kind: ListK
 }
 
 /// The session member at catalog index `i` (config index of the member).
-fn session_member<'a>(vs: &'a VirtualServer, c: &'a Composite, config_index: usize) -> Option<(usize, &'a Member, &'a MemberSession)> {
+fn session_member<'a>(
+    vs: &'a VirtualServer,
+    c: &'a Composite,
+    config_index: usize,
+) -> Option<(usize, &'a Member, &'a MemberSession)> {
     let m = vs.members.get(config_index)?;
     let (i, ms) = c.member(&m.upstream.name)?;
     Some((i, m, ms))
 }
 
-async fn forward_named(vs: &VirtualServer, ctx: &mut RequestCtx, c: &Composite, body: &Bytes, kind: Named) -> Res<Done> {
+async fn forward_named(
+    vs: &VirtualServer,
+    ctx: &mut RequestCtx,
+    c: &Composite,
+    body: &Bytes,
+    kind: Named,
+) -> Res<Done> {
     let unknown = match kind {
         Named::Tool => GatewayError::UnknownTool,
         Named::Prompt => GatewayError::UnknownItem("Unknown prompt"),
@@ -678,7 +763,12 @@ async fn forward_named(vs: &VirtualServer, ctx: &mut RequestCtx, c: &Composite, 
 
 /// The member serving a resource URI: the catalog (listing resources and
 /// templates again once on a miss).
-async fn resolve_uri(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, uri: &str) -> Option<usize> {
+async fn resolve_uri(
+    vs: &VirtualServer,
+    ctx: &RequestCtx,
+    c: &Composite,
+    uri: &str,
+) -> Option<usize> {
     let known = |vs: &VirtualServer| {
         let cat = vs.catalog.read().unwrap_or_else(|e| e.into_inner());
         cat.resource_member(uri)
@@ -691,7 +781,13 @@ async fn resolve_uri(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, uri: &
     known(vs)
 }
 
-async fn forward_uri(vs: &VirtualServer, ctx: &mut RequestCtx, c: &Composite, body: Bytes, uri: &str) -> Res<Done> {
+async fn forward_uri(
+    vs: &VirtualServer,
+    ctx: &mut RequestCtx,
+    c: &Composite,
+    body: Bytes,
+    uri: &str,
+) -> Res<Done> {
     let unknown = GatewayError::UnknownItem("Resource not found");
     let Some(idx) = resolve_uri(vs, ctx, c, uri).await else {
         return Err(unknown);
@@ -702,10 +798,18 @@ async fn forward_uri(vs: &VirtualServer, ctx: &mut RequestCtx, c: &Composite, bo
     forward(ctx, i, m, ms, body, None)
 }
 
-async fn complete(vs: &VirtualServer, ctx: &mut RequestCtx, c: &Composite, body: &Bytes) -> Res<Done> {
+async fn complete(
+    vs: &VirtualServer,
+    ctx: &mut RequestCtx,
+    c: &Composite,
+    body: &Bytes,
+) -> Res<Done> {
     let (kind, name, uri) = {
         let env = ctx.envelope.as_ref().ok_or(GatewayError::Internal)?;
-        let r = env.reference.as_deref().ok_or(GatewayError::InvalidParams("params.ref is required"))?;
+        let r = env
+            .reference
+            .as_deref()
+            .ok_or(GatewayError::InvalidParams("params.ref is required"))?;
         (
             r.kind.text().map(|t| t.as_str(body).to_string()),
             r.name.text().map(|t| t.as_str(body).to_string()),
@@ -717,30 +821,46 @@ async fn complete(vs: &VirtualServer, ctx: &mut RequestCtx, c: &Composite, body:
             let e = resolve_name(vs, ctx, c, Named::Prompt, &exposed)
                 .await
                 .ok_or(GatewayError::UnknownItem("Unknown prompt"))?;
-            let (i, m, ms) = session_member(vs, c, e.member).ok_or(GatewayError::UnknownItem("Unknown prompt"))?;
+            let (i, m, ms) = session_member(vs, c, e.member)
+                .ok_or(GatewayError::UnknownItem("Unknown prompt"))?;
             let text = std::str::from_utf8(body).map_err(|_| GatewayError::Parse)?;
             let rewritten = json::set_path(text, &["params", "ref", "name"], &json::string(&e.own))
                 .ok_or(GatewayError::Internal)?;
             forward(ctx, i, m, ms, Bytes::from(rewritten), Some(e.own))
         }
         (Some("ref/resource"), _, Some(uri)) => forward_uri(vs, ctx, c, body.clone(), &uri).await,
-        _ => Err(GatewayError::InvalidParams("params.ref must name a prompt or a resource")),
+        _ => Err(GatewayError::InvalidParams(
+            "params.ref must name a prompt or a resource",
+        )),
     }
 }
 
 /// A client's answer to a member's request: back to that member with
 /// the member's own id.
-async fn answer_member(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, body: &Bytes) -> Res<Done> {
+async fn answer_member(
+    vs: &VirtualServer,
+    ctx: &RequestCtx,
+    c: &Composite,
+    body: &Bytes,
+) -> Res<Done> {
     let text = std::str::from_utf8(body).map_err(|_| GatewayError::Parse)?;
     let members = Members::of(text).ok_or(GatewayError::Parse)?;
-    let id = members.str("id").ok_or(GatewayError::InvalidParams("unknown request id"))?;
-    let (i, raw) = federation::unwrap_id(&id).ok_or(GatewayError::InvalidParams("unknown request id"))?;
-    let ms = c.members.get(i).ok_or(GatewayError::InvalidParams("unknown request id"))?;
-    let (_, m) = vs.member(&ms.upstream).ok_or(GatewayError::InvalidParams("unknown request id"))?;
+    let id = members
+        .str("id")
+        .ok_or(GatewayError::InvalidParams("unknown request id"))?;
+    let (i, raw) =
+        federation::unwrap_id(&id).ok_or(GatewayError::InvalidParams("unknown request id"))?;
+    let ms = c
+        .members
+        .get(i)
+        .ok_or(GatewayError::InvalidParams("unknown request id"))?;
+    let (_, m) = vs
+        .member(&ms.upstream)
+        .ok_or(GatewayError::InvalidParams("unknown request id"))?;
     let out = Bytes::from(members.with("id", &raw));
     let deadline = Instant::now() + vs.member_timeout;
     match ask(ctx, m, Some(ms), out, deadline).await {
-        Ok(r) if r.status == 404 => Err(GatewayError::SessionNotFound("member_session_gone")),
+        Ok(r) if session_gone(&r) => Err(GatewayError::SessionNotFound("member_session_gone")),
         Ok(_) => Ok(Done::Answer(202, Bytes::new(), None)),
         Err(Failure::Timeout) => Err(GatewayError::UpstreamTimeout),
         Err(Failure::Broken(_)) => Err(GatewayError::UpstreamUnavailable),
@@ -748,7 +868,14 @@ async fn answer_member(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, body
 }
 
 /// Sets `ctx` up to proxy `body` to member `m` of the session.
-fn forward(ctx: &mut RequestCtx, index: usize, m: &Member, ms: &MemberSession, body: Bytes, own: Option<String>) -> Res<Done> {
+fn forward(
+    ctx: &mut RequestCtx,
+    index: usize,
+    m: &Member,
+    ms: &MemberSession,
+    body: Bytes,
+    own: Option<String>,
+) -> Res<Done> {
     let picked = member_endpoint(m, ms)?;
     ctx.upstream = Some(m.upstream.clone());
     ctx.endpoint = Some(picked);

@@ -77,8 +77,7 @@ pub async fn post(
     deadline: Instant,
     max: usize,
 ) -> Result<Reply, Failure> {
-    match tokio::time::timeout_at(deadline, exchange(up, ep, call, "POST", Some(body), max)).await
-    {
+    match tokio::time::timeout_at(deadline, exchange(up, ep, call, "POST", Some(body), max)).await {
         Ok(r) => r,
         Err(_) => Err(Failure::Timeout),
     }
@@ -147,6 +146,20 @@ pub async fn open_stream(
         ),
         None => return Err(broken("no response header")),
     };
+    let mut opened = opened;
+    if status == 400 {
+        // a 400 that speaks of the session means it is gone (SDK servers)
+        let mut body = Vec::new();
+        while let Ok(Some(chunk)) = opened.read_response_body().await {
+            body.extend_from_slice(&chunk);
+            if body.len() > 4096 {
+                break;
+            }
+        }
+        if body.windows(7).any(|w| w.eq_ignore_ascii_case(b"session")) {
+            return Err(Failure::Broken("session_gone".into()));
+        }
+    }
     if status == 404 {
         return Err(Failure::Broken("session_gone".into()));
     }
@@ -164,9 +177,8 @@ fn headers(
     call: &Call<'_>,
     body: Option<&Bytes>,
 ) -> Result<(), Failure> {
-    let h = |req: &mut RequestHeader, k: &'static str, v: &str| {
-        req.insert_header(k, v).map_err(broken)
-    };
+    let h =
+        |req: &mut RequestHeader, k: &'static str, v: &str| req.insert_header(k, v).map_err(broken);
     h(req, "host", &ep.host_header)?;
     h(req, "accept", "application/json, text/event-stream")?;
     h(req, "accept-encoding", "identity")?;
@@ -319,6 +331,7 @@ fn is_response(data: &[u8]) -> bool {
     let Ok(text) = std::str::from_utf8(data) else {
         return false;
     };
-    crate::federation::json::Members::of(text)
-        .is_some_and(|m| m.get("method").is_none() && (m.get("result").is_some() || m.get("error").is_some()))
+    crate::federation::json::Members::of(text).is_some_and(|m| {
+        m.get("method").is_none() && (m.get("result").is_some() || m.get("error").is_some())
+    })
 }

@@ -118,7 +118,9 @@ async fn steps(
     }
     if req.uri.path() != rt.server.path {
         // a virtual server's path, or nothing
-        let vs = rt.virtual_server(req.uri.path()).ok_or(GatewayError::NotFound)?;
+        let vs = rt
+            .virtual_server(req.uri.path())
+            .ok_or(GatewayError::NotFound)?;
         ctx.virtual_server = Some(vs.clone());
     }
     // the client address: the peer, or what trusted proxies say it is (an

@@ -234,3 +234,64 @@ pub fn parse_head(request_line: &str, r: &mut impl BufRead) -> Option<(String, S
         }
     }
 }
+
+/// Reads a GET SSE stream on `path` for at most `for_`; the head and the
+/// events (blank-line terminated) that arrived.
+pub fn sse_events_on(
+    port: u16,
+    path: &str,
+    headers: &[(&str, &str)],
+    for_: Duration,
+) -> (Response, Vec<String>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_millis(200))).ok();
+    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).expect("write");
+    let deadline = Instant::now() + for_;
+    let mut raw = Vec::new();
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        match s.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => raw.extend_from_slice(&buf[..n]),
+            Err(_) => {}
+        }
+    }
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let mut lines = head.lines();
+    let status = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let headers = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    // de-chunk loosely: drop the chunk-size lines
+    let mut events = Vec::new();
+    let mut pending = String::new();
+    for line in body.split("\r\n") {
+        if !line.is_empty() && line.chars().all(|c| c.is_ascii_hexdigit()) {
+            continue;
+        }
+        pending.push_str(line);
+    }
+    while let Some(i) = pending.find("\n\n") {
+        events.push(pending[..i].to_string());
+        pending.drain(..i + 2);
+    }
+    (
+        Response {
+            status,
+            headers,
+            body: Vec::new(),
+        },
+        events,
+    )
+}

@@ -72,19 +72,28 @@ fn check_path(
     errs: &mut Errors,
 ) {
     if !path.starts_with('/') || path.contains(['?', '#', ' ', '%']) || path.len() > 256 {
-        errs.push(at, "must be an absolute path without query, escapes or spaces");
+        errs.push(
+            at,
+            "must be an absolute path without query, escapes or spaces",
+        );
     }
     // the public health paths (`proxy::request`)
     let reserved = ["/healthz", "/health"];
     if Some(path) == taken.mcp {
-        errs.push(at, "must differ from server.path (that path keeps the routing table)");
+        errs.push(
+            at,
+            "must differ from server.path (that path keeps the routing table)",
+        );
     } else if Some(path) == taken.tunnel {
         errs.push(at, "must differ from tunnel.path");
     } else if reserved.contains(&path) || taken.metadata.iter().any(|m| m == path) {
         errs.push(at, "is a path the gateway answers itself");
     }
     if !paths.insert(path.to_string()) {
-        errs.push(at, format!("duplicate path {path:?} (another virtual server has it)"));
+        errs.push(
+            at,
+            format!("duplicate path {path:?} (another virtual server has it)"),
+        );
     }
 }
 
@@ -103,11 +112,16 @@ fn compile_one(
     if mode.is_none() {
         errs.push(
             format!("{at}.prefix_mode"),
-            format!("unknown mode {:?} (always, conflicts, never)", v.prefix_mode),
+            format!(
+                "unknown mode {:?} (always, conflicts, never)",
+                v.prefix_mode
+            ),
         );
     }
     let needs_sep = mode != Some(PrefixMode::Never);
-    if needs_sep && (v.separator.is_empty() || v.separator.len() > 8 || !v.separator.chars().all(name_char)) {
+    if needs_sep
+        && (v.separator.is_empty() || v.separator.len() > 8 || !v.separator.chars().all(name_char))
+    {
         errs.push(
             format!("{at}.separator"),
             "must be 1 to 8 characters of A-Z a-z 0-9 _ - .",
@@ -212,7 +226,10 @@ mod tests {
             "virtual_servers[2].name",
             "virtual_servers[2].members: at least one member",
         ] {
-            assert!(e.iter().any(|l| l.contains(want)), "wanted {want:?} in {e:#?}");
+            assert!(
+                e.iter().any(|l| l.contains(want)),
+                "wanted {want:?} in {e:#?}"
+            );
         }
     }
 
