@@ -213,6 +213,9 @@ pub struct VirtualServer {
     /// What the members listed last (names, URIs): the snapshot's own,
     /// rebuilt after a reload from the next lists.
     pub catalog: std::sync::RwLock<crate::federation::Catalog>,
+    /// Which members (by index) speak 2026-07-28 (`server/discover`
+    /// probed on first need; the snapshot's own).
+    pub stateless: std::sync::RwLock<std::collections::HashMap<usize, bool>>,
 }
 
 /// A member of a virtual server.

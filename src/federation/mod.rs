@@ -317,7 +317,60 @@ fn matches_parts(parts: &[(&str, Option<bool>)], s: &str) -> bool {
 /// id of every request a member sends (sampling, elicitation, roots)
 /// namespaced by [`wrap_id`]; other events unchanged.
 pub fn namespace_events(canonical: &[u8], member: usize) -> Vec<u8> {
-    let mut out = Vec::with_capacity(canonical.len() + 16);
+    map_event_data(canonical, |t| namespace_request(t, member))
+}
+
+/// A member's request message with its id namespaced; `None` for any
+/// other message.
+pub fn namespace_request(text: &str, member: usize) -> Option<String> {
+    let m = json::Members::of(text)?;
+    m.get("method")?;
+    let id = m.get("id")?;
+    if id.get() == "null" {
+        return None;
+    }
+    Some(m.with("id", &wrap_id(member, id.get())))
+}
+
+/// A session-era member's answer as a 2026-07-28 client must read it:
+/// a `result` object gets `resultType: "complete"` when it has none (and a
+/// cacheable one, `ttlMs: 0` and `cacheScope: "private"`). `None` when the
+/// message needs nothing (or is not a result).
+pub fn upgrade_result(text: &str, cacheable: bool) -> Option<String> {
+    let m = json::Members::of(text)?;
+    let result = json::Members::of(m.get("result")?.get())?;
+    let mut out = None::<String>;
+    let mut cur = m.get("result")?.get().to_string();
+    let set = |key: &str, value: &str, cur: &mut String| {
+        if let Some(r) = json::Members::of(cur) {
+            *cur = r.with(key, value);
+        }
+    };
+    if result.get("resultType").is_none() {
+        set("resultType", "\"complete\"", &mut cur);
+    }
+    if cacheable {
+        if result.get("ttlMs").is_none() {
+            set("ttlMs", "0", &mut cur);
+        }
+        if result.get("cacheScope").is_none() {
+            set("cacheScope", "\"private\"", &mut cur);
+        }
+    }
+    if cur != m.get("result")?.get() {
+        out = Some(m.with("result", &cur));
+    }
+    out
+}
+
+/// [`upgrade_result`] over canonical SSE text (whole events).
+pub fn upgrade_events(canonical: &[u8], cacheable: bool) -> Vec<u8> {
+    map_event_data(canonical, |t| upgrade_result(t, cacheable))
+}
+
+/// Canonical SSE text with each event's data replaced where `f` says.
+fn map_event_data(canonical: &[u8], f: impl Fn(&str) -> Option<String>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(canonical.len() + 32);
     for event in canonical
         .split_inclusive(|b| *b == b'\n')
         .collect::<Vec<_>>()
@@ -341,42 +394,22 @@ pub fn namespace_events(canonical: &[u8], member: usize) -> Vec<u8> {
                 None => fields.extend_from_slice(line),
             }
         }
-        let rewritten = std::str::from_utf8(&data)
-            .ok()
-            .and_then(|t| namespace_request(t, member));
+        let replaced = std::str::from_utf8(&data).ok().and_then(&f);
         out.extend_from_slice(&fields);
-        match rewritten {
-            Some(t) => {
-                for l in t.split('\n') {
-                    out.extend_from_slice(b"data: ");
-                    out.extend_from_slice(l.as_bytes());
-                    out.push(b'\n');
-                }
+        let text: &[u8] = match &replaced {
+            Some(t) => t.as_bytes(),
+            None => &data,
+        };
+        if any || replaced.is_some() {
+            for l in text.split(|b| *b == b'\n') {
+                out.extend_from_slice(b"data: ");
+                out.extend_from_slice(l);
+                out.push(b'\n');
             }
-            None if any => {
-                for l in data.split(|b| *b == b'\n') {
-                    out.extend_from_slice(b"data: ");
-                    out.extend_from_slice(l);
-                    out.push(b'\n');
-                }
-            }
-            None => {}
         }
         out.push(b'\n');
     }
     out
-}
-
-/// A member's request message with its id namespaced; `None` for any
-/// other message.
-pub fn namespace_request(text: &str, member: usize) -> Option<String> {
-    let m = json::Members::of(text)?;
-    m.get("method")?;
-    let id = m.get("id")?;
-    if id.get() == "null" {
-        return None;
-    }
-    Some(m.with("id", &wrap_id(member, id.get())))
 }
 
 /// The id a member's request gets on the way to the client: the member's
@@ -512,6 +545,20 @@ mod tests {
         c.learn_resources(1, vec!["x://1".into()], true);
         c.learn_resources(0, vec![], true);
         assert_eq!(c.resource_member("x://1"), Some(1));
+    }
+
+    #[test]
+    fn session_era_results_are_upgraded_for_stateless_clients() {
+        let up = upgrade_result(r#"{"jsonrpc":"2.0","id":1,"result":{"contents":[]}}"#, true).unwrap();
+        assert_eq!(
+            up,
+            r#"{"jsonrpc":"2.0","id":1,"result":{"contents":[],"resultType":"complete","ttlMs":0,"cacheScope":"private"}}"#
+        );
+        assert_eq!(upgrade_result(r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete"}}"#, false), None);
+        assert_eq!(upgrade_result(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1}}"#, true), None);
+        assert_eq!(upgrade_result(r#"{"jsonrpc":"2.0","method":"notifications/progress"}"#, true), None);
+        let ev = upgrade_events(b"event: message\ndata: {\"id\":1,\"result\":{}}\n\n", false);
+        assert_eq!(ev, b"event: message\ndata: {\"id\":1,\"result\":{\"resultType\":\"complete\"}}\n\n");
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct Call<'a> {
     pub forwarded: Option<(&'a str, &'a str)>,
     /// Headers from the principal (`forward_claims`).
     pub claims: &'a [(http::HeaderName, http::HeaderValue)],
+    /// `Mcp-Method` (2026-07-28 members).
+    pub method: Option<&'a str>,
 }
 
 /// A member's answer.
@@ -193,6 +195,9 @@ fn headers(
     }
     if let Some(v) = call.version.filter(|v| !v.is_empty()) {
         h(req, "mcp-protocol-version", v)?;
+    }
+    if let Some(m) = call.method {
+        h(req, "mcp-method", m)?;
     }
     if let Some((ip, proto)) = call.forwarded {
         h(req, "x-forwarded-for", ip)?;

@@ -203,6 +203,9 @@ pub fn filter(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         // the spec's answer for a session the server no longer knows is 404,
         // the one status that makes a client re-initialize
         ctx.error = Some(GatewayError::SessionNotFound("session_refused_upstream"));
+        // a member session held for a stateless client is gone: the next
+        // call holds a new one
+        super::federate::forget_held(ctx);
     }
     let bodyless = matches!(status, 204 | 304 | 100..=199)
         || resp
@@ -367,6 +370,7 @@ pub fn body_filter(body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) {
             return;
         }
         if about_the_session(&seen) {
+            super::federate::forget_held(ctx);
             let err = GatewayError::SessionNotFound("session_refused_upstream");
             let out = jsonrpc::error_body(ctx.id_ref(), err.jsonrpc_code(), err.reason());
             ctx.release = Some((404, out.len()));
@@ -393,11 +397,8 @@ pub fn body_filter(body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) {
         }
         _ => guard.push(&chunk, end, &|_, _| false, ctx.id_ref()),
     };
-    let out = match (&ctx.member, &guard) {
-        // a member's requests on the stream get ids that name the member
-        (Some(m), Guard::Sse(_)) if !out.is_empty() => {
-            Bytes::from(crate::federation::namespace_events(&out, m.index))
-        }
+    let out = match &ctx.member {
+        Some(m) if !out.is_empty() => super::federate::member_answer(ctx, m, &guard, out),
         _ => out,
     };
     if let Some(verdict) = guard.verdict() {

@@ -193,6 +193,7 @@ fn compile_one(
         members,
         member_timeout: std::time::Duration::from_millis(v.member_timeout_ms),
         catalog: Default::default(),
+        stateless: Default::default(),
     })
 }
 

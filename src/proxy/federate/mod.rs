@@ -17,6 +17,10 @@ use pingora::prelude::*;
 use pingora_proxy::Session;
 use tokio::time::Instant;
 
+mod stateless;
+
+pub use stateless::forget as forget_held;
+
 use super::member::{self, Failure, Reply};
 use super::RequestCtx;
 use crate::error::GatewayError;
@@ -109,16 +113,45 @@ async fn route(session: &Session, ctx: &mut RequestCtx) -> Res<Done> {
         return initialize(&vs, ctx, &body).await;
     }
     if ctx.era == crate::mcp::Era::Stateless {
-        // 2026-07-28 clients reach members without sessions: not yet
-        return Err(GatewayError::NoRoute);
+        if env.kind == Kind::Request && name.as_deref() == Some("server/discover") {
+            return stateless::discover(&vs, ctx).await;
+        }
+        if env.kind == Kind::Response {
+            // 2026-07-28 has no server-to-client requests to answer
+            return Err(GatewayError::InvalidParams("unknown request id"));
+        }
+        let (c, _) = stateless::targets(&vs, ctx).await?;
+        return match dispatch(&vs, ctx, &c, &body, &env, name.clone()).await {
+            Err(GatewayError::SessionNotFound(_)) => {
+                // a held member session is gone: hold new ones, once
+                stateless::forget_all(&vs, ctx);
+                let (c, _) = stateless::targets(&vs, ctx).await?;
+                dispatch(&vs, ctx, &c, &body, &env, name).await
+            }
+            other => other,
+        };
     }
     let Some(composite) = ctx.composite.clone() else {
         return Err(GatewayError::SessionRequired);
     };
+    dispatch(&vs, ctx, &composite, &body, &env, name).await
+}
+
+/// A request over the members of a session (the client's, or the one a
+/// stateless request builds).
+async fn dispatch(
+    vs: &Arc<VirtualServer>,
+    ctx: &mut RequestCtx,
+    composite: &Composite,
+    body: &Bytes,
+    env: &crate::jsonrpc::Envelope,
+    name: Option<String>,
+) -> Res<Done> {
+    let (vs, composite) = (vs.as_ref(), composite);
     match env.kind {
-        Kind::Response => answer_member(&vs, ctx, &composite, &body).await,
+        Kind::Response => answer_member(vs, ctx, composite, body).await,
         Kind::Notification => {
-            broadcast(&vs, ctx, &composite, &body).await?;
+            broadcast(vs, ctx, composite, body).await?;
             Ok(Done::Answer(202, Bytes::new(), None))
         }
         Kind::Request => {
@@ -127,18 +160,18 @@ async fn route(session: &Session, ctx: &mut RequestCtx) -> Res<Done> {
                 return Ok(result(ctx, "{}"));
             }
             if let Some(kind) = ListKind::of_method(&name) {
-                return list(&vs, ctx, &composite, &body, kind).await;
+                return list(vs, ctx, composite, body, kind).await;
             }
             match name.as_str() {
-                "tools/call" => forward_named(&vs, ctx, &composite, &body, Named::Tool).await,
-                "prompts/get" => forward_named(&vs, ctx, &composite, &body, Named::Prompt).await,
+                "tools/call" => forward_named(vs, ctx, composite, body, Named::Tool).await,
+                "prompts/get" => forward_named(vs, ctx, composite, body, Named::Prompt).await,
                 "resources/read" | "resources/subscribe" | "resources/unsubscribe" => {
-                    let uri = env.uri(&body).unwrap_or_default().to_string();
-                    forward_uri(&vs, ctx, &composite, body.clone(), &uri).await
+                    let uri = env.uri(body).unwrap_or_default().to_string();
+                    forward_uri(vs, ctx, composite, body.clone(), &uri).await
                 }
-                "completion/complete" => complete(&vs, ctx, &composite, &body).await,
+                "completion/complete" => complete(vs, ctx, composite, body).await,
                 "logging/setLevel" => {
-                    broadcast(&vs, ctx, &composite, &body).await?;
+                    broadcast(vs, ctx, composite, body).await?;
                     Ok(result(ctx, "{}"))
                 }
                 _ => Err(GatewayError::NoRoute),
@@ -174,6 +207,7 @@ fn call_for<'a>(
         request_id: &ctx.request_id,
         forwarded: fwd.as_ref().map(|(a, b)| (a.as_str(), b.as_str())),
         claims: ctx.principal.as_ref().map_or(&[][..], |p| &p.forward[..]),
+        method: None,
     }
 }
 
@@ -247,15 +281,20 @@ async fn ask(
     deadline: Instant,
 ) -> std::result::Result<Reply, Failure> {
     let picked = match ms {
-        Some(ms) => m
+        Some(ms) if !ms.endpoint.is_empty() => m
             .upstream
             .endpoint(&ms.endpoint)
             .map_err(|e| Failure::Broken(e.to_string()))?,
+        Some(_) => m
+            .upstream
+            .pick()
+            .ok_or_else(|| Failure::Broken("no endpoint up".into()))?,
         None => m
             .upstream
             .pick()
             .ok_or_else(|| Failure::Broken("no endpoint up".into()))?,
     };
+
     let fwd = forwarded(ctx);
     let call = call_for(ctx, ms, &fwd);
     member::post(
@@ -608,6 +647,7 @@ async fn list(
     )
     .await;
     let mut pages: Vec<(usize, MemberPage)> = Vec::new();
+    let mut ttls: Vec<u64> = Vec::new();
     let mut next = Vec::new();
     let mut catalog = vs.catalog.write().unwrap_or_else(|e| e.into_inner());
     for ((i, m, _, _, first), r) in targets.iter().zip(replies) {
@@ -619,7 +659,14 @@ async fn list(
             }
         };
         let page = match result_of(&r) {
-            Ok(t) => merge::read_page(kind, &t),
+            Ok(t) => {
+                ttls.push(
+                    Members::of(&t)
+                        .and_then(|m| m.get("ttlMs").and_then(|v| v.get().parse::<u64>().ok()))
+                        .unwrap_or(0),
+                );
+                merge::read_page(kind, &t)
+            }
             Err(why) if why == "session_gone" => {
                 return Err(GatewayError::SessionNotFound("member_session_gone"))
             }
@@ -645,8 +692,19 @@ async fn list(
     }
     let exposure = kind.named().map(|n| catalog.names(n).clone());
     drop(catalog);
-    let (merged, dropped) =
+    let (mut merged, dropped) =
         merge::merge_list(kind, &pages, exposure.as_ref(), merge::encode_cursor(&next));
+    if ctx.era == crate::mcp::Era::Stateless {
+        // 2026-07-28 list results are cacheable: the shortest freshness a
+        // member gave (0 when one gave none), and private (the list is
+        // filtered for this principal)
+        let ttl = ttls.iter().min().copied().unwrap_or(0).to_string();
+        for (k, v) in [("resultType", "\"complete\""), ("ttlMs", ttl.as_str()), ("cacheScope", "\"private\"")] {
+            if let Some(m) = Members::of(&merged) {
+                merged = m.with(k, v);
+            }
+        }
+    }
     for name in &dropped.clashes {
         log::warn!(
             "virtual server {}: {} {name:?} is listed by several members: refused",
@@ -867,6 +925,24 @@ async fn answer_member(
     }
 }
 
+/// What a forwarded call's answer becomes on its way to the client: the
+/// ids of a member's requests on its stream namespaced; a session-era
+/// member's results upgraded for a 2026-07-28 client.
+pub fn member_answer(ctx: &RequestCtx, m: &MemberCall, guard: &crate::answer::Guard, out: Bytes) -> Bytes {
+    let sse = matches!(guard, crate::answer::Guard::Sse(_));
+    let upgrade = ctx.era == crate::mcp::Era::Stateless && m.version.as_str() < crate::mcp::STATELESS_SINCE;
+    let cacheable = ctx.method() == Some("resources/read");
+    match (sse, upgrade) {
+        (true, false) => Bytes::from(federation::namespace_events(&out, m.index)),
+        (true, true) => Bytes::from(federation::upgrade_events(&out, cacheable)),
+        (false, true) => std::str::from_utf8(&out)
+            .ok()
+            .and_then(|t| federation::upgrade_result(t, cacheable))
+            .map_or(out, Bytes::from),
+        (false, false) => out,
+    }
+}
+
 /// Sets `ctx` up to proxy `body` to member `m` of the session.
 fn forward(
     ctx: &mut RequestCtx,
@@ -879,7 +955,9 @@ fn forward(
     let picked = member_endpoint(m, ms)?;
     ctx.upstream = Some(m.upstream.clone());
     ctx.endpoint = Some(picked);
-    ctx.session = Some(crate::session::Owner {
+    // a member without a session (2026-07-28, or one that issued none)
+    // gets no session id and no session refusal mapping
+    ctx.session = (!ms.session.is_empty()).then(|| crate::session::Owner {
         upstream: ms.upstream.clone(),
         endpoint: ms.endpoint.clone(),
         session: ms.session.clone(),
