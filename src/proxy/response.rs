@@ -300,9 +300,10 @@ pub fn release(resp: &mut ResponseHeader, ctx: &mut RequestCtx) {
 /// An upstream `Mcp-Session-Id` never reaches the client: it is replaced by
 /// a token sealing (upstream, endpoint, id, principal, time).
 fn seal_session(resp: &mut ResponseHeader, ctx: &RequestCtx) -> Result<()> {
-    if ctx.composite.is_some() {
-        // a virtual server's session: the client keeps its one token
-        match &ctx.session_token {
+    if ctx.virtual_server.is_some() {
+        // a virtual server's session: the client keeps its one token (a
+        // stateless client gets none, whatever a member sent)
+        match ctx.composite.as_ref().and(ctx.session_token.as_ref()) {
             Some(t) => resp.insert_header("mcp-session-id", t.clone())?,
             None => {
                 resp.remove_header("mcp-session-id");
