@@ -832,3 +832,59 @@ fn a_stateless_client_reuses_one_held_member_session_and_holds_a_new_one_when_it
     assert_eq!(c.header("mcp-method"), Some("tools/call"));
     assert!(got.iter().all(|r| r.header("mcp-protocol-version") == Some("2026-07-28")));
 }
+
+#[test]
+fn a_tunnel_member_serves_beside_an_http_member() {
+    const TOKEN: &str = "federation-tunnel-token-0123456789";
+    let ev = Peer::everything();
+    let cfg = federated(&[("ev", ev.url(), "ev")], 5000)
+        .push("upstreams", yaml("{name: laptop, type: tunnel}"))
+        .insert(
+            "tunnel",
+            json!({"enabled": true, "tokens": [{"id": "laptop-token", "token": TOKEN, "upstreams": ["laptop"]}]}),
+        )
+        .push("virtual_servers[0].members", json!({"upstream": "laptop", "prefix": "lp"}));
+    let g = Gateway::start(&cfg);
+    let log = g.dir.path().join("tunnel.log");
+    let mut tunnel = Command::new(bin())
+        .args(["tunnel", "--local-stdio", "python3 py_server.py --stdio", "--name", "laptop"])
+        .args(["--gateway", &format!("http://127.0.0.1:{}", g.port), "--reconnect-delay", "200"])
+        .env("MCP_EDGE_TUNNEL_TOKEN", TOKEN)
+        .current_dir(peers_dir())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .expect("start mcp-edge tunnel");
+    // the tunnel member joins sessions once it is registered
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let t = initialize(g.port, &[]);
+        let names = tool_names(&call(g.port, &t, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#));
+        if names.contains(&"lp__add".to_string()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "tunnel member never joined: {names:?}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let url = format!("http://127.0.0.1:{}/tools", g.port);
+    run_client(Command::new("python3").args(["py_fed_client.py", &url, "--py", "lp"]));
+    let _ = tunnel.kill();
+    let _ = tunnel.wait();
+}
+
+#[test]
+fn members_the_principal_may_use_nothing_of_are_not_asked() {
+    let a = member("a", none);
+    let b = member("b", none);
+    let cfg = federated(&[("a", a.url(), "pa"), ("b", b.url(), "pb")], 2000)
+        .set("policy.rules[0].allow.tools", json!(["pa__*"]))
+        .set("policy.rules[0].allow.resources", json!([]))
+        .set("policy.rules[0].allow.prompts", json!([]));
+    let g = Gateway::start(&cfg);
+    let t = initialize(g.port, &[]);
+    let r = call(g.port, &t, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+    let mut names = tool_names(&r);
+    names.sort();
+    assert_eq!(names, ["pa__a-tool", "pa__shared"]);
+    assert_eq!(b.count(), 0, "b was never asked: {:?}", b.received());
+}
