@@ -16,7 +16,10 @@
 //! ```
 //!
 //! `hint` is one byte of the key's fingerprint (saves trying every key);
-//! nothing of the upstream is readable. Anything that does not open, or
+//! nothing of the upstream is readable. A virtual server's session is a
+//! [`Composite`] (every member's session) sealed the same way as version
+//! `2` under its own associated data, so neither kind opens as the other.
+//! Anything that does not open, or
 //! opens for another principal, or is too old, is refused: the gateway
 //! answers 404 so the client re-initializes, and never routes it.
 

@@ -11,6 +11,7 @@ fn mcp_edge(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(bin())
         .args(args)
         .env("MCP_MATH_TOKEN", "test-token")
+        .env("MCP_EDGE_SESSION_KEY", "a-test-session-key-of-32-characters-or-more")
         .output()
         .expect("run mcp-edge");
     (
@@ -97,7 +98,7 @@ routing:
 
 #[test]
 fn routes_prints_the_rule_table() {
-    let f = root().join("conf/examples/multi-upstream.yaml");
+    let f = root().join("conf/examples/routing-table.yaml");
     let (code, out, err) = mcp_edge(&["routes", "-c", &f.display().to_string()]);
     assert_eq!(code, 0, "{err}");
     let lines: Vec<&str> = out.lines().collect();

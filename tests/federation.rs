@@ -743,7 +743,10 @@ fn a_reload_keeps_sessions_for_the_members_that_remain() {
 fn python_sdk_client_in_2026_07_28_mode_over_a_session_era_and_a_stateless_member() {
     let ev = Peer::everything();
     let py = Peer::python();
-    let g = Gateway::start(&federated(&[("ev", ev.url(), "ev"), ("py", py.url(), "py")], 5000));
+    let g = Gateway::start(&federated(
+        &[("ev", ev.url(), "ev"), ("py", py.url(), "py")],
+        5000,
+    ));
     let url = format!("http://127.0.0.1:{}/tools", g.port);
     // server-everything speaks only the session era: it cannot ask a 2026
     // client for input (elicitation), so that step is left out
@@ -755,16 +758,28 @@ fn python_sdk_client_in_2026_07_28_mode_over_a_session_era_and_a_stateless_membe
         "--skip",
         "elicitation",
     ]));
-    assert!(steps.iter().all(|s| s["step"] != "delete"), "no session, no DELETE");
+    assert!(
+        steps.iter().all(|s| s["step"] != "delete"),
+        "no session, no DELETE"
+    );
     let d = post(
         g.port,
         "/tools",
         r#"{"jsonrpc":"2.0","id":1,"method":"server/discover","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
-        &[("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "server/discover")],
+        &[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "server/discover"),
+        ],
     );
     let m = message(&d);
-    assert_eq!(m["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "acme-tools");
-    assert!(m["result"]["supportedVersions"].as_array().unwrap().contains(&json!("2026-07-28")));
+    assert_eq!(
+        m["result"]["_meta"]["io.modelcontextprotocol/serverInfo"]["name"],
+        "acme-tools"
+    );
+    assert!(m["result"]["supportedVersions"]
+        .as_array()
+        .unwrap()
+        .contains(&json!("2026-07-28")));
     assert!(m["result"]["capabilities"]["tools"].is_object());
     assert!(d.header("mcp-session-id").is_none());
 }
@@ -774,7 +789,8 @@ fn a_stateless_client_reuses_one_held_member_session_and_holds_a_new_one_when_it
     let gone = Arc::new(AtomicUsize::new(0));
     let g2 = gone.clone();
     // a session-era member (no server/discover); after `gone` it forgets sessions
-    let a = member("a", move |req| match req.rpc_method().as_deref() {
+    let a = member("a", move |req| {
+        match req.rpc_method().as_deref() {
         Some("server/discover") => Some(scripted::Reply::json(
             200,
             &json!({"jsonrpc":"2.0","id":req.rpc_id(),"error":{"code":-32601,"message":"Method not found"}}).to_string(),
@@ -784,19 +800,36 @@ fn a_stateless_client_reuses_one_held_member_session_and_holds_a_new_one_when_it
             Some(scripted::Reply::json(404, r#"{"jsonrpc":"2.0","id":null,"error":{"code":-32001,"message":"Session not found"}}"#))
         }
         _ => None,
+    }
     });
     // a 2026-07-28 member
     let b = scripted::Scripted::start(|req| {
         let id = req.rpc_id();
-        let ok = |r: Value| scripted::Reply::json(200, &json!({"jsonrpc":"2.0","id":id,"result":r}).to_string());
+        let ok = |r: Value| {
+            scripted::Reply::json(
+                200,
+                &json!({"jsonrpc":"2.0","id":id,"result":r}).to_string(),
+            )
+        };
         match req.rpc_method().as_deref() {
-            Some("server/discover") => ok(json!({"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"ttlMs":60000,"cacheScope":"public"})),
-            Some("tools/list") => ok(json!({"resultType":"complete","tools":[{"name":"b-tool","inputSchema":{"type":"object"}}],"ttlMs":60000,"cacheScope":"public"})),
+            Some("server/discover") => ok(
+                json!({"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"ttlMs":60000,"cacheScope":"public"}),
+            ),
+            Some("tools/list") => ok(
+                json!({"resultType":"complete","tools":[{"name":"b-tool","inputSchema":{"type":"object"}}],"ttlMs":60000,"cacheScope":"public"}),
+            ),
             _ => ok(json!({"resultType":"complete","content":[{"type":"text","text":"b"}]})),
         }
     });
-    let g = Gateway::start(&federated(&[("a", a.url(), "pa"), ("b", b.url(), "pb")], 2000));
-    let h = [("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "tools/call"), ("Mcp-Name", "pa__a-tool")];
+    let g = Gateway::start(&federated(
+        &[("a", a.url(), "pa"), ("b", b.url(), "pb")],
+        2000,
+    ));
+    let h = [
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "pa__a-tool"),
+    ];
     let body = r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"pa__a-tool","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#;
     for _ in 0..3 {
         let r = post(g.port, "/tools", body, &h);
@@ -804,11 +837,23 @@ fn a_stateless_client_reuses_one_held_member_session_and_holds_a_new_one_when_it
         assert_eq!(m["result"]["resultType"], "complete", "{m}");
         assert!(r.header("mcp-session-id").is_none());
     }
-    let inits = |s: &scripted::Scripted| s.received().iter().filter(|r| r.rpc_method().as_deref() == Some("initialize")).count();
+    let inits = |s: &scripted::Scripted| {
+        s.received()
+            .iter()
+            .filter(|r| r.rpc_method().as_deref() == Some("initialize"))
+            .count()
+    };
     assert_eq!(inits(&a), 1, "one member session held for the principal");
     assert_eq!(inits(&b), 0, "a 2026-07-28 member is never initialized");
-    let calls: Vec<_> = a.received().into_iter().filter(|r| r.rpc_method().as_deref() == Some("tools/call")).collect();
-    assert!(calls.iter().all(|c| c.header("mcp-session-id") == Some("sess-a") && c.header("mcp-protocol-version") == Some("2025-11-25")));
+    let calls: Vec<_> = a
+        .received()
+        .into_iter()
+        .filter(|r| r.rpc_method().as_deref() == Some("tools/call"))
+        .collect();
+    assert!(calls
+        .iter()
+        .all(|c| c.header("mcp-session-id") == Some("sess-a")
+            && c.header("mcp-protocol-version") == Some("2025-11-25")));
     // the member forgets: that call fails, the next one holds a new session
     gone.store(1, Ordering::SeqCst);
     let r = post(g.port, "/tools", body, &h);
@@ -817,20 +862,45 @@ fn a_stateless_client_reuses_one_held_member_session_and_holds_a_new_one_when_it
     assert_eq!(message(&r)["result"]["resultType"], "complete");
     assert_eq!(inits(&a), 2);
     // the 2026 member: no session, its own name in Mcp-Name, merged list cache hints
-    let lh = [("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "tools/list")];
-    let l = post(g.port, "/tools", r#"{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#, &lh);
+    let lh = [
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/list"),
+    ];
+    let l = post(
+        g.port,
+        "/tools",
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+        &lh,
+    );
     let m = message(&l);
     assert_eq!(m["result"]["cacheScope"], "private");
-    assert_eq!(m["result"]["ttlMs"], 0, "a session-era member gave no freshness");
-    let hb = [("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "tools/call"), ("Mcp-Name", "pb__b-tool")];
-    let r = post(g.port, "/tools", r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"pb__b-tool","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#, &hb);
+    assert_eq!(
+        m["result"]["ttlMs"], 0,
+        "a session-era member gave no freshness"
+    );
+    let hb = [
+        ("MCP-Protocol-Version", "2026-07-28"),
+        ("Mcp-Method", "tools/call"),
+        ("Mcp-Name", "pb__b-tool"),
+    ];
+    let r = post(
+        g.port,
+        "/tools",
+        r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"pb__b-tool","_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+        &hb,
+    );
     assert_eq!(message(&r)["result"]["content"][0]["text"], "b");
     let got = b.received();
-    let c = got.iter().find(|r| r.rpc_method().as_deref() == Some("tools/call")).unwrap();
+    let c = got
+        .iter()
+        .find(|r| r.rpc_method().as_deref() == Some("tools/call"))
+        .unwrap();
     assert_eq!(c.header("mcp-session-id"), None);
     assert_eq!(c.header("mcp-name"), Some("b-tool"));
     assert_eq!(c.header("mcp-method"), Some("tools/call"));
-    assert!(got.iter().all(|r| r.header("mcp-protocol-version") == Some("2026-07-28")));
+    assert!(got
+        .iter()
+        .all(|r| r.header("mcp-protocol-version") == Some("2026-07-28")));
 }
 
 #[test]
@@ -847,8 +917,19 @@ fn a_tunnel_member_serves_beside_an_http_member() {
     let g = Gateway::start(&cfg);
     let log = g.dir.path().join("tunnel.log");
     let mut tunnel = Command::new(bin())
-        .args(["tunnel", "--local-stdio", "python3 py_server.py --stdio", "--name", "laptop"])
-        .args(["--gateway", &format!("http://127.0.0.1:{}", g.port), "--reconnect-delay", "200"])
+        .args([
+            "tunnel",
+            "--local-stdio",
+            "python3 py_server.py --stdio",
+            "--name",
+            "laptop",
+        ])
+        .args([
+            "--gateway",
+            &format!("http://127.0.0.1:{}", g.port),
+            "--reconnect-delay",
+            "200",
+        ])
         .env("MCP_EDGE_TUNNEL_TOKEN", TOKEN)
         .current_dir(peers_dir())
         .stdout(std::process::Stdio::null())
@@ -859,11 +940,19 @@ fn a_tunnel_member_serves_beside_an_http_member() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let t = initialize(g.port, &[]);
-        let names = tool_names(&call(g.port, &t, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#));
+        let names = tool_names(&call(
+            g.port,
+            &t,
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+        ));
         if names.contains(&"lp__add".to_string()) {
             break;
         }
-        assert!(Instant::now() < deadline, "tunnel member never joined: {names:?}\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+        assert!(
+            Instant::now() < deadline,
+            "tunnel member never joined: {names:?}\n{}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
     let url = format!("http://127.0.0.1:{}/tools", g.port);
@@ -882,7 +971,11 @@ fn members_the_principal_may_use_nothing_of_are_not_asked() {
         .set("policy.rules[0].allow.prompts", json!([]));
     let g = Gateway::start(&cfg);
     let t = initialize(g.port, &[]);
-    let r = call(g.port, &t, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#);
+    let r = call(
+        g.port,
+        &t,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+    );
     let mut names = tool_names(&r);
     names.sort();
     assert_eq!(names, ["pa__a-tool", "pa__shared"]);

@@ -124,7 +124,8 @@ mod tests {
             "conf/mcp-edge.yaml",
             "conf/examples/demo.yaml",
             "conf/examples/jwt.yaml",
-            "conf/examples/multi-upstream.yaml",
+            "conf/examples/routing-table.yaml",
+            "conf/examples/virtual-server.yaml",
             "conf/examples/tunnel.yaml",
         ] {
             let text = std::fs::read(root.join(f)).unwrap_or_default();

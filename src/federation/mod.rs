@@ -549,16 +549,35 @@ mod tests {
 
     #[test]
     fn session_era_results_are_upgraded_for_stateless_clients() {
-        let up = upgrade_result(r#"{"jsonrpc":"2.0","id":1,"result":{"contents":[]}}"#, true).unwrap();
+        let up =
+            upgrade_result(r#"{"jsonrpc":"2.0","id":1,"result":{"contents":[]}}"#, true).unwrap();
         assert_eq!(
             up,
             r#"{"jsonrpc":"2.0","id":1,"result":{"contents":[],"resultType":"complete","ttlMs":0,"cacheScope":"private"}}"#
         );
-        assert_eq!(upgrade_result(r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete"}}"#, false), None);
-        assert_eq!(upgrade_result(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1}}"#, true), None);
-        assert_eq!(upgrade_result(r#"{"jsonrpc":"2.0","method":"notifications/progress"}"#, true), None);
+        assert_eq!(
+            upgrade_result(
+                r#"{"jsonrpc":"2.0","id":1,"result":{"resultType":"complete"}}"#,
+                false
+            ),
+            None
+        );
+        assert_eq!(
+            upgrade_result(r#"{"jsonrpc":"2.0","id":1,"error":{"code":1}}"#, true),
+            None
+        );
+        assert_eq!(
+            upgrade_result(
+                r#"{"jsonrpc":"2.0","method":"notifications/progress"}"#,
+                true
+            ),
+            None
+        );
         let ev = upgrade_events(b"event: message\ndata: {\"id\":1,\"result\":{}}\n\n", false);
-        assert_eq!(ev, b"event: message\ndata: {\"id\":1,\"result\":{\"resultType\":\"complete\"}}\n\n");
+        assert_eq!(
+            ev,
+            b"event: message\ndata: {\"id\":1,\"result\":{\"resultType\":\"complete\"}}\n\n"
+        );
     }
 
     #[test]

@@ -699,7 +699,11 @@ async fn list(
         // member gave (0 when one gave none), and private (the list is
         // filtered for this principal)
         let ttl = ttls.iter().min().copied().unwrap_or(0).to_string();
-        for (k, v) in [("resultType", "\"complete\""), ("ttlMs", ttl.as_str()), ("cacheScope", "\"private\"")] {
+        for (k, v) in [
+            ("resultType", "\"complete\""),
+            ("ttlMs", ttl.as_str()),
+            ("cacheScope", "\"private\""),
+        ] {
             if let Some(m) = Members::of(&merged) {
                 merged = m.with(k, v);
             }
@@ -928,9 +932,15 @@ async fn answer_member(
 /// What a forwarded call's answer becomes on its way to the client: the
 /// ids of a member's requests on its stream namespaced; a session-era
 /// member's results upgraded for a 2026-07-28 client.
-pub fn member_answer(ctx: &RequestCtx, m: &MemberCall, guard: &crate::answer::Guard, out: Bytes) -> Bytes {
+pub fn member_answer(
+    ctx: &RequestCtx,
+    m: &MemberCall,
+    guard: &crate::answer::Guard,
+    out: Bytes,
+) -> Bytes {
     let sse = matches!(guard, crate::answer::Guard::Sse(_));
-    let upgrade = ctx.era == crate::mcp::Era::Stateless && m.version.as_str() < crate::mcp::STATELESS_SINCE;
+    let upgrade =
+        ctx.era == crate::mcp::Era::Stateless && m.version.as_str() < crate::mcp::STATELESS_SINCE;
     let cacheable = ctx.method() == Some("resources/read");
     match (sse, upgrade) {
         (true, false) => Bytes::from(federation::namespace_events(&out, m.index)),

@@ -90,7 +90,13 @@ fn meta_member(ctx: &RequestCtx, name: &str) -> Option<String> {
 }
 
 /// Whether member `i` speaks 2026-07-28 (cached per snapshot).
-async fn speaks_stateless(vs: &VirtualServer, ctx: &RequestCtx, i: usize, m: &Member, deadline: Instant) -> Result<(bool, Option<serde_json::Value>), String> {
+async fn speaks_stateless(
+    vs: &VirtualServer,
+    ctx: &RequestCtx,
+    i: usize,
+    m: &Member,
+    deadline: Instant,
+) -> Result<(bool, Option<serde_json::Value>), String> {
     if let Some(known) = vs.stateless.read().ok().and_then(|s| s.get(&i).copied()) {
         if !known {
             return Ok((false, None));
@@ -106,11 +112,16 @@ async fn speaks_stateless(vs: &VirtualServer, ctx: &RequestCtx, i: usize, m: &Me
     let reply = ask(ctx, m, Some(&probe), body, deadline)
         .await
         .map_err(|f| f.to_string())?;
-    let found = result_of(&reply).ok().and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
+    let found = result_of(&reply)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok());
     let yes = found.as_ref().is_some_and(|v| {
         v.get("supportedVersions")
             .and_then(|s| s.as_array())
-            .is_some_and(|a| a.iter().any(|x| x.as_str() == Some(crate::mcp::STATELESS_SINCE)))
+            .is_some_and(|a| {
+                a.iter()
+                    .any(|x| x.as_str() == Some(crate::mcp::STATELESS_SINCE))
+            })
     });
     if let Ok(mut s) = vs.stateless.write() {
         s.insert(i, yes);
@@ -119,7 +130,12 @@ async fn speaks_stateless(vs: &VirtualServer, ctx: &RequestCtx, i: usize, m: &Me
 }
 
 /// A held member session for the principal: the one held, or a new one.
-async fn hold(vs: &VirtualServer, ctx: &RequestCtx, m: &Member, deadline: Instant) -> Result<(MemberSession, serde_json::Value), String> {
+async fn hold(
+    vs: &VirtualServer,
+    ctx: &RequestCtx,
+    m: &Member,
+    deadline: Instant,
+) -> Result<(MemberSession, serde_json::Value), String> {
     let k = key(vs, m, ctx);
     if let Ok(mut h) = held().lock() {
         if let Some(e) = h.get_mut(&k) {
@@ -142,7 +158,8 @@ async fn hold(vs: &VirtualServer, ctx: &RequestCtx, m: &Member, deadline: Instan
     let reply = ask(ctx, m, None, Bytes::from(init), deadline)
         .await
         .map_err(|f| f.to_string())?;
-    let result: serde_json::Value = serde_json::from_str(&result_of(&reply)?).map_err(|e| e.to_string())?;
+    let result: serde_json::Value =
+        serde_json::from_str(&result_of(&reply)?).map_err(|e| e.to_string())?;
     let version = result
         .get("protocolVersion")
         .and_then(|v| v.as_str())
@@ -177,7 +194,13 @@ async fn hold(vs: &VirtualServer, ctx: &RequestCtx, m: &Member, deadline: Instan
 
 /// One member as a stateless request reaches it, and what it offers
 /// (its discover or initialize result).
-async fn reach(vs: &VirtualServer, ctx: &RequestCtx, i: usize, m: &Member, deadline: Instant) -> Result<(MemberSession, Option<serde_json::Value>), String> {
+async fn reach(
+    vs: &VirtualServer,
+    ctx: &RequestCtx,
+    i: usize,
+    m: &Member,
+    deadline: Instant,
+) -> Result<(MemberSession, Option<serde_json::Value>), String> {
     let (stateless, discovered) = speaks_stateless(vs, ctx, i, m, deadline).await?;
     if stateless {
         let picked = m.upstream.pick().ok_or("no endpoint up")?;
@@ -197,9 +220,17 @@ async fn reach(vs: &VirtualServer, ctx: &RequestCtx, i: usize, m: &Member, deadl
 
 /// The members a stateless request reaches, as a session the request
 /// alone uses (the member order of the virtual server); what each offers.
-pub(super) async fn targets(vs: &VirtualServer, ctx: &RequestCtx) -> Res<(Composite, Vec<MemberInit>)> {
+pub(super) async fn targets(
+    vs: &VirtualServer,
+    ctx: &RequestCtx,
+) -> Res<(Composite, Vec<MemberInit>)> {
     let deadline = Instant::now() + vs.member_timeout;
-    let asked: Vec<(usize, &Member)> = vs.members.iter().enumerate().filter(|(_, m)| may_use(vs, ctx, m)).collect();
+    let asked: Vec<(usize, &Member)> = vs
+        .members
+        .iter()
+        .enumerate()
+        .filter(|(_, m)| may_use(vs, ctx, m))
+        .collect();
     let reached = join_all(asked.iter().map(|(i, m)| reach(vs, ctx, *i, m, deadline))).await;
     let mut members = Vec::new();
     let mut offers = Vec::new();
@@ -239,9 +270,16 @@ pub(super) async fn discover(vs: &VirtualServer, ctx: &RequestCtx) -> Res<Done> 
     let merged = merge::merge_initialize(&vs.name, crate::mcp::STATELESS_SINCE, &offers);
     let mut out = serde_json::Map::new();
     out.insert("resultType".into(), "complete".into());
-    let mut versions: Vec<serde_json::Value> = crate::mcp::KNOWN_VERSIONS.iter().rev().map(|v| (*v).into()).collect();
+    let mut versions: Vec<serde_json::Value> = crate::mcp::KNOWN_VERSIONS
+        .iter()
+        .rev()
+        .map(|v| (*v).into())
+        .collect();
     versions.dedup();
-    out.insert("supportedVersions".into(), serde_json::Value::Array(versions));
+    out.insert(
+        "supportedVersions".into(),
+        serde_json::Value::Array(versions),
+    );
     out.insert("capabilities".into(), merged["capabilities"].clone());
     if let Some(i) = merged.get("instructions") {
         out.insert("instructions".into(), i.clone());
