@@ -11,7 +11,10 @@ fn mcp_edge(args: &[&str]) -> (i32, String, String) {
     let out = Command::new(bin())
         .args(args)
         .env("MCP_MATH_TOKEN", "test-token")
-        .env("MCP_EDGE_SESSION_KEY", "a-test-session-key-of-32-characters-or-more")
+        .env(
+            "MCP_EDGE_SESSION_KEY",
+            "a-test-session-key-of-32-characters-or-more",
+        )
         .output()
         .expect("run mcp-edge");
     (

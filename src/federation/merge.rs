@@ -139,18 +139,27 @@ pub fn merge_list(
     let mut dropped = Dropped::default();
     let mut first = true;
     let mut seen: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    // (member, own name) -> exposed name, built once: a lookup per item
+    let reverse: std::collections::HashMap<(usize, &str), &str> = exposure
+        .map(|e| {
+            e.names
+                .iter()
+                .map(|(k, v)| ((v.member, v.own.as_str()), k.as_str()))
+                .collect()
+        })
+        .unwrap_or_default();
     for (m, page) in pages {
         for (id, raw) in &page.items {
             let text = match (kind.named(), exposure) {
-                (Some(_), Some(exp)) => {
-                    let Some(name) = exposed_name(exp, *m, id) else {
+                (Some(_), Some(_)) => {
+                    let Some(name) = reverse.get(&(*m, id.as_str())) else {
                         if !dropped.clashes.contains(id) {
                             dropped.clashes.push(id.clone());
                         }
                         continue;
                     };
                     match Members::of(raw) {
-                        Some(item) => item.with("name", &string(&name)),
+                        Some(item) => item.with("name", &string(name)),
                         None => continue,
                     }
                 }
@@ -180,14 +189,6 @@ pub fn merge_list(
     }
     out.push('}');
     (out, dropped)
-}
-
-/// The exposed name of member `m`'s own `name`, if it is exposed.
-pub fn exposed_name(exp: &Exposure, m: usize, own: &str) -> Option<String> {
-    exp.names
-        .iter()
-        .find(|(_, e)| e.member == m && e.own == own)
-        .map(|(k, _)| k.clone())
 }
 
 /// The composite cursor: each member (by upstream name) with its own

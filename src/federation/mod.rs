@@ -172,7 +172,7 @@ impl Naming {
 #[derive(Debug, Clone, Default)]
 pub struct Catalog {
     /// Own names each member listed, by kind and member.
-    pub own: HashMap<(Named, usize), Vec<String>>,
+    pub own: HashMap<(Named, usize), std::collections::HashSet<String>>,
     /// Exposed tool names.
     pub tools: Exposure,
     /// Exposed prompt names.
@@ -198,16 +198,16 @@ impl Catalog {
         if first {
             entry.clear();
         }
-        for n in names {
-            if !entry.contains(&n) {
-                entry.push(n);
-            }
-        }
+        entry.extend(names);
         let mut lists: Vec<(usize, Vec<String>)> = self
             .own
             .iter()
             .filter(|((k, _), _)| *k == kind)
-            .map(|((_, m), v)| (*m, v.clone()))
+            .map(|((_, m), v)| {
+                let mut names: Vec<String> = v.iter().cloned().collect();
+                names.sort_unstable();
+                (*m, names)
+            })
             .collect();
         lists.sort_by_key(|(m, _)| *m);
         let exposure = naming.expose(&lists);
@@ -227,9 +227,8 @@ impl Catalog {
         }
         for u in uris {
             let e = self.resources.entry(u).or_default();
-            if !e.contains(&m) {
-                e.push(m);
-                e.sort_unstable();
+            if let Err(at) = e.binary_search(&m) {
+                e.insert(at, m);
             }
         }
     }
@@ -239,8 +238,14 @@ impl Catalog {
         if first {
             self.templates.retain(|(x, _)| *x != m);
         }
+        let mut known: std::collections::HashSet<String> = self
+            .templates
+            .iter()
+            .filter(|(x, _)| *x == m)
+            .map(|(_, t)| t.clone())
+            .collect();
         for t in templates {
-            if !self.templates.iter().any(|(x, y)| *x == m && *y == t) {
+            if known.insert(t.clone()) {
                 self.templates.push((m, t));
             }
         }
@@ -271,47 +276,66 @@ impl Catalog {
 /// Whether an RFC 6570 URI template could expand to `uri`: literal text
 /// must match exactly, each `{…}` expression matches any run (a simple
 /// `{var}` not crossing `/`, `?` or `#`; reserved `{+var}`/`{#var}` and
-/// the other operators any run).
+/// the other operators any run). Dynamic programming over (piece, offset):
+/// time and memory linear in pieces × URI length, whatever the template
+/// (a backtracking matcher is exponential in the expressions, and
+/// templates come from members, URIs from clients); past [`MAX_MATCH_WORK`]
+/// it says no.
 pub fn template_matches(template: &str, uri: &str) -> bool {
-    // pieces: (literal, expression after it that may cross '/')
-    let mut parts: Vec<(&str, Option<bool>)> = Vec::new();
+    enum Piece<'a> {
+        Lit(&'a [u8]),
+        Var { crosses: bool },
+    }
+    let mut pieces = Vec::new();
     let mut rest = template;
     while let Some(open) = rest.find('{') {
         let Some(close) = rest[open..].find('}') else {
             return false;
         };
         let expr = &rest[open + 1..open + close];
-        let crosses = expr.starts_with(['+', '#', '/', '?', '&', ';', '.']);
-        parts.push((&rest[..open], Some(crosses)));
+        if open > 0 {
+            pieces.push(Piece::Lit(rest[..open].as_bytes()));
+        }
+        pieces.push(Piece::Var {
+            crosses: expr.starts_with(['+', '#', '/', '?', '&', ';', '.']),
+        });
         rest = &rest[open + close + 1..];
     }
-    parts.push((rest, None));
-    matches_parts(&parts, uri)
-}
-
-fn matches_parts(parts: &[(&str, Option<bool>)], s: &str) -> bool {
-    let Some(((lit, expr), tail)) = parts.split_first() else {
-        return s.is_empty();
-    };
-    let Some(after) = s.strip_prefix(lit) else {
+    if !rest.is_empty() {
+        pieces.push(Piece::Lit(rest.as_bytes()));
+    }
+    let u = uri.as_bytes();
+    let n = u.len();
+    if (pieces.len() + 1).saturating_mul(n + 1) > MAX_MATCH_WORK {
         return false;
-    };
-    match expr {
-        None => after.is_empty(),
-        Some(crosses) => {
-            // the expression takes a run of `after`; try every split
-            for (i, c) in after.char_indices() {
-                if matches_parts(tail, &after[i..]) {
-                    return true;
-                }
-                if !crosses && matches!(c, '/' | '?' | '#') {
-                    return false;
+    }
+    // next[j]: pieces[i+1..] match u[j..]; built from the last piece back
+    let mut next = vec![false; n + 1];
+    next[n] = true;
+    for p in pieces.iter().rev() {
+        let mut cur = vec![false; n + 1];
+        match p {
+            Piece::Lit(l) => {
+                for j in 0..=n {
+                    cur[j] = u[j..].starts_with(l) && next[j + l.len()];
                 }
             }
-            matches_parts(tail, "")
+            Piece::Var { crosses } => {
+                // cur[j] = next[j] || (u[j] may be taken && cur[j+1])
+                cur[n] = next[n];
+                for j in (0..n).rev() {
+                    let takes = *crosses || !matches!(u[j], b'/' | b'?' | b'#');
+                    cur[j] = next[j] || (takes && cur[j + 1]);
+                }
+            }
         }
+        next = cur;
     }
+    next[0]
 }
+
+/// Bound on the matching work of one URI against one template.
+pub const MAX_MATCH_WORK: usize = 4 << 20;
 
 /// Canonical SSE text (`answer::SseGuard` output: whole events) with the
 /// id of every request a member sends (sampling, elicitation, roots)
@@ -509,6 +533,20 @@ mod tests {
         assert_eq!(c.resource_member("demo://resource/7"), Some(1));
         assert_eq!(c.resource_member("demo://resource/7/8"), None);
         assert_eq!(c.resource_member("other://"), None);
+    }
+
+    #[test]
+    fn template_matching_is_linear_not_exponential() {
+        let t = format!("a{}b", "{x}".repeat(40));
+        let uri = format!("a{}", "y".repeat(5000));
+        let start = std::time::Instant::now();
+        assert!(!template_matches(&t, &uri));
+        assert!(start.elapsed() < std::time::Duration::from_secs(1));
+        assert!(template_matches(&t, &format!("{uri}b")));
+        assert!(
+            !template_matches("{x}", &"z".repeat(5 << 20)),
+            "over the work bound"
+        );
     }
 
     #[test]
