@@ -294,7 +294,7 @@ pub fn template_matches(template: &str, uri: &str) -> bool {
         };
         let expr = &rest[open + 1..open + close];
         if open > 0 {
-            pieces.push(Piece::Lit(rest[..open].as_bytes()));
+            pieces.push(Piece::Lit(&rest.as_bytes()[..open]));
         }
         pieces.push(Piece::Var {
             crosses: expr.starts_with(['+', '#', '/', '?', '&', ';', '.']),
