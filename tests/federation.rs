@@ -981,3 +981,34 @@ fn members_the_principal_may_use_nothing_of_are_not_asked() {
     assert_eq!(names, ["pa__a-tool", "pa__shared"]);
     assert_eq!(b.count(), 0, "b was never asked: {:?}", b.received());
 }
+
+#[test]
+fn conflicts_prefixes_shared_names_and_never_refuses_them() {
+    let a = member("a", none);
+    let b = member("b", none);
+    let base = federated(&[("a", a.url(), "pa"), ("b", b.url(), "pb")], 2000);
+    let g = Gateway::start(&base.clone().insert("virtual_servers[0].prefix_mode", "conflicts"));
+    let t = initialize(g.port, &[]);
+    let mut names = tool_names(&call(g.port, &t, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#));
+    names.sort();
+    assert_eq!(names, ["a-tool", "b-tool", "pa__shared", "pb__shared"]);
+    let r = call(g.port, &t, r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"b-tool"}}"#);
+    assert!(message(&r)["result"]["content"][0]["text"].as_str().unwrap().starts_with("b got"));
+    let r = call(g.port, &t, r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"pa__shared"}}"#);
+    let text = message(&r)["result"]["content"][0]["text"].as_str().unwrap().to_string();
+    assert!(text.starts_with("a got") && text.contains(r#""name":"shared""#), "{text}");
+    let r = call(g.port, &t, r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"shared"}}"#);
+    assert_eq!(message(&r)["error"]["code"], -32602, "a shared name is only exposed prefixed");
+    drop(g);
+
+    let g = Gateway::start(&base.insert("virtual_servers[0].prefix_mode", "never"));
+    let t = initialize(g.port, &[]);
+    let mut names = tool_names(&call(g.port, &t, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#));
+    names.sort();
+    assert_eq!(names, ["a-tool", "b-tool"], "the clash is exposed by neither");
+    let r = call(g.port, &t, r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"shared"}}"#);
+    assert_eq!(message(&r)["error"]["code"], -32602);
+    assert!(g.log_text().contains("is listed by several members: refused"), "logged");
+    let r = call(g.port, &t, r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"a-tool"}}"#);
+    assert!(message(&r)["result"]["content"][0]["text"].as_str().unwrap().starts_with("a got"));
+}
