@@ -987,28 +987,182 @@ fn conflicts_prefixes_shared_names_and_never_refuses_them() {
     let a = member("a", none);
     let b = member("b", none);
     let base = federated(&[("a", a.url(), "pa"), ("b", b.url(), "pb")], 2000);
-    let g = Gateway::start(&base.clone().insert("virtual_servers[0].prefix_mode", "conflicts"));
+    let g = Gateway::start(
+        &base
+            .clone()
+            .insert("virtual_servers[0].prefix_mode", "conflicts"),
+    );
     let t = initialize(g.port, &[]);
-    let mut names = tool_names(&call(g.port, &t, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#));
+    let mut names = tool_names(&call(
+        g.port,
+        &t,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+    ));
     names.sort();
     assert_eq!(names, ["a-tool", "b-tool", "pa__shared", "pb__shared"]);
-    let r = call(g.port, &t, r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"b-tool"}}"#);
-    assert!(message(&r)["result"]["content"][0]["text"].as_str().unwrap().starts_with("b got"));
-    let r = call(g.port, &t, r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"pa__shared"}}"#);
-    let text = message(&r)["result"]["content"][0]["text"].as_str().unwrap().to_string();
-    assert!(text.starts_with("a got") && text.contains(r#""name":"shared""#), "{text}");
-    let r = call(g.port, &t, r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"shared"}}"#);
-    assert_eq!(message(&r)["error"]["code"], -32602, "a shared name is only exposed prefixed");
+    let r = call(
+        g.port,
+        &t,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"b-tool"}}"#,
+    );
+    assert!(message(&r)["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("b got"));
+    let r = call(
+        g.port,
+        &t,
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"pa__shared"}}"#,
+    );
+    let text = message(&r)["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        text.starts_with("a got") && text.contains(r#""name":"shared""#),
+        "{text}"
+    );
+    let r = call(
+        g.port,
+        &t,
+        r#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"shared"}}"#,
+    );
+    assert_eq!(
+        message(&r)["error"]["code"],
+        -32602,
+        "a shared name is only exposed prefixed"
+    );
     drop(g);
 
     let g = Gateway::start(&base.insert("virtual_servers[0].prefix_mode", "never"));
     let t = initialize(g.port, &[]);
-    let mut names = tool_names(&call(g.port, &t, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#));
+    let mut names = tool_names(&call(
+        g.port,
+        &t,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+    ));
     names.sort();
-    assert_eq!(names, ["a-tool", "b-tool"], "the clash is exposed by neither");
-    let r = call(g.port, &t, r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"shared"}}"#);
+    assert_eq!(
+        names,
+        ["a-tool", "b-tool"],
+        "the clash is exposed by neither"
+    );
+    let r = call(
+        g.port,
+        &t,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"shared"}}"#,
+    );
     assert_eq!(message(&r)["error"]["code"], -32602);
-    assert!(g.log_text().contains("is listed by several members: refused"), "logged");
-    let r = call(g.port, &t, r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"a-tool"}}"#);
-    assert!(message(&r)["result"]["content"][0]["text"].as_str().unwrap().starts_with("a got"));
+    assert!(
+        g.log_text()
+            .contains("is listed by several members: refused"),
+        "logged"
+    );
+    let r = call(
+        g.port,
+        &t,
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"a-tool"}}"#,
+    );
+    assert!(message(&r)["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("a got"));
+}
+
+#[test]
+fn a_stateless_client_listens_to_members_through_one_subscription() {
+    let ev = Peer::everything();
+    let py = Peer::python();
+    let g = Gateway::start(&federated(
+        &[("ev", ev.url(), "ev"), ("py", py.url(), "py")],
+        5000,
+    ));
+    let uri = "demo://resource/static/document/architecture.md";
+    let meta = r#""_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}"#;
+    let h = |m: &'static str| {
+        vec![
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", m),
+        ]
+    };
+    // the catalog learns who serves the URI
+    let r = post(
+        g.port,
+        "/tools",
+        &format!(r#"{{"jsonrpc":"2.0","id":1,"method":"resources/list","params":{{{meta}}}}}"#),
+        &h("resources/list")[2..],
+    );
+    assert!(String::from_utf8_lossy(&r.body).contains(uri));
+    let port = g.port;
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":"sub-1","method":"subscriptions/listen","params":{{{meta},"notifications":{{"toolsListChanged":true,"resourceSubscriptions":["{uri}"]}}}}}}"#
+    );
+    let listener = std::thread::spawn(move || {
+        sse_stream_on(
+            port,
+            "POST",
+            "/tools",
+            &h("subscriptions/listen"),
+            body.as_bytes(),
+            Duration::from_secs(9),
+        )
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    // server-everything sends updates for subscribed URIs every 5 s once asked to
+    let mut ch = h("tools/call");
+    ch.push(("Mcp-Name", "ev__toggle-subscriber-updates"));
+    let r = post(
+        g.port,
+        "/tools",
+        &format!(
+            r#"{{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{{"name":"ev__toggle-subscriber-updates","arguments":{{}},{meta}}}}}"#
+        ),
+        &ch[2..],
+    );
+    assert_eq!(r.status, 200);
+    let (resp, events) = listener.join().unwrap();
+    assert_eq!(resp.status, 200);
+    assert!(resp.header("mcp-session-id").is_none());
+    let msgs: Vec<Value> = events
+        .iter()
+        .filter_map(|e| {
+            e.lines()
+                .find_map(|l| l.strip_prefix("data: "))
+                .and_then(|d| serde_json::from_str(d).ok())
+        })
+        .collect();
+    assert_eq!(
+        msgs[0]["method"], "notifications/subscriptions/acknowledged",
+        "{msgs:?}"
+    );
+    assert_eq!(
+        msgs[0]["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+        "sub-1"
+    );
+    assert_eq!(
+        msgs[0]["params"]["notifications"]["resourceSubscriptions"],
+        json!([uri])
+    );
+    let updates: Vec<&Value> = msgs
+        .iter()
+        .filter(|m| m["method"] == "notifications/resources/updated")
+        .collect();
+    assert!(!updates.is_empty(), "{msgs:?}");
+    for u in &updates {
+        assert_eq!(u["params"]["uri"], uri);
+        assert_eq!(
+            u["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"],
+            "sub-1"
+        );
+    }
+    // nothing the client did not ask for (logging, other URIs)
+    assert!(
+        msgs.iter()
+            .skip(1)
+            .all(|m| m["method"] == "notifications/resources/updated"
+                || m["method"] == "notifications/tools/list_changed"),
+        "{msgs:?}"
+    );
 }

@@ -392,6 +392,58 @@ pub fn upgrade_events(canonical: &[u8], cacheable: bool) -> Vec<u8> {
     map_event_data(canonical, |t| upgrade_result(t, cacheable))
 }
 
+/// Canonical SSE text with each data-carrying event's message replaced by
+/// what `f` returns, or dropped (`None`); events without data (comments)
+/// pass.
+pub fn map_events(canonical: &[u8], f: &dyn Fn(&str) -> Option<String>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(canonical.len() + 32);
+    for event in canonical
+        .split_inclusive(|b| *b == b'\n')
+        .collect::<Vec<_>>()
+        .split(|l| *l == b"\n")
+    {
+        if event.is_empty() {
+            continue;
+        }
+        let mut data = Vec::new();
+        let mut fields = Vec::new();
+        let mut any = false;
+        for line in event {
+            match line.strip_prefix(b"data: ") {
+                Some(d) => {
+                    if any {
+                        data.push(b'\n');
+                    }
+                    any = true;
+                    data.extend_from_slice(d.strip_suffix(b"\n").unwrap_or(d));
+                }
+                None => fields.extend_from_slice(line),
+            }
+        }
+        if !any {
+            out.extend_from_slice(&fields);
+            out.push(b'\n');
+            continue;
+        }
+        let text = String::from_utf8_lossy(&data);
+        if text.trim().is_empty() {
+            // an empty message (a priming event): nothing to relay
+            continue;
+        }
+        let Some(t) = f(&text) else {
+            continue;
+        };
+        out.extend_from_slice(&fields);
+        for l in t.split('\n') {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(l.as_bytes());
+            out.push(b'\n');
+        }
+        out.push(b'\n');
+    }
+    out
+}
+
 /// Canonical SSE text with each event's data replaced where `f` says.
 fn map_event_data(canonical: &[u8], f: impl Fn(&str) -> Option<String>) -> Vec<u8> {
     let mut out = Vec::with_capacity(canonical.len() + 32);

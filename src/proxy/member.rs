@@ -122,19 +122,47 @@ pub async fn open_stream(
     call: &Call<'_>,
     deadline: Instant,
 ) -> Result<Option<Stream>, Failure> {
+    open(up, ep, call, None, deadline).await
+}
+
+/// POSTs `body` (a `subscriptions/listen`) and keeps its answer stream
+/// open; like [`open_stream`].
+pub async fn open_post_stream(
+    up: &Upstream,
+    ep: &Endpoint,
+    call: &Call<'_>,
+    body: Bytes,
+    deadline: Instant,
+) -> Result<Option<Stream>, Failure> {
+    open(up, ep, call, Some(body), deadline).await
+}
+
+async fn open(
+    up: &Upstream,
+    ep: &Endpoint,
+    call: &Call<'_>,
+    body: Option<Bytes>,
+    deadline: Instant,
+) -> Result<Option<Stream>, Failure> {
     let opened = tokio::time::timeout_at(deadline, async {
         let peer = super::peer::member_stream_peer(up, ep).map_err(broken)?;
         let (mut s, _) = connector()
             .get_http_session(&*peer)
             .await
             .map_err(|e| Failure::Broken(format!("connect: {e}")))?;
-        let mut req = RequestHeader::build("GET", ep.path.as_bytes(), None).map_err(broken)?;
-        headers(&mut req, up, ep, call, None)?;
-        req.insert_header("accept", "text/event-stream")
-            .map_err(broken)?;
+        let method = if body.is_some() { "POST" } else { "GET" };
+        let mut req = RequestHeader::build(method, ep.path.as_bytes(), None).map_err(broken)?;
+        headers(&mut req, up, ep, call, body.as_ref())?;
+        if body.is_none() {
+            req.insert_header("accept", "text/event-stream")
+                .map_err(broken)?;
+        }
         s.write_request_header(Box::new(req))
             .await
             .map_err(broken)?;
+        if let Some(b) = body {
+            s.write_request_body(b, true).await.map_err(broken)?;
+        }
         s.finish_request_body().await.map_err(broken)?;
         s.read_response_header().await.map_err(broken)?;
         Ok::<_, Failure>(s)

@@ -243,14 +243,32 @@ pub fn sse_events_on(
     headers: &[(&str, &str)],
     for_: Duration,
 ) -> (Response, Vec<String>) {
+    sse_stream_on(port, "GET", path, headers, b"", for_)
+}
+
+/// Like [`sse_events_on`] for any method and body (a POST whose answer
+/// is a stream: `subscriptions/listen`).
+pub fn sse_stream_on(
+    port: u16,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+    for_: Duration,
+) -> (Response, Vec<String>) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).expect("connect");
     s.set_read_timeout(Some(Duration::from_millis(200))).ok();
-    let mut req = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n");
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
+    if !body.is_empty() {
+        req.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     req.push_str("\r\n");
     s.write_all(req.as_bytes()).expect("write");
+    s.write_all(body).expect("write body");
     let deadline = Instant::now() + for_;
     let mut raw = Vec::new();
     let mut buf = [0u8; 4096];

@@ -55,6 +55,12 @@ pub struct MemberCall {
 
 /// Serves an admitted request to a virtual server.
 pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    if ctx.era == crate::mcp::Era::Stateless && ctx.method() == Some("subscriptions/listen") {
+        return match stateless::listen(session, ctx).await {
+            Ok(()) => Ok(true),
+            Err(e) => super::response::respond(session, ctx, e).await,
+        };
+    }
     if session.req_header().method == Method::GET {
         return match listen(session, ctx).await {
             Ok(()) => Ok(true),
@@ -490,7 +496,6 @@ async fn delete(vs: &VirtualServer, ctx: &RequestCtx) -> Res<Done> {
 /// stream (405) is left out; one whose session is gone ends the whole
 /// session (404); the stream ends when every member's has.
 async fn listen(session: &mut Session, ctx: &mut RequestCtx) -> Res<()> {
-    use futures_util::stream::{self, StreamExt};
     let (Some(vs), Some(c)) = (ctx.virtual_server.clone(), ctx.composite.clone()) else {
         return Err(GatewayError::SessionRequired);
     };
@@ -520,6 +525,28 @@ async fn listen(session: &mut Session, ctx: &mut RequestCtx) -> Res<()> {
     if streams.is_empty() {
         return Err(GatewayError::MethodNotAllowed("POST, DELETE"));
     }
+    ctx.sse = true;
+    relay(session, ctx, streams, None, &|i, text| {
+        Some(federation::namespace_request(text, i).unwrap_or_else(|| text.to_string()))
+    })
+    .await
+}
+
+/// Writes an SSE answer that merges member streams: each event read by
+/// the same rules as a proxied stream (policy-filtered lists, ambiguous
+/// messages replaced), its data passed through `map` (member index,
+/// message text → what to send, `None` = drop), event ids dropped;
+/// `first` is sent before any member's event, `last` (when every member
+/// stream ended) after the last. Ends when every member stream has, or
+/// the client went away.
+async fn relay(
+    session: &mut Session,
+    ctx: &RequestCtx,
+    streams: Vec<(usize, member::Stream)>,
+    edges: Option<(String, String)>,
+    map: &(dyn Fn(usize, &str) -> Option<String> + Sync),
+) -> Res<()> {
+    use futures_util::stream::{self, StreamExt};
     let max = max_bytes(ctx);
     let mut resp =
         pingora::http::ResponseHeader::build(200, Some(4)).map_err(|_| GatewayError::Internal)?;
@@ -533,7 +560,7 @@ async fn listen(session: &mut Session, ctx: &mut RequestCtx) -> Res<()> {
     }
     resp.insert_header("x-request-id", ctx.request_id.as_str())
         .map_err(|_| GatewayError::Internal)?;
-    if let Some(t) = &ctx.session_token {
+    if let Some(t) = ctx.composite.as_ref().and(ctx.session_token.as_ref()) {
         resp.insert_header("mcp-session-id", t.clone())
             .map_err(|_| GatewayError::Internal)?;
     }
@@ -544,6 +571,17 @@ async fn listen(session: &mut Session, ctx: &mut RequestCtx) -> Res<()> {
         .is_err()
     {
         return Ok(());
+    }
+    let (first, last) = edges.unzip();
+    if let Some(f) = first {
+        let event = format!("event: message\ndata: {f}\n\n");
+        if session
+            .write_response_body(Some(Bytes::from(event)), false)
+            .await
+            .is_err()
+        {
+            return Ok(());
+        }
     }
     let _gauge = crate::telemetry::metrics::SseStream::start();
     let reads = streams.into_iter().map(|(i, s)| {
@@ -573,7 +611,10 @@ async fn listen(session: &mut Session, ctx: &mut RequestCtx) -> Res<()> {
         if out.is_empty() {
             continue;
         }
-        let out = drop_event_ids(&federation::namespace_events(&out, i));
+        let out = drop_event_ids(&federation::map_events(&out, &|t| map(i, t)));
+        if out.is_empty() {
+            continue;
+        }
         if session
             .write_response_body(Some(Bytes::from(out)), false)
             .await
@@ -581,6 +622,12 @@ async fn listen(session: &mut Session, ctx: &mut RequestCtx) -> Res<()> {
         {
             return Ok(());
         }
+    }
+    if let Some(l) = last {
+        let event = format!("event: message\ndata: {l}\n\n");
+        let _ = session
+            .write_response_body(Some(Bytes::from(event)), false)
+            .await;
     }
     let _ = session.write_response_body(None, true).await;
     Ok(())

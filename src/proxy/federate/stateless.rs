@@ -18,10 +18,15 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use tokio::time::Instant;
 
-use super::{ask, left_out, may_use, result, result_of, Done, Res};
+use super::{
+    ask, call_for, forwarded, left_out, may_use, member_endpoint, relay, result, result_of, Done,
+    Res,
+};
 use crate::error::GatewayError;
+use crate::federation::json;
 use crate::federation::json::Members;
 use crate::federation::merge::{self, MemberInit};
+use crate::proxy::member::{self, Failure};
 use crate::proxy::RequestCtx;
 use crate::runtime::{Member, VirtualServer};
 use crate::session::{Composite, MemberSession, DIGEST};
@@ -292,4 +297,197 @@ pub(super) async fn discover(vs: &VirtualServer, ctx: &RequestCtx) -> Res<Done> 
     out.insert("ttlMs".into(), 0.into());
     out.insert("cacheScope".into(), "private".into());
     Ok(result(ctx, &serde_json::Value::Object(out).to_string()))
+}
+
+/// What a `subscriptions/listen` asks for.
+#[derive(Debug, Default)]
+struct Wanted {
+    tools: bool,
+    prompts: bool,
+    resources: bool,
+    uris: Vec<String>,
+}
+
+fn wanted(body: &str) -> Wanted {
+    let n = Members::of(body)
+        .and_then(|m| m.get("params").map(|p| p.get().to_string()))
+        .and_then(|p| {
+            Members::of(&p).and_then(|m| m.get("notifications").map(|n| n.get().to_string()))
+        })
+        .unwrap_or_else(|| "{}".into());
+    let m = Members::of(&n);
+    let flag = |k: &str| {
+        m.as_ref()
+            .and_then(|m| m.get(k))
+            .is_some_and(|v| v.get() == "true")
+    };
+    Wanted {
+        tools: flag("toolsListChanged"),
+        prompts: flag("promptsListChanged"),
+        resources: flag("resourcesListChanged"),
+        uris: m
+            .as_ref()
+            .and_then(|m| m.get("resourceSubscriptions"))
+            .and_then(|v| serde_json::from_str::<Vec<String>>(v.get()).ok())
+            .unwrap_or_default(),
+    }
+}
+
+/// `text` with `params._meta["io.modelcontextprotocol/subscriptionId"]` set.
+fn tagged(text: &str, id: &str) -> Option<String> {
+    let m = Members::of(text)?;
+    let params = m
+        .get("params")
+        .map_or("{}".to_string(), |p| p.get().to_string());
+    let pm = Members::of(&params)?;
+    let meta = pm
+        .get("_meta")
+        .map_or("{}".to_string(), |v| v.get().to_string());
+    let meta = Members::of(&meta)?.with("io.modelcontextprotocol/subscriptionId", id);
+    Some(m.with("params", &pm.with("_meta", &meta)))
+}
+
+/// `subscriptions/listen` (2026-07-28) over the members: a 2026-07-28
+/// member gets the listen request itself (with the resource URIs it
+/// serves), a session-era member's held session is subscribed to its URIs
+/// and its GET stream read; the client gets the gateway's acknowledgement
+/// first (what some member can honour), then the notifications it asked
+/// for, each tagged with its subscription id, and a completion result when
+/// every member's stream has ended.
+pub(super) async fn listen(session: &mut pingora_proxy::Session, ctx: &mut RequestCtx) -> Res<()> {
+    let Some(vs) = ctx.virtual_server.clone() else {
+        return Err(GatewayError::Internal);
+    };
+    let body = ctx.body.clone().unwrap_or_default();
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| GatewayError::Parse)?
+        .to_string();
+    let id = Members::of(&text)
+        .and_then(|m| m.get("id").map(|v| v.get().to_string()))
+        .ok_or(GatewayError::Internal)?;
+    let want = wanted(&text);
+    let (c, offers) = targets(&vs, ctx).await?;
+    let deadline = Instant::now() + vs.member_timeout;
+    let serves = |idx: usize, uri: &str| {
+        let cat = vs.catalog.read().unwrap_or_else(|e| e.into_inner());
+        cat.resource_member(uri).is_none_or(|m| m == idx)
+    };
+    let fwd = forwarded(ctx);
+    let ctx_ref: &RequestCtx = ctx;
+    let mut opens = Vec::new();
+    let mut stateless_members = Vec::new();
+    for (i, ms) in c.members.iter().enumerate() {
+        let Some((idx, m)) = vs.member(&ms.upstream) else {
+            continue;
+        };
+        let uris: Vec<String> = want
+            .uris
+            .iter()
+            .filter(|u| serves(idx, u))
+            .cloned()
+            .collect();
+        let is_stateless =
+            ms.session.is_empty() && ms.version.as_str() >= crate::mcp::STATELESS_SINCE;
+        if is_stateless {
+            stateless_members.push(i);
+        }
+        let call_body = if is_stateless {
+            json::set_path(
+                &text,
+                &["params", "notifications", "resourceSubscriptions"],
+                &serde_json::to_string(&uris).unwrap_or_else(|_| "[]".into()),
+            )
+            .map(Bytes::from)
+        } else {
+            None
+        };
+        let fwd = &fwd;
+        opens.push(async move {
+            let ep = member_endpoint(m, ms).map_err(|e| Failure::Broken(e.label().into()))?;
+            let mut call = call_for(ctx_ref, Some(ms), fwd);
+            match call_body {
+                Some(b) => {
+                    call.method = Some("subscriptions/listen");
+                    member::open_post_stream(&m.upstream, &ep.0, &call, b, deadline).await
+                }
+                None => {
+                    for u in &uris {
+                        let sub = format!(
+                            r#"{{"jsonrpc":"2.0","id":"mcp-edge-subscribe","method":"resources/subscribe","params":{{"uri":{}}}}}"#,
+                            json::string(u)
+                        );
+                        let _ = ask(ctx_ref, m, Some(ms), Bytes::from(sub), deadline).await;
+                    }
+                    member::open_stream(&m.upstream, &ep.0, &call, deadline).await
+                }
+            }
+        });
+    }
+    let opened = join_all(opens).await;
+    let mut streams = Vec::new();
+    for ((i, ms), r) in c.members.iter().enumerate().zip(opened) {
+        match r {
+            Ok(Some(s)) => streams.push((i, s)),
+            Ok(None) => {}
+            Err(f) => {
+                if let Some((_, m)) = vs.member(&ms.upstream) {
+                    left_out(&vs, ctx_ref, m, "subscriptions/listen", &f.to_string());
+                }
+            }
+        }
+    }
+    let offer = |cap: &str| offers.iter().any(|o| o.offers(cap));
+    let mut honoured = serde_json::Map::new();
+    for (flag, key, cap) in [
+        (want.tools, "toolsListChanged", "tools"),
+        (want.prompts, "promptsListChanged", "prompts"),
+        (want.resources, "resourcesListChanged", "resources"),
+    ] {
+        if flag && offer(cap) {
+            honoured.insert(key.into(), true.into());
+        }
+    }
+    if !want.uris.is_empty() && offer("resources") {
+        honoured.insert("resourceSubscriptions".into(), serde_json::json!(want.uris));
+    }
+    let sub_id: serde_json::Value = serde_json::from_str(&id).unwrap_or(serde_json::Value::Null);
+    let ack = serde_json::json!({"jsonrpc":"2.0","method":"notifications/subscriptions/acknowledged",
+        "params":{"_meta":{"io.modelcontextprotocol/subscriptionId": sub_id},"notifications": honoured}});
+    let done = serde_json::json!({"jsonrpc":"2.0","id": sub_id,
+        "result":{"resultType":"complete","_meta":{"io.modelcontextprotocol/subscriptionId": sub_id}}});
+    ctx.sse = true;
+    let map = |i: usize, text: &str| -> Option<String> {
+        let m = Members::of(text)?;
+        let method = m.str("method")?;
+        if stateless_members.contains(&i) {
+            // the member's own acknowledgement and completion are the gateway's to send
+            return (method != "notifications/subscriptions/acknowledged")
+                .then(|| text.to_string());
+        }
+        let keep = match method.as_str() {
+            "notifications/tools/list_changed" => want.tools,
+            "notifications/prompts/list_changed" => want.prompts,
+            "notifications/resources/list_changed" => want.resources,
+            "notifications/resources/updated" => {
+                let uri = m
+                    .get("params")
+                    .and_then(|p| Members::of(p.get()).and_then(|p| p.str("uri")));
+                uri.is_some_and(|u| want.uris.contains(&u))
+            }
+            _ => false,
+        };
+        if keep {
+            tagged(text, &id)
+        } else {
+            None
+        }
+    };
+    relay(
+        session,
+        ctx,
+        streams,
+        Some((ack.to_string(), done.to_string())),
+        &map,
+    )
+    .await
 }
