@@ -65,16 +65,19 @@ pub enum Taken {
     Session,
     /// Traffic without a method went to the first catch-all rule.
     Default,
+    /// `virtual_servers[N]` answered it or chose its member.
+    Virtual(usize),
 }
 
 impl Taken {
-    /// `-`, `routing[N]`, `session` or `default`.
+    /// `-`, `routing[N]`, `session`, `default` or `virtual_servers[N]`.
     pub fn label(&self) -> std::borrow::Cow<'static, str> {
         match self {
             Taken::None => "-".into(),
             Taken::Rule(i) => format!("routing[{i}]").into(),
             Taken::Session => "session".into(),
             Taken::Default => "default".into(),
+            Taken::Virtual(i) => format!("virtual_servers[{i}]").into(),
         }
     }
 }

@@ -263,7 +263,8 @@ pub fn method_label(method: Option<&str>) -> &'static str {
 /// What the access log knows about a finished request.
 #[derive(Debug, Clone, Copy)]
 pub struct Finished<'a> {
-    /// `routing[N]`, `session`, `default` or `-` (answered before routing).
+    /// `routing[N]`, `session`, `default`, `virtual_servers[N]` or `-`
+    /// (answered before routing).
     pub route: &'a str,
     /// Upstream name, `-` if none was chosen.
     pub upstream: &'a str,
