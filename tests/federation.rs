@@ -1166,3 +1166,97 @@ fn a_stateless_client_listens_to_members_through_one_subscription() {
         "{msgs:?}"
     );
 }
+
+/// A member with one task `t-1` (the tasks utility).
+fn task_member(tag: &'static str) -> scripted::Scripted {
+    member(tag, move |req| {
+        let id = req.rpc_id();
+        let ok = |r: Value| {
+            Some(scripted::Reply::json(
+                200,
+                &json!({"jsonrpc":"2.0","id":id,"result":r}).to_string(),
+            ))
+        };
+        let body: Value = serde_json::from_slice(&req.body).unwrap_or(Value::Null);
+        match req.rpc_method().as_deref() {
+            Some("initialize") => ok(json!({"protocolVersion":"2025-11-25","capabilities":{"tools":{},"tasks":{"list":{},"requests":{"tools":{"call":{}}}}},"serverInfo":{"name":tag,"version":"1"}}))
+                .map(|r| r.header("Mcp-Session-Id", &format!("sess-{tag}"))),
+            Some("tools/call") if body["params"]["task"].is_object() => ok(json!({"task":{"taskId":"t-1","status":"working"}})),
+            Some("tasks/get") => ok(json!({"taskId": body["params"]["taskId"], "status":"completed", "from": tag})),
+            Some("tasks/list") => ok(json!({"tasks":[{"taskId":"t-1","status":"completed"}]})),
+            _ => None,
+        }
+    })
+}
+
+#[test]
+fn task_ids_of_two_members_never_collide() {
+    let a = task_member("a");
+    let b = task_member("b");
+    let g = Gateway::start(&federated(
+        &[("a", a.url(), "pa"), ("b", b.url(), "pb")],
+        2000,
+    ));
+    let r = post(g.port, "/tools", INIT, &[]);
+    assert_eq!(
+        message(&r)["result"]["capabilities"]["tasks"]["requests"]["tools"]["call"],
+        json!({})
+    );
+    let t = initialize(g.port, &[]);
+    let r = call(
+        g.port,
+        &t,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/call","params":{"name":"pb__b-tool","task":{"ttl":60000}}}"#,
+    );
+    let task_id = message(&r)["result"]["task"]["taskId"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(task_id, "m1:t-1");
+    let r = call(
+        g.port,
+        &t,
+        &json!({"jsonrpc":"2.0","id":3,"method":"tasks/get","params":{"taskId": task_id}})
+            .to_string(),
+    );
+    let m = message(&r);
+    assert_eq!(m["result"]["from"], "b");
+    assert_eq!(
+        m["result"]["taskId"], "m1:t-1",
+        "namespaced on the way back too"
+    );
+    let got = b.received();
+    let g2 = got
+        .iter()
+        .find(|r| r.rpc_method().as_deref() == Some("tasks/get"))
+        .unwrap();
+    assert_eq!(
+        serde_json::from_slice::<Value>(&g2.body).unwrap()["params"]["taskId"],
+        "t-1"
+    );
+    assert!(a
+        .received()
+        .iter()
+        .all(|r| r.rpc_method().as_deref() != Some("tasks/get")));
+    let r = call(
+        g.port,
+        &t,
+        r#"{"jsonrpc":"2.0","id":4,"method":"tasks/list"}"#,
+    );
+    let ids: Vec<String> = message(&r)["result"]["tasks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["taskId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, ["m0:t-1", "m1:t-1"]);
+    for bad in ["t-1", "m9:t-1", "m1:"] {
+        let r = call(
+            g.port,
+            &t,
+            &json!({"jsonrpc":"2.0","id":5,"method":"tasks/get","params":{"taskId": bad}})
+                .to_string(),
+        );
+        assert_eq!(message(&r)["error"]["code"], -32602, "{bad}");
+    }
+}

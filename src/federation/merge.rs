@@ -23,6 +23,8 @@ pub enum ListKind {
     Resources,
     /// `resources/templates/list`.
     Templates,
+    /// `tasks/list` (the tasks utility): task ids are namespaced.
+    Tasks,
 }
 
 impl ListKind {
@@ -33,6 +35,7 @@ impl ListKind {
             "prompts/list" => Some(ListKind::Prompts),
             "resources/list" => Some(ListKind::Resources),
             "resources/templates/list" => Some(ListKind::Templates),
+            "tasks/list" => Some(ListKind::Tasks),
             _ => None,
         }
     }
@@ -44,6 +47,7 @@ impl ListKind {
             ListKind::Prompts => "prompts/list",
             ListKind::Resources => "resources/list",
             ListKind::Templates => "resources/templates/list",
+            ListKind::Tasks => "tasks/list",
         }
     }
 
@@ -54,6 +58,7 @@ impl ListKind {
             ListKind::Prompts => "prompts",
             ListKind::Resources => "resources",
             ListKind::Templates => "resourceTemplates",
+            ListKind::Tasks => "tasks",
         }
     }
 
@@ -63,6 +68,7 @@ impl ListKind {
             ListKind::Tools | ListKind::Prompts => "name",
             ListKind::Resources => "uri",
             ListKind::Templates => "uriTemplate",
+            ListKind::Tasks => "taskId",
         }
     }
 
@@ -81,6 +87,7 @@ impl ListKind {
             ListKind::Tools => "tools",
             ListKind::Prompts => "prompts",
             ListKind::Resources | ListKind::Templates => "resources",
+            ListKind::Tasks => "tasks",
         }
     }
 }
@@ -150,6 +157,18 @@ pub fn merge_list(
         .unwrap_or_default();
     for (m, page) in pages {
         for (id, raw) in &page.items {
+            if kind == ListKind::Tasks {
+                // a member's task id names the member on the way out
+                let Some(item) = Members::of(raw) else {
+                    continue;
+                };
+                if !first {
+                    out.push(',');
+                }
+                first = false;
+                out.push_str(&item.with("taskId", &string(&super::wrap_task_id(*m, id))));
+                continue;
+            }
             let text = match (kind.named(), exposure) {
                 (Some(_), Some(_)) => {
                     let Some(name) = reverse.get(&(*m, id.as_str())) else {
@@ -223,7 +242,30 @@ pub fn decode_cursor(cursor: &str) -> Option<Vec<(String, String)>> {
 
 /// Capabilities a virtual server can offer on a member's behalf; others
 /// (`tasks`, `experimental`) are not federated.
-const CAPABILITIES: &[&str] = &["tools", "prompts", "resources", "logging", "completions"];
+const CAPABILITIES: &[&str] = &[
+    "tools",
+    "prompts",
+    "resources",
+    "logging",
+    "completions",
+    "tasks",
+];
+
+/// The union of two capability objects: nested objects merged, `true`
+/// flags kept when either sets them; other values of the first.
+fn union(into: &mut Map<String, Value>, from: &Map<String, Value>) {
+    for (k, v) in from {
+        match (into.get_mut(k), v) {
+            (Some(Value::Object(a)), Value::Object(b)) => union(a, b),
+            (Some(Value::Bool(a)), Value::Bool(b)) => *a |= *b,
+            (Some(_), _) => {}
+            (None, Value::Bool(false)) => {}
+            (None, v) => {
+                into.insert(k.clone(), v.clone());
+            }
+        }
+    }
+}
 
 /// One member's `initialize` result as the merge needs it.
 #[derive(Debug, Clone)]
@@ -272,11 +314,7 @@ pub fn merge_initialize(name: &str, requested: &str, members: &[MemberInit]) -> 
         for m in members.iter().filter(|m| m.offers(cap)) {
             let entry = merged.get_or_insert_with(Map::new);
             if let Some(Value::Object(o)) = m.result.get("capabilities").and_then(|c| c.get(*cap)) {
-                for (k, v) in o {
-                    if v.as_bool() == Some(true) {
-                        entry.insert(k.clone(), Value::Bool(true));
-                    }
-                }
+                union(entry, o);
             }
         }
         if let Some(o) = merged {
@@ -421,9 +459,31 @@ mod tests {
         assert_eq!(out["protocolVersion"], "2025-06-18");
         assert_eq!(
             out["capabilities"],
-            serde_json::json!({"tools": {"listChanged": true}, "resources": {"subscribe": true}, "logging": {}})
+            serde_json::json!({"tools": {"listChanged": true}, "resources": {"subscribe": true}, "logging": {}, "tasks": {}})
         );
         assert_eq!(out["serverInfo"]["name"], "acme");
         assert_eq!(out["instructions"], "[p0] use me");
+        let t = merge_initialize(
+            "acme",
+            "2025-11-25",
+            &[
+                m(
+                    0,
+                    "2025-11-25",
+                    serde_json::json!({"tasks": {"list": {}, "requests": {"tools": {"call": {}}}}}),
+                    None,
+                ),
+                m(
+                    1,
+                    "2025-11-25",
+                    serde_json::json!({"tasks": {"cancel": {}}}),
+                    None,
+                ),
+            ],
+        );
+        assert_eq!(
+            t["capabilities"]["tasks"],
+            serde_json::json!({"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}})
+        );
     }
 }

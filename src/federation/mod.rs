@@ -341,7 +341,16 @@ pub const MAX_MATCH_WORK: usize = 4 << 20;
 /// id of every request a member sends (sampling, elicitation, roots)
 /// namespaced by [`wrap_id`]; other events unchanged.
 pub fn namespace_events(canonical: &[u8], member: usize) -> Vec<u8> {
-    map_event_data(canonical, |t| namespace_request(t, member))
+    map_event_data(canonical, |t| namespace_message(t, member))
+}
+
+/// A member's message on its way to the client: its request ids and the
+/// task ids it owns namespaced; `None` when nothing changes.
+pub fn namespace_message(text: &str, member: usize) -> Option<String> {
+    match namespace_request(text, member) {
+        Some(t) => Some(namespace_tasks(&t, member).unwrap_or(t)),
+        None => namespace_tasks(text, member),
+    }
 }
 
 /// A member's request message with its id namespaced; `None` for any
@@ -486,6 +495,46 @@ fn map_event_data(canonical: &[u8], f: impl Fn(&str) -> Option<String>) -> Vec<u
         out.push(b'\n');
     }
     out
+}
+
+/// A member's task id as the client sees it: `m<index>:<its id>`.
+pub fn wrap_task_id(member: usize, id: &str) -> String {
+    format!("m{member}:{id}")
+}
+
+/// The member and its own task id of a task id the client repeats;
+/// `None` for any id the gateway did not hand out.
+pub fn unwrap_task_id(id: &str) -> Option<(usize, &str)> {
+    let (n, own) = id.strip_prefix('m')?.split_once(':')?;
+    if n.is_empty() || n.len() > 4 || !n.bytes().all(|b| b.is_ascii_digit()) || own.is_empty() {
+        return None;
+    }
+    Some((n.parse().ok()?, own))
+}
+
+/// A member's message with the task ids it owns namespaced (the tasks
+/// utility): `result.task.taskId` (a task-augmented call), `result.taskId`
+/// (`tasks/get`, `tasks/cancel`), `params.taskId` (`notifications/tasks/status`).
+/// `None` when it names no task.
+pub fn namespace_tasks(text: &str, member: usize) -> Option<String> {
+    let m = json::Members::of(text)?;
+    let wrap = |raw: &str| -> Option<String> {
+        let id: String = serde_json::from_str(raw).ok()?;
+        Some(json::string(&wrap_task_id(member, &id)))
+    };
+    if let Some(r) = m.get("result") {
+        let rm = json::Members::of(r.get())?;
+        if let Some(task) = rm.get("task") {
+            let tm = json::Members::of(task.get())?;
+            let new = wrap(tm.get("taskId")?.get())?;
+            return Some(m.with("result", &rm.with("task", &tm.with("taskId", &new))));
+        }
+        let new = wrap(rm.get("taskId")?.get())?;
+        return Some(m.with("result", &rm.with("taskId", &new)));
+    }
+    let p = json::Members::of(m.get("params")?.get())?;
+    let new = wrap(p.get("taskId")?.get())?;
+    Some(m.with("params", &p.with("taskId", &new)))
 }
 
 /// The id a member's request gets on the way to the client: the member's
@@ -668,6 +717,34 @@ mod tests {
             ev,
             b"event: message\ndata: {\"id\":1,\"result\":{\"resultType\":\"complete\"}}\n\n"
         );
+    }
+
+    #[test]
+    fn task_ids_are_namespaced_wherever_a_member_names_one() {
+        let call =
+            r#"{"jsonrpc":"2.0","id":1,"result":{"task":{"taskId":"t-1","status":"working"}}}"#;
+        assert_eq!(
+            namespace_message(call, 2).unwrap(),
+            r#"{"jsonrpc":"2.0","id":1,"result":{"task":{"taskId":"m2:t-1","status":"working"}}}"#
+        );
+        let get = r#"{"jsonrpc":"2.0","id":1,"result":{"taskId":"t-1","status":"completed"}}"#;
+        assert!(namespace_message(get, 0)
+            .unwrap()
+            .contains(r#""taskId":"m0:t-1""#));
+        let note =
+            r#"{"jsonrpc":"2.0","method":"notifications/tasks/status","params":{"taskId":"t-1"}}"#;
+        assert!(namespace_message(note, 1)
+            .unwrap()
+            .contains(r#""taskId":"m1:t-1""#));
+        assert_eq!(
+            namespace_message(r#"{"jsonrpc":"2.0","id":1,"result":{}}"#, 1),
+            None
+        );
+        assert_eq!(unwrap_task_id("m2:t-1"), Some((2, "t-1")));
+        assert_eq!(unwrap_task_id("m2:a:b"), Some((2, "a:b")));
+        for bad in ["t-1", "m:1", "m1:", "mx:1", "m12345:1"] {
+            assert_eq!(unwrap_task_id(bad), None, "{bad}");
+        }
     }
 
     #[test]

@@ -176,6 +176,9 @@ async fn dispatch(
                     forward_uri(vs, ctx, composite, body.clone(), &uri).await
                 }
                 "completion/complete" => complete(vs, ctx, composite, body).await,
+                "tasks/get" | "tasks/result" | "tasks/cancel" => {
+                    task(vs, ctx, composite, body).await
+                }
                 "logging/setLevel" => {
                     broadcast(vs, ctx, composite, body).await?;
                     Ok(result(ctx, "{}"))
@@ -527,7 +530,7 @@ async fn listen(session: &mut Session, ctx: &mut RequestCtx) -> Res<()> {
     }
     ctx.sse = true;
     relay(session, ctx, streams, None, &|i, text| {
-        Some(federation::namespace_request(text, i).unwrap_or_else(|| text.to_string()))
+        Some(federation::namespace_message(text, i).unwrap_or_else(|| text.to_string()))
     })
     .await
 }
@@ -944,6 +947,26 @@ async fn complete(
     }
 }
 
+/// `tasks/get`, `tasks/result`, `tasks/cancel`: to the member that owns
+/// the task, with its own task id (the answer's task ids namespaced again
+/// by [`member_answer`]).
+async fn task(vs: &VirtualServer, ctx: &mut RequestCtx, c: &Composite, body: &Bytes) -> Res<Done> {
+    let unknown = GatewayError::InvalidParams("Failed to retrieve task: Task not found");
+    let text = std::str::from_utf8(body).map_err(|_| GatewayError::Parse)?;
+    let params = Members::of(text)
+        .and_then(|m| m.get("params").map(|p| p.get().to_string()))
+        .ok_or(GatewayError::InvalidParams("params.taskId is required"))?;
+    let id = Members::of(&params)
+        .and_then(|p| p.str("taskId"))
+        .ok_or(GatewayError::InvalidParams("params.taskId is required"))?;
+    let (i, own) = federation::unwrap_task_id(&id).ok_or(unknown.clone())?;
+    let ms = c.members.get(i).ok_or(unknown.clone())?;
+    let (_, m) = vs.member(&ms.upstream).ok_or(unknown)?;
+    let rewritten = json::set_path(text, &["params", "taskId"], &json::string(own))
+        .ok_or(GatewayError::Internal)?;
+    forward(ctx, i, m, ms, Bytes::from(rewritten), None)
+}
+
 /// A client's answer to a member's request: back to that member with
 /// the member's own id.
 async fn answer_member(
@@ -991,12 +1014,15 @@ pub fn member_answer(
     let cacheable = ctx.method() == Some("resources/read");
     match (sse, upgrade) {
         (true, false) => Bytes::from(federation::namespace_events(&out, m.index)),
+        (false, false) => std::str::from_utf8(&out)
+            .ok()
+            .and_then(|t| federation::namespace_tasks(t, m.index))
+            .map_or(out, Bytes::from),
         (true, true) => Bytes::from(federation::upgrade_events(&out, cacheable)),
         (false, true) => std::str::from_utf8(&out)
             .ok()
             .and_then(|t| federation::upgrade_result(t, cacheable))
             .map_or(out, Bytes::from),
-        (false, false) => out,
     }
 }
 
