@@ -1260,3 +1260,22 @@ fn task_ids_of_two_members_never_collide() {
         assert_eq!(message(&r)["error"]["code"], -32602, "{bad}");
     }
 }
+
+#[test]
+fn a_member_down_at_initialize_is_not_in_the_session_and_names_stay_right() {
+    let a = member("a", |req| {
+        (req.rpc_method().as_deref() == Some("initialize")).then(|| scripted::Reply::json(500, "{}"))
+    });
+    let b = member("b", none);
+    let g = Gateway::start(&federated(&[("a", a.url(), "pa"), ("b", b.url(), "pb")], 2000));
+    let t = initialize(g.port, &[]);
+    let mut names = tool_names(&call(g.port, &t, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#));
+    names.sort();
+    assert_eq!(names, ["pb__b-tool", "pb__shared"]);
+    let r = call(g.port, &t, r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"pb__b-tool"}}"#);
+    assert!(message(&r)["result"]["content"][0]["text"].as_str().unwrap().starts_with("b got"));
+    let r = call(g.port, &t, r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"pa__a-tool"}}"#);
+    assert_eq!(message(&r)["error"]["code"], -32602, "a is not in this session");
+    let audit = AuditLog::of(&g).lines();
+    assert!(audit.iter().any(|l| l["method"] == "initialize" && l["left_out"] == json!(["a"])), "{audit:#?}");
+}

@@ -669,10 +669,16 @@ async fn list(
         }
     };
     let mut targets = Vec::new();
-    for (i, m, ms) in joined(vs, c) {
+    for (si, m, ms) in joined(vs, c) {
         if !may_use(vs, ctx, m) {
             continue;
         }
+        // names and the catalog go by the member's place in the virtual
+        // server; task ids by its place in the session
+        let Some((config_index, _)) = vs.member(&m.upstream.name) else {
+            continue;
+        };
+        let i = if kind == ListKind::Tasks { si } else { config_index };
         let own_cursor = match &wanted {
             None => None,
             Some(w) => match w.iter().find(|(u, _)| *u == *m.upstream.name) {
