@@ -216,6 +216,9 @@ pub struct VirtualServer {
     /// Which members (by index) speak 2026-07-28 (`server/discover`
     /// probed on first need; the snapshot's own).
     pub stateless: std::sync::RwLock<std::collections::HashMap<usize, bool>>,
+    /// Members' list pages kept as their `ttlMs`/`cacheScope` allow (by
+    /// member index; the snapshot's own).
+    pub lists: crate::federation::cache::ListCache,
 }
 
 /// A member of a virtual server.

@@ -1264,18 +1264,111 @@ fn task_ids_of_two_members_never_collide() {
 #[test]
 fn a_member_down_at_initialize_is_not_in_the_session_and_names_stay_right() {
     let a = member("a", |req| {
-        (req.rpc_method().as_deref() == Some("initialize")).then(|| scripted::Reply::json(500, "{}"))
+        (req.rpc_method().as_deref() == Some("initialize"))
+            .then(|| scripted::Reply::json(500, "{}"))
     });
     let b = member("b", none);
-    let g = Gateway::start(&federated(&[("a", a.url(), "pa"), ("b", b.url(), "pb")], 2000));
+    let g = Gateway::start(&federated(
+        &[("a", a.url(), "pa"), ("b", b.url(), "pb")],
+        2000,
+    ));
     let t = initialize(g.port, &[]);
-    let mut names = tool_names(&call(g.port, &t, r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#));
+    let mut names = tool_names(&call(
+        g.port,
+        &t,
+        r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
+    ));
     names.sort();
     assert_eq!(names, ["pb__b-tool", "pb__shared"]);
-    let r = call(g.port, &t, r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"pb__b-tool"}}"#);
-    assert!(message(&r)["result"]["content"][0]["text"].as_str().unwrap().starts_with("b got"));
-    let r = call(g.port, &t, r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"pa__a-tool"}}"#);
-    assert_eq!(message(&r)["error"]["code"], -32602, "a is not in this session");
+    let r = call(
+        g.port,
+        &t,
+        r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"pb__b-tool"}}"#,
+    );
+    assert!(message(&r)["result"]["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("b got"));
+    let r = call(
+        g.port,
+        &t,
+        r#"{"jsonrpc":"2.0","id":4,"method":"tools/call","params":{"name":"pa__a-tool"}}"#,
+    );
+    assert_eq!(
+        message(&r)["error"]["code"],
+        -32602,
+        "a is not in this session"
+    );
     let audit = AuditLog::of(&g).lines();
-    assert!(audit.iter().any(|l| l["method"] == "initialize" && l["left_out"] == json!(["a"])), "{audit:#?}");
+    assert!(
+        audit
+            .iter()
+            .any(|l| l["method"] == "initialize" && l["left_out"] == json!(["a"])),
+        "{audit:#?}"
+    );
+}
+
+#[test]
+fn list_pages_are_kept_as_members_allow_and_never_across_principals() {
+    // a 2026-07-28 member whose tool list is private to the caller, and one whose list is public
+    let stateless = |tag: &'static str, scope: &'static str| {
+        scripted::Scripted::start(move |req| {
+            let id = req.rpc_id();
+            let ok = |r: Value| {
+                scripted::Reply::json(
+                    200,
+                    &json!({"jsonrpc":"2.0","id":id,"result":r}).to_string(),
+                )
+            };
+            match req.rpc_method().as_deref() {
+                Some("server/discover") => ok(
+                    json!({"resultType":"complete","supportedVersions":["2026-07-28"],"capabilities":{"tools":{}},"ttlMs":0,"cacheScope":"public"}),
+                ),
+                Some("tools/list") => ok(
+                    json!({"resultType":"complete","tools":[{"name": format!("{tag}-tool"),"inputSchema":{"type":"object"}}],"ttlMs":60000,"cacheScope":scope}),
+                ),
+                _ => ok(json!({"resultType":"complete","content":[]})),
+            }
+        })
+    };
+    let a = stateless("a", "private");
+    let b = stateless("b", "public");
+    let cfg = federated(&[("a", a.url(), "pa"), ("b", b.url(), "pb")], 2000)
+        .set("auth", yaml("{anonymous: false, api_keys: [{id: k1, key: key-one-0001, tenant: t1}, {id: k2, key: key-two-0002, tenant: t2}]}"));
+    let g = Gateway::start(&cfg);
+    let list = |key: &str| {
+        let r = post(
+            g.port,
+            "/tools",
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28"}}}"#,
+            &[
+                ("MCP-Protocol-Version", "2026-07-28"),
+                ("Mcp-Method", "tools/list"),
+                ("X-API-Key", key),
+            ],
+        );
+        let mut n = tool_names(&r);
+        n.sort();
+        assert_eq!(n, ["pa__a-tool", "pb__b-tool"]);
+    };
+    let lists = |s: &scripted::Scripted| {
+        s.received()
+            .iter()
+            .filter(|r| r.rpc_method().as_deref() == Some("tools/list"))
+            .count()
+    };
+    list("key-one-0001");
+    list("key-one-0001");
+    assert_eq!(
+        (lists(&a), lists(&b)),
+        (1, 1),
+        "both kept for the first principal"
+    );
+    list("key-two-0002");
+    assert_eq!(
+        lists(&a),
+        2,
+        "a private page is never served to another principal"
+    );
+    assert_eq!(lists(&b), 1, "a public page is");
 }

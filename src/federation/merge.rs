@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 use super::json::{string, Members};
 use super::{Exposure, Named};
 
-/// The four list methods a virtual server fans out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// The list methods a virtual server fans out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ListKind {
     /// `tools/list`.
     Tools,

@@ -7,6 +7,7 @@
 //! edits of the messages forwarded (`json`). The adapter that talks to
 //! the members is `proxy::federate`.
 
+pub mod cache;
 pub mod json;
 pub mod merge;
 

@@ -194,6 +194,7 @@ fn compile_one(
         member_timeout: std::time::Duration::from_millis(v.member_timeout_ms),
         catalog: Default::default(),
         stateless: Default::default(),
+        lists: Default::default(),
     })
 }
 

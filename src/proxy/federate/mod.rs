@@ -437,6 +437,26 @@ async fn initialize(vs: &Arc<VirtualServer>, ctx: &mut RequestCtx, body: &Bytes)
     Ok(Done::Answer(s, b, Some(token)))
 }
 
+/// A member's list page: asked now, or kept from before.
+enum Page {
+    Fresh(Reply),
+    Kept(String),
+}
+
+/// Drops the kept list pages a member's `…/list_changed` makes stale
+/// (member `i` of session `c`).
+fn note_changes(vs: &VirtualServer, upstream: &str, text: &str) {
+    if !text.contains("list_changed") {
+        return;
+    }
+    if let (Some((idx, _)), Some(method)) = (
+        vs.member(upstream),
+        Members::of(text).and_then(|m| m.str("method")),
+    ) {
+        vs.lists.changed(idx, &method);
+    }
+}
+
 /// The endpoint a member's session was initialized on.
 fn member_endpoint(m: &Member, ms: &MemberSession) -> Res<crate::upstream::Picked> {
     m.upstream
@@ -530,6 +550,9 @@ async fn listen(session: &mut Session, ctx: &mut RequestCtx) -> Res<()> {
     }
     ctx.sse = true;
     relay(session, ctx, streams, None, &|i, text| {
+        if let Some(ms) = c.members.get(i) {
+            note_changes(&vs, &ms.upstream, text);
+        }
         Some(federation::namespace_message(text, i).unwrap_or_else(|| text.to_string()))
     })
     .await
@@ -678,7 +701,11 @@ async fn list(
         let Some((config_index, _)) = vs.member(&m.upstream.name) else {
             continue;
         };
-        let i = if kind == ListKind::Tasks { si } else { config_index };
+        let i = if kind == ListKind::Tasks {
+            si
+        } else {
+            config_index
+        };
         let own_cursor = match &wanted {
             None => None,
             Some(w) => match w.iter().find(|(u, _)| *u == *m.upstream.name) {
@@ -693,28 +720,43 @@ async fn list(
                     .ok_or(GatewayError::Internal)?,
             ),
         };
-        targets.push((i, m, ms, b, own_cursor.is_none()));
+        targets.push((i, m, ms, b, own_cursor));
     }
     let deadline = Instant::now() + vs.member_timeout;
-    let replies = join_all(
-        targets
-            .iter()
-            .map(|(_, m, ms, b, _)| ask(ctx, m, Some(ms), b.clone(), deadline)),
-    )
+    let principal = ctx.principal.as_ref().map_or([0; 16], |p| p.digest());
+    // a page a member said may be kept (ttlMs, cacheScope) is not asked again
+    let replies = join_all(targets.iter().map(|(i, m, ms, b, cur)| async move {
+        if kind != ListKind::Tasks {
+            if let Some(hit) = vs.lists.get(*i, kind, cur.as_deref(), principal) {
+                return Ok(Page::Kept(hit));
+            }
+        }
+        ask(ctx, m, Some(ms), b.clone(), deadline)
+            .await
+            .map(Page::Fresh)
+    }))
     .await;
     let mut pages: Vec<(usize, MemberPage)> = Vec::new();
     let mut ttls: Vec<u64> = Vec::new();
     let mut next = Vec::new();
     let mut catalog = vs.catalog.write().unwrap_or_else(|e| e.into_inner());
-    for ((i, m, _, _, first), r) in targets.iter().zip(replies) {
-        let r = match r {
-            Ok(r) => r,
+    for ((i, m, _, _, cur), r) in targets.iter().zip(replies) {
+        let first = cur.is_none();
+        let text = match r {
+            Ok(Page::Kept(t)) => Ok(t),
+            Ok(Page::Fresh(r)) => {
+                let t = result_of(&r);
+                if let (Ok(t), true) = (&t, kind != ListKind::Tasks) {
+                    vs.lists.put(*i, kind, cur.as_deref(), principal, t);
+                }
+                t
+            }
             Err(f) => {
                 left_out(vs, ctx, m, kind.method(), &f.to_string());
                 continue;
             }
         };
-        let page = match result_of(&r) {
+        let page = match text {
             Ok(t) => {
                 ttls.push(
                     Members::of(&t)
@@ -737,9 +779,10 @@ async fn list(
         };
         let ids: Vec<String> = page.items.iter().map(|(id, _)| id.clone()).collect();
         match kind.named() {
-            Some(named) => catalog.learn_names(&vs.naming, named, *i, ids, *first),
-            None if kind == ListKind::Resources => catalog.learn_resources(*i, ids, *first),
-            None => catalog.learn_templates(*i, ids, *first),
+            Some(named) => catalog.learn_names(&vs.naming, named, *i, ids, first),
+            None if kind == ListKind::Resources => catalog.learn_resources(*i, ids, first),
+            None if kind == ListKind::Templates => catalog.learn_templates(*i, ids, first),
+            None => {}
         }
         if let Some(n) = &page.next {
             next.push((m.upstream.name.to_string(), n.clone()));

@@ -457,6 +457,9 @@ pub(super) async fn listen(session: &mut pingora_proxy::Session, ctx: &mut Reque
         "result":{"resultType":"complete","_meta":{"io.modelcontextprotocol/subscriptionId": sub_id}}});
     ctx.sse = true;
     let map = |i: usize, text: &str| -> Option<String> {
+        if let Some(ms) = c.members.get(i) {
+            super::note_changes(&vs, &ms.upstream, text);
+        }
         let m = Members::of(text)?;
         let method = m.str("method")?;
         if stateless_members.contains(&i) {
