@@ -1372,3 +1372,64 @@ fn list_pages_are_kept_as_members_allow_and_never_across_principals() {
     );
     assert_eq!(lists(&b), 1, "a public page is");
 }
+
+#[test]
+fn pages_of_several_members_walk_with_one_composite_cursor() {
+    // each member has three pages of tools: p1 -> p2 -> p3 (no next)
+    let paged = |tag: &'static str| {
+        member(tag, move |req| {
+            if req.rpc_method().as_deref() != Some("tools/list") {
+                return None;
+            }
+            let body: Value = serde_json::from_slice(&req.body).unwrap();
+            let (page, next) = match body["params"]["cursor"].as_str() {
+                None => (1, Some("c2")),
+                Some("c2") => (2, Some("c3")),
+                Some("c3") => (3, None),
+                Some(other) => panic!("member {tag} got cursor {other}"),
+            };
+            let mut result = json!({"tools":[{"name": format!("{tag}-{page}"),"inputSchema":{"type":"object"}}]});
+            if let Some(n) = next {
+                result["nextCursor"] = json!(n);
+            }
+            Some(scripted::Reply::json(
+                200,
+                &json!({"jsonrpc":"2.0","id":req.rpc_id(),"result":result}).to_string(),
+            ))
+        })
+    };
+    let a = paged("a");
+    let b = paged("b");
+    let g = Gateway::start(&federated(
+        &[("a", a.url(), "pa"), ("b", b.url(), "pb")],
+        2000,
+    ));
+    let t = initialize(g.port, &[]);
+    let mut all = Vec::new();
+    let mut cursor: Option<String> = None;
+    for _ in 0..10 {
+        let body = match &cursor {
+            None => json!({"jsonrpc":"2.0","id":2,"method":"tools/list"}),
+            Some(c) => json!({"jsonrpc":"2.0","id":2,"method":"tools/list","params":{"cursor":c}}),
+        };
+        let m = message(&call(g.port, &t, &body.to_string()));
+        all.extend(
+            m["result"]["tools"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t["name"].as_str().unwrap().to_string()),
+        );
+        match m["result"]["nextCursor"].as_str() {
+            Some(c) => {
+                assert!(c.starts_with("mcp-edge:"), "{c}");
+                cursor = Some(c.to_string());
+            }
+            None => break,
+        }
+    }
+    assert_eq!(
+        all,
+        ["pa__a-1", "pb__b-1", "pa__a-2", "pb__b-2", "pa__a-3", "pb__b-3"]
+    );
+}
