@@ -237,7 +237,8 @@ impl GatewayError {
             | GatewayError::BadCredentials
             | GatewayError::Forbidden(_)
             | GatewayError::OriginNotAllowed
-            | GatewayError::UnknownTool => true,
+            | GatewayError::UnknownTool
+            | GatewayError::UnknownItem(_) => true,
             GatewayError::SessionNotFound(r) => matches!(
                 *r,
                 "session_malformed" | "session_not_opened" | "session_other_principal"

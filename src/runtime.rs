@@ -219,6 +219,10 @@ pub struct VirtualServer {
     /// Members' list pages kept as their `ttlMs`/`cacheScope` allow (by
     /// member index; the snapshot's own).
     pub lists: crate::federation::cache::ListCache,
+    /// When a miss last made the gateway list each kind again.
+    pub relisted: std::sync::Mutex<
+        std::collections::HashMap<crate::federation::merge::ListKind, std::time::Instant>,
+    >,
 }
 
 /// A member of a virtual server.

@@ -191,7 +191,7 @@ fn python_sdk_client_sees_one_server_over_server_everything_and_a_python_server(
         "{names:?}"
     );
     // the audit line of a forwarded call names the exposed name, the member and its own name
-    let audit = AuditLog::of(&g).lines();
+    let audit = AuditLog::of(&g).settle_ms(500).lines();
     let add = audit
         .iter()
         .find(|a| a["method"] == "tools/call" && a["target"] == "py__add")
@@ -510,7 +510,7 @@ fn a_slow_or_broken_member_is_left_out_at_its_deadline() {
         Some(true)
     );
     // the audit line of the list notes who was left out
-    let audit = AuditLog::of(&g).lines();
+    let audit = AuditLog::of(&g).settle_ms(500).lines();
     assert!(
         audit
             .iter()
@@ -1299,7 +1299,7 @@ fn a_member_down_at_initialize_is_not_in_the_session_and_names_stay_right() {
         -32602,
         "a is not in this session"
     );
-    let audit = AuditLog::of(&g).lines();
+    let audit = AuditLog::of(&g).settle_ms(500).lines();
     assert!(
         audit
             .iter()

@@ -195,6 +195,7 @@ fn compile_one(
         catalog: Default::default(),
         stateless: Default::default(),
         lists: Default::default(),
+        relisted: Default::default(),
     })
 }
 

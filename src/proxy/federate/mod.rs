@@ -412,7 +412,8 @@ async fn initialize(vs: &Arc<VirtualServer>, ctx: &mut RequestCtx, body: &Bytes)
         });
         inits.push(init);
     }
-    if inits.is_empty() {
+    if inits.is_empty() && !asked.is_empty() {
+        // every member the principal may use failed: nothing to serve
         return Err(GatewayError::UpstreamUnavailable);
     }
     let merged = merge::merge_initialize(&vs.name, &requested, &inits);
@@ -880,12 +881,30 @@ async fn resolve_name(
 
 /// Lists again (first pages) so the catalog knows what members have.
 async fn relist(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite, kind: ListKind) {
+    // at most once a second per kind: calls to names nobody has must not
+    // turn into a fan-out each (the refusal itself counts against the
+    // address's refusal budget)
+    {
+        let Ok(mut last) = vs.relisted.lock() else {
+            return;
+        };
+        let now = std::time::Instant::now();
+        match last.get(&kind) {
+            Some(t) if now.duration_since(*t) < RELIST_EVERY => return,
+            _ => {
+                last.insert(kind, now);
+            }
+        }
+    }
     let body = Bytes::from(format!(
         "{{\"jsonrpc\":\"2.0\",\"id\":\"mcp-edge-relist\",\"method\":\"{}\",\"params\":{{}}}}",
         kind.method()
     ));
     let _ = list(vs, ctx, c, &body, kind).await;
 }
+
+/// Shortest time between two listings a miss makes.
+const RELIST_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// The session member at catalog index `i` (config index of the member).
 fn session_member<'a>(
