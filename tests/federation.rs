@@ -453,7 +453,7 @@ fn a_slow_or_broken_member_is_left_out_at_its_deadline() {
     let a = member("a", move |req| {
         // after initialize, a's lists hang far past the member timeout
         if req.rpc_method().as_deref() == Some("tools/list") && s2.load(Ordering::SeqCst) == 1 {
-            std::thread::sleep(Duration::from_secs(4));
+            std::thread::sleep(Duration::from_secs(8));
         }
         None
     });
@@ -465,7 +465,7 @@ fn a_slow_or_broken_member_is_left_out_at_its_deadline() {
     });
     let g = Gateway::start(&federated(
         &[("a", a.url(), "pa"), ("b", b.url(), "pb")],
-        500,
+        1500,
     ));
     let t = initialize(g.port, &[]);
     slow.store(1, Ordering::SeqCst);
@@ -477,7 +477,7 @@ fn a_slow_or_broken_member_is_left_out_at_its_deadline() {
     );
     let took = start.elapsed();
     assert!(
-        took < Duration::from_millis(2500),
+        took < Duration::from_millis(5000),
         "answered at the deadline, not later: {took:?}"
     );
     let mut names = tool_names(&r);
@@ -525,7 +525,7 @@ fn a_killed_member_is_left_out_and_the_others_keep_serving() {
     let py = Peer::python();
     let g = Gateway::start(&federated(
         &[("ev", ev.url(), "ev"), ("py", py.url(), "py")],
-        1000,
+        2500,
     ));
     let t = initialize(g.port, &[]);
     drop(py);
@@ -535,7 +535,7 @@ fn a_killed_member_is_left_out_and_the_others_keep_serving() {
         &t,
         r#"{"jsonrpc":"2.0","id":2,"method":"tools/list"}"#,
     );
-    assert!(start.elapsed() < Duration::from_millis(1800));
+    assert!(start.elapsed() < Duration::from_millis(4000));
     let names = tool_names(&r);
     assert!(
         names.contains(&"ev__echo".to_string()) && !names.iter().any(|n| n.starts_with("py__")),
