@@ -8,6 +8,7 @@ mod federate;
 pub(crate) mod finish;
 mod member;
 mod peer;
+mod reply;
 mod request;
 mod response;
 
@@ -90,7 +91,7 @@ impl ProxyHttp for Gateway {
     ) -> Option<(ResponseHeader, Bytes)> {
         let peer = session.client_addr().and_then(|a| a.as_inet()).copied();
         crate::telemetry::refused::malformed_request_header(self.runtime.load().audit(), peer);
-        response::malformed_request_header()
+        reply::malformed_request_header()
     }
 
     async fn early_request_filter(
@@ -109,7 +110,7 @@ impl ProxyHttp for Gateway {
             Ok(request::Admitted::Answer(status, body)) => {
                 request::answer(session, ctx, status, body).await
             }
-            Err(refusal) => response::respond(session, ctx, refusal).await,
+            Err(refusal) => reply::respond(session, ctx, refusal).await,
         }
     }
 

@@ -19,7 +19,7 @@ use http::Method;
 use pingora::prelude::*;
 use pingora_proxy::Session;
 
-use super::response::respond_json;
+use super::reply::respond_json;
 use super::RequestCtx;
 use crate::auth::AuthError;
 use crate::base::ids::new_request_id;

@@ -68,13 +68,13 @@ pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
     if ctx.era == crate::mcp::Era::Stateless && ctx.method() == Some("subscriptions/listen") {
         return match stateless::listen(session, ctx).await {
             Ok(()) => Ok(true),
-            Err(e) => super::response::respond(session, ctx, e).await,
+            Err(e) => super::reply::respond(session, ctx, e).await,
         };
     }
     if session.req_header().method == Method::GET {
         return match listen(session, ctx).await {
             Ok(()) => Ok(true),
-            Err(e) => super::response::respond(session, ctx, e).await,
+            Err(e) => super::reply::respond(session, ctx, e).await,
         };
     }
     match route(session, ctx).await {
@@ -83,7 +83,7 @@ pub async fn serve(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> 
             write(session, ctx, status, body, token).await?;
             Ok(true)
         }
-        Err(e) => super::response::respond(session, ctx, e).await,
+        Err(e) => super::reply::respond(session, ctx, e).await,
     }
 }
 
@@ -94,7 +94,7 @@ async fn write(
     body: Bytes,
     token: Option<String>,
 ) -> Result<()> {
-    let mut resp = super::response::json_header(status, body.len(), ctx)?;
+    let mut resp = super::reply::json_header(status, body.len(), ctx)?;
     if body.is_empty() {
         resp.remove_header("content-type");
     }
