@@ -50,7 +50,11 @@ impl<'a> Members<'a> {
     }
 
     /// Writes the object back with `key` set to the JSON text `value`
-    /// (added at the end when absent); every other member as it was.
+    /// (added at the end when absent); every other member as it was. A
+    /// later duplicate of `key` is left out: a reader that keeps the last
+    /// duplicate (JavaScript's `JSON.parse`, serde_json) would read it,
+    /// not `value` (a member's request with two ids would reach the client
+    /// with its second id not namespaced).
     pub fn with(&self, key: &str, value: &str) -> String {
         let mut out = String::with_capacity(
             self.0
@@ -63,13 +67,18 @@ impl<'a> Members<'a> {
         );
         out.push('{');
         let mut found = false;
-        for (i, (k, v)) in self.0.iter().enumerate() {
-            if i > 0 {
+        let mut any = false;
+        for (k, v) in &self.0 {
+            if k == key && found {
+                continue;
+            }
+            if any {
                 out.push(',');
             }
+            any = true;
             push_string(&mut out, k);
             out.push(':');
-            if k == key && !found {
+            if k == key {
                 found = true;
                 out.push_str(value);
             } else {
@@ -77,7 +86,7 @@ impl<'a> Members<'a> {
             }
         }
         if !found {
-            if !self.0.is_empty() {
+            if any {
                 out.push(',');
             }
             push_string(&mut out, key);
@@ -141,5 +150,20 @@ mod tests {
         assert!(set_path(r#"{"params":3}"#, &["params", "name"], "1").is_none());
         let m = Members::of(r#"{"n\u0061me":"v"}"#).unwrap();
         assert_eq!(m.str("name").as_deref(), Some("v"));
+    }
+
+    #[test]
+    fn a_duplicate_of_the_member_set_is_left_out() {
+        // found by the fuzzer: the second `id` stayed, and a client that
+        // keeps the last duplicate read it instead of the namespaced one
+        let m = Members::of(r#"{"id":1,"method":"x","i\u0064":"m1:7","id":2}"#).unwrap();
+        assert_eq!(m.with("id", "\"m0:1\""), r#"{"id":"m0:1","method":"x"}"#);
+        let out = set_path(
+            r#"{"params":{"name":"py__a","x":1,"name":"b"},"params":{"name":"c"}}"#,
+            &["params", "name"],
+            &string("a"),
+        )
+        .unwrap();
+        assert_eq!(out, r#"{"params":{"name":"a","x":1}}"#);
     }
 }

@@ -147,9 +147,9 @@ impl Naming {
     }
 
     /// Resolves an exposed name without a catalog: under `always` the
-    /// prefix names the member (prefixes never contain the separator, so
-    /// the first separator ends it). `None` under the other modes or
-    /// when no member has the prefix.
+    /// prefix names the member (every prefix [`prefix_fits`], so the first
+    /// separator ends it). `None` under the other modes or when no member
+    /// has the prefix.
     pub fn split(&self, exposed: &str) -> Option<Exposed> {
         if self.mode != PrefixMode::Always || self.separator.is_empty() {
             return None;
@@ -164,6 +164,20 @@ impl Naming {
             own: own.to_string(),
         })
     }
+}
+
+/// Whether `prefix` may name a member under `separator` (the config also
+/// checks the alphabet, the length and that prefixes are unique): the
+/// separator occurs in `prefix + separator` only at its end, so the first
+/// separator of an exposed name ends the prefix ([`Naming::split`]). Not
+/// containing the separator is not enough: under `__`, `_` + `__` + `x`
+/// reads as an empty prefix + `__` + `_x`, and `a_` + `__` + `x` as `a` +
+/// `__` + `_x` (another member's `_x`).
+pub fn prefix_fits(prefix: &str, separator: &str) -> bool {
+    let mut joined = String::with_capacity(prefix.len() + separator.len());
+    joined.push_str(prefix);
+    joined.push_str(separator);
+    joined.find(separator) == Some(prefix.len())
 }
 
 /// What the members listed last, per virtual server: exposed tool and
@@ -603,6 +617,38 @@ mod tests {
     }
 
     #[test]
+    fn a_prefix_must_not_form_the_separator_across_its_end() {
+        // found by the fuzzer: `_` and `a_` do not contain `__`, yet the
+        // first `__` of `_` + `__` + `x` or `a_` + `__` + `x` is not where
+        // the prefix ends
+        for (p, sep) in [("_", "__"), ("a_", "__"), ("ax_", "x_x"), ("a__b", "__")] {
+            assert!(!prefix_fits(p, sep), "{p:?} {sep:?}");
+        }
+        for (p, sep) in [
+            ("ev", "__"),
+            ("xa", "ab"),
+            ("a_", "-"),
+            ("_a", "__"),
+            ("a.", "._"),
+        ] {
+            assert!(prefix_fits(p, sep), "{p:?} {sep:?}");
+        }
+        let n = Naming {
+            separator: "__".into(),
+            mode: PrefixMode::Always,
+            prefixes: vec!["a".into(), "a_".into()],
+        };
+        assert_eq!(
+            n.split("a___x"),
+            Some(Exposed {
+                member: 0,
+                own: "_x".into()
+            }),
+            "what `a_` would expose is read as `a`'s: the config refuses `a_`"
+        );
+    }
+
+    #[test]
     fn conflicts_prefixes_only_shared_names() {
         let e = naming(PrefixMode::Conflicts).expose(&lists());
         let mut names: Vec<_> = e.names.keys().cloned().collect();
@@ -746,6 +792,24 @@ mod tests {
         for bad in ["t-1", "m:1", "m1:", "mx:1", "m12345:1"] {
             assert_eq!(unwrap_task_id(bad), None, "{bad}");
         }
+    }
+
+    #[test]
+    fn a_request_with_two_ids_reaches_the_client_with_one() {
+        // found by the fuzzer: member 0 could send a second id naming
+        // member 1's request, which a client keeping the last duplicate
+        // answered, and the gateway routed that answer to member 1
+        let out = namespace_request(
+            r#"{"jsonrpc":"2.0","id":1,"method":"sampling/createMessage","id":"m1:7"}"#,
+            0,
+        )
+        .unwrap();
+        assert_eq!(
+            out,
+            r#"{"jsonrpc":"2.0","id":"m0:1","method":"sampling/createMessage"}"#
+        );
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(unwrap_id(v["id"].as_str().unwrap()), Some((0, "1".into())));
     }
 
     #[test]

@@ -12,7 +12,7 @@ use serde_yaml::Value;
 use super::document::section;
 use super::errors::Errors;
 use crate::config::raw;
-use crate::federation::{Naming, PrefixMode};
+use crate::federation::{self, Naming, PrefixMode};
 use crate::runtime::{Member, VirtualServer};
 use crate::upstream::Upstream;
 
@@ -154,10 +154,16 @@ fn compile_one(
                     format!("{mat}.prefix"),
                     "must be 1 to 64 characters of A-Z a-z 0-9 _ - .",
                 );
-            } else if !v.separator.is_empty() && prefix.contains(v.separator.as_str()) {
+            } else if !v.separator.is_empty() && !federation::prefix_fits(&prefix, &v.separator) {
                 errs.push(
                     format!("{mat}.prefix"),
-                    format!("must not contain the separator {:?}", v.separator),
+                    format!(
+                        "must not contain the separator {:?}, also not across its end \
+                         (in {:?} the first {:?} must end the prefix)",
+                        v.separator,
+                        format!("{prefix}{}x", v.separator),
+                        v.separator
+                    ),
                 );
             }
             if !seen_prefix.insert(prefix.clone()) {
@@ -234,6 +240,21 @@ mod tests {
                 "wanted {want:?} in {e:#?}"
             );
         }
+    }
+
+    #[test]
+    fn a_prefix_may_not_form_the_separator_across_its_end() {
+        // `a_` + `__` + `x` would split as `a` + `__` + `_x`
+        let t = format!("{BASE}virtual_servers:\n  - path: /v\n    name: v\n    members: [{{upstream: a, prefix: a_}}, {{upstream: b, prefix: _}}]\n");
+        let e = errors(&t);
+        for want in [
+            "virtual_servers[0].members[0].prefix: must not contain the separator \"__\", also not across its end (in \"a___x\"",
+            "virtual_servers[0].members[1].prefix: must not contain the separator",
+        ] {
+            assert!(e.iter().any(|l| l.contains(want)), "wanted {want:?} in {e:#?}");
+        }
+        let t = format!("{BASE}virtual_servers:\n  - path: /v\n    name: v\n    separator: '-'\n    members: [{{upstream: a, prefix: a_}}, {{upstream: b, prefix: _b.}}]\n");
+        assert!(errors(&t).is_empty(), "{:?}", errors(&t));
     }
 
     #[test]
