@@ -61,3 +61,8 @@ fn uri_normalize_fuzz_corpus_replays() {
 fn answer_filter_fuzz_corpus_replays() {
     replay("answer_filter", 10, mcp_edge::answer::check_contract);
 }
+
+#[test]
+fn federation_fuzz_corpus_replays() {
+    replay("federation", 10, mcp_edge::federation::check_contract);
+}

@@ -577,6 +577,16 @@ pub fn unwrap_id(id: &str) -> Option<(usize, String)> {
     Some((member, raw.to_string()))
 }
 
+/// The fuzz contract (`contracts` feature; see `contract.rs`).
+#[cfg(any(test, feature = "contracts"))]
+mod contract;
+#[cfg(any(test, feature = "contracts"))]
+#[doc(hidden)]
+pub use contract::check_contract;
+#[cfg(test)]
+#[allow(unused_imports)]
+use contract::*;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -646,6 +656,8 @@ mod tests {
             }),
             "what `a_` would expose is read as `a`'s: the config refuses `a_`"
         );
+        check_contract(b"\x04__\xffelev,_\xffele__tx,\xffa__b");
+        check_contract(b"\x04__\xffa_,a\xffx\xff_x");
     }
 
     #[test]
@@ -810,6 +822,29 @@ mod tests {
         );
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(unwrap_id(v["id"].as_str().unwrap()), Some((0, "1".into())));
+        check_contract(
+            b"\x55{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"sampling/createMessage\",\"id\":\"m1:7\"}",
+        );
+    }
+
+    #[test]
+    fn contract_holds_on_known_inputs() {
+        for d in [
+            &b"\x00{\"id\":7,\"params\":{\"name\":\"py__add\",\"a\":1e400}}\xffid\xff\"x\"\xffadd"[..],
+            b"\x00[1]\xffid\xff1\xffx",
+            b"\x0f{\"jsonrpc\":\"2.0\",\"id\":4,\"method\":\"elicitation/create\"}\xffm0:17",
+            b"\x01{\"id\":{},\"method\":\"x\"}\xffm1:1.5",
+            b"\x02a\xff1\xffb\xffx y\xffmcp-edge:W10",
+            b"\x03a://{x}/b{?q}\xffa://1/b?q=2",
+            b"\x03file:///{path}\xfffile:///x/y",
+            b"\x04__\xffev,py\xffecho,add\xffecho,greet",
+            b"\x0b__\xffev,py\xffx,py__x\xffx",
+            b"\x05{\"tools\":[{\"name\":\"echo\"}],\"nextCursor\":\"p2\"}\xff{\"tools\":[{\"name\":\"echo\"}]}",
+            b"\x13{\"resources\":[{\"uri\":\"x://1\"}]}\xff{\"resources\":[{\"uri\":\"x://1\"}]}",
+            b"\x0d{\"id\":1,\"result\":{\"contents\":[]}}",
+        ] {
+            check_contract(d);
+        }
     }
 
     #[test]
