@@ -122,7 +122,8 @@ fn field(f: &[String], i: usize) -> &str {
 ///   that was a string or an integer; `unwrap_id` of any text accepts
 ///   exactly `m<1 to 4 digits>:<a JSON string or integer>`, and what it
 ///   gives splices into valid JSON; `namespace_events` on a canonical
-///   event gives the event of `namespace_request` and never panics on any
+///   event gives the event of `namespace_message` (request and task ids)
+///   and never panics on any
 ///   bytes;
 /// - mode 2, cursors: `decode_cursor` never panics and what it accepts
 ///   re-encodes to itself; `decode_cursor(encode_cursor(parts))` gives
@@ -339,7 +340,9 @@ fn check_ids(body: &[u8], f: &[String], param: u8) {
     // the same message as a canonical event; any bytes
     let lines = |t: &str| format!("data: {}\n\n", t.replace('\n', "\ndata: "));
     let event = lines(text);
-    let want = lines(got.as_deref().unwrap_or(text));
+    // events namespace request ids and task ids (`namespace_message`)
+    let both = namespace_message(text, m);
+    let want = lines(both.as_deref().unwrap_or(text));
     let out = namespace_events(event.as_bytes(), m);
     if out != want.as_bytes() {
         broken(format_args!(
@@ -382,7 +385,7 @@ fn check_unwrap(s: &str) {
 }
 
 /// A composite cursor's bound on its base64 text (`merge::decode_cursor`).
-const CURSOR_BOUND: usize = 16 * 1024;
+const CURSOR_BOUND: usize = merge::MAX_CURSOR_CHARS;
 
 fn check_cursors(f: &[String]) {
     for c in f {

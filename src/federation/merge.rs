@@ -210,6 +210,9 @@ pub fn merge_list(
     (out, dropped)
 }
 
+/// Longest composite cursor read back (base64 characters).
+pub const MAX_CURSOR_CHARS: usize = 1 << 20;
+
 /// The composite cursor: each member (by upstream name) with its own
 /// cursor to the next page. Not sealed: it only carries what the members
 /// handed out, and which members it names is checked when it comes back.
@@ -229,7 +232,8 @@ pub fn encode_cursor(parts: &[(String, String)]) -> Option<String> {
 /// not one.
 pub fn decode_cursor(cursor: &str) -> Option<Vec<(String, String)>> {
     let b = cursor.strip_prefix("mcp-edge:")?;
-    if b.len() > 16 * 1024 {
+    // as long as a request body may be: a member's own cursors can be long
+    if b.len() > MAX_CURSOR_CHARS {
         return None;
     }
     let raw = URL_SAFE_NO_PAD.decode(b).ok()?;
