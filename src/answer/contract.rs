@@ -92,11 +92,16 @@ pub(super) fn shows_hidden(json: &[u8]) -> bool {
     let folded = |k: &str| k.to_lowercase().to_uppercase().to_lowercase();
     let item_hidden = |item: &serde_json::Value| match item {
         serde_json::Value::Object(m) => m.iter().any(|(k, v)| {
-            matches!(folded(k).as_str(), "name" | "uri" | "uritemplate")
+            let key = folded(k);
+            // a name is a name (a tool called `x:///%73ecret` is not the
+            // resource `x:///secret`); a URI is read in its normal form
+            let uri = matches!(key.as_str(), "uri" | "uritemplate");
+            (uri || key == "name")
                 && v.as_str().is_some_and(|s| {
                     !contract_allowed(Item::Tool, s)
-                        || crate::uri::normalize(s)
-                            .is_ok_and(|n| !contract_allowed(Item::Resource, &n))
+                        || (uri
+                            && crate::uri::normalize(s)
+                                .is_ok_and(|n| !contract_allowed(Item::Resource, &n)))
                 })
         }),
         _ => false,
