@@ -129,11 +129,26 @@ pub fn member_answer(
     out: Bytes,
 ) -> Bytes {
     let sse = matches!(guard, crate::answer::Guard::Sse(_));
+    let has = |needle: &[u8]| out.windows(needle.len()).any(|w| w == needle);
+    if let (Some(vs), true) = (&ctx.virtual_server, has(b"list_changed")) {
+        // a member's list changed: its kept pages of that kind are stale
+        if let Ok(text) = std::str::from_utf8(&out) {
+            for line in text.lines() {
+                note_changes(vs, &m.upstream, line.strip_prefix("data: ").unwrap_or(line));
+            }
+        }
+    }
     let upgrade =
         ctx.era == crate::mcp::Era::Stateless && m.version.as_str() < crate::mcp::STATELESS_SINCE;
     let cacheable = ctx.method() == Some("resources/read");
     match (sse, upgrade) {
+        // only a message with a `method` can be a member's request, only
+        // one with `taskId` names a task: the rest pass unparsed (a key
+        // spelled with escapes is not namespaced, and the client's answer
+        // to it is refused: it fails closed)
+        (true, false) if !has(b"\"method\"") && !has(b"\"taskId\"") => out,
         (true, false) => Bytes::from(federation::namespace_events(&out, m.index)),
+        (false, false) if !has(b"\"taskId\"") => out,
         (false, false) => std::str::from_utf8(&out)
             .ok()
             .and_then(|t| federation::namespace_tasks(t, m.index))
