@@ -10,12 +10,13 @@ BIN_DEBUG := $(CARGO_TARGET_DIR)/debug/mcp-edge
 BIN_RELEASE := $(CARGO_TARGET_DIR)/release/mcp-edge
 BENCH_SECS ?= 10
 BENCH_REPEAT ?= 3
+FANOUT_REQUESTS ?= 200
 FUZZ_SECS ?= 300
 SSE_STREAMS ?= 20000
 SOAK_SLOWLORIS ?= 5000
 FUZZ_TARGET_DIR ?= $(HOME)/.cache/mcp-edge/fuzz-target
 
-.PHONY: help deps peers build release run demo upgrade-demo test vendor-test vendor-check lint supply-chain fmt bench bench-micro bench-load bench-sse soak fuzz deb rpm package-check clean
+.PHONY: help deps peers build release run demo upgrade-demo test vendor-test vendor-check lint supply-chain fmt bench bench-micro bench-load bench-sse bench-fanout soak fuzz deb rpm package-check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -62,15 +63,18 @@ supply-chain: ## cargo-deny (offline advisories, bans, licenses, sources: deny.t
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-bench: bench-micro bench-load bench-sse ## criterion hot paths, wrk load vs direct and nginx, idle SSE memory vs nginx
+bench: bench-micro bench-load bench-sse bench-fanout ## criterion hot paths, wrk load vs direct and nginx, idle SSE memory vs nginx, virtual-server fan-out
 
 bench-micro: ## criterion benches of the hot paths
 	$(CARGO) bench --bench hot_paths -- --warm-up-time 1 --measurement-time 3
 
-bench-load: release ## wrk load: direct upstream, nginx proxy, bare Pingora, mcp-edge (ratios)
+bench-load: release ## wrk load: direct upstream, nginx proxy, bare Pingora, mcp-edge, a federated call (ratios)
 	scripts/deps.sh --system-only
 	$(CARGO) build --release --example bare-pingora
-	benches/load.py --gateway $(BIN_RELEASE) --bare $(CARGO_TARGET_DIR)/release/examples/bare-pingora --duration $(BENCH_SECS) --redis --sessions --jwt --tls --repeat $(BENCH_REPEAT)
+	benches/load.py --gateway $(BIN_RELEASE) --bare $(CARGO_TARGET_DIR)/release/examples/bare-pingora --duration $(BENCH_SECS) --redis --sessions --jwt --tls --federated --repeat $(BENCH_REPEAT)
+
+bench-fanout: release ## virtual-server tools/list over three members of known latency, all healthy and one slow
+	benches/fanout.py --gateway $(BIN_RELEASE) --requests $(FANOUT_REQUESTS)
 
 bench-sse: release ## memory per idle SSE stream, mcp-edge vs nginx vs bare Pingora, SSE_STREAMS (20000) open at once (root: raises the fd limit)
 	scripts/deps.sh --system-only

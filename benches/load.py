@@ -9,10 +9,15 @@ Prints requests/s, p50/p99 latency and the proxy's CPU time per request
 (utime+stime of the whole process from /proc, all threads), with ratios to (b).
 Every run is bounded: fixed duration per scenario, processes killed at the end.
 
-Usage: benches/load.py --gateway target/release/mcp-edge [--bare target/release/examples/bare-pingora] [--also before=/path/to/older/mcp-edge] [--duration 10] [--connections 1,32] [--redis] [--sessions] [--jwt] [--tls]
+Usage: benches/load.py --gateway target/release/mcp-edge [--bare target/release/examples/bare-pingora] [--also before=/path/to/older/mcp-edge] [--duration 10] [--connections 1,32] [--redis] [--sessions] [--jwt] [--tls] [--federated]
 
 --tls adds HTTPS: nginx (TLS proxy) and mcp-edge with the same certificate, keep-alive and one new
 connection per request (wrk), and full vs resumed handshakes per second (openssl s_time).
+
+--federated adds mcp-edge+fed: the same tools/call on a virtual server (issue 19) whose one member
+is the same nginx upstream (its own location, answering this call with the same bytes), named
+`pa__search.documents`; one `initialize` through the gateway first, then every request carries the
+sealed token. The row's CPU per request minus mcp-edge's is what federation adds to a call.
 """
 import argparse, json, os, re, shutil, signal, socket, subprocess, sys, tempfile, time
 
@@ -132,13 +137,14 @@ def spawn_variant(tmp, conf, gw, port, tag, binary, procs):
     return procs[-1]
 
 
-def wrk(url, conns, duration, tmp, close=False, session=None, bearer=None):
-    lua = f"{tmp}/post{'-close' if close else ''}{'-session' if session else ''}{'-jwt' if bearer else ''}.lua"
+def wrk(url, conns, duration, tmp, close=False, session=None, bearer=None, body=BODY):
+    lua = (f"{tmp}/post{'-close' if close else ''}{'-session' if session else ''}{'-jwt' if bearer else ''}"
+           f"{'' if body == BODY else '-' + str(len(body))}.lua")
     cred = (f'wrk.headers["Authorization"] = "Bearer {bearer}"\n' if bearer
             else 'wrk.headers["X-API-Key"] = "bench-key-0123456789"\n')
     open(lua, "w").write('wrk.method = "POST"\nwrk.body = [[%s]]\n'
                          'wrk.headers["Content-Type"] = "application/json"\n'
-                         'wrk.headers["Accept"] = "application/json, text/event-stream"\n' % BODY
+                         'wrk.headers["Accept"] = "application/json, text/event-stream"\n' % body
                          + cred
                          + ('wrk.headers["Connection"] = "close"\n' if close else '')
                          + (f'wrk.headers["Mcp-Session-Id"] = "{session}"\n' if session else ''))
@@ -177,6 +183,8 @@ def main():
                     help="also run mcp-edge authenticating an ES256 JWT (verified once, then cached)")
     ap.add_argument("--tls", action="store_true",
                     help="also compare HTTPS termination: nginx and mcp-edge with the same certificate")
+    ap.add_argument("--federated", action="store_true",
+                    help="also run the same tools/call through a virtual server with one member (the same nginx)")
     a = ap.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool):
@@ -186,8 +194,10 @@ def main():
     procs = []
     try:
         reply = '{"jsonrpc":"2.0","id":1723,"result":{"content":[{"type":"text","text":"ok"}]}}'
-        procs.append(nginx(tmp, "upstream", f"""server {{ listen 127.0.0.1:{up}; location / {{
-            default_type application/json; return 200 '{reply}'; }} }}"""))
+        procs.append(nginx(tmp, "upstream", (fed_member_nginx(reply) if a.federated else "")
+                           + f"""server {{ listen 127.0.0.1:{up}; location / {{
+            default_type application/json; return 200 '{reply}'; }}"""
+                           + (FED_LOCATION if a.federated else "") + " }"))
         procs.append(nginx(tmp, "proxy", f"""upstream up {{ server 127.0.0.1:{up}; keepalive 64; }}
             server {{ listen 127.0.0.1:{px}; location / {{ proxy_pass http://up;
             proxy_http_version 1.1; proxy_set_header Connection ""; }} }}"""))
@@ -238,6 +248,14 @@ def main():
             pids["mcp-edge+jwt"] = procs[-1].pid
             urls["mcp-edge+jwt"] = f"http://127.0.0.1:{jport}/mcp"
             ports.append(jport)
+        fed = {}
+        if a.federated:
+            fport = free_port()
+            spawn_variant(tmp, federated_conf(conf, up), gw, fport, "gwf", a.gateway, procs)
+            pids["mcp-edge+fed"] = procs[-1].pid
+            urls["mcp-edge+fed"] = f"http://127.0.0.1:{fport}/tools"
+            fed["port"] = fport
+            ports.append(fport)
         tls = None
         if a.tls:
             tls = start_tls(tmp, conf, gw, up, a.gateway, procs)
@@ -246,10 +264,15 @@ def main():
             wait_port(p)
         if sessions:
             sessions["token"] = session_token(sessions["port"])
+        if fed:
+            fed["token"] = federated_token(fed["port"], reply)
         # warm up keep-alive pools
         for name, u in urls.items():
-            wrk(u, 4, 1, tmp, session=session_for(name, sessions),
-                bearer=bearer if name == "mcp-edge+jwt" else None)
+            r = wrk(u, 4, 1, tmp, session=session_for(name, sessions, fed),
+                    bearer=bearer if name == "mcp-edge+jwt" else None, body=body_for(name))
+            if r["non2xx"] or r["socket_errors"]:
+                print(f"warm-up of {name}: {r['non2xx']} non-2xx, socket errors: {r['socket_errors'] or 'none'}",
+                      file=sys.stderr)
         results = []
         for conns in [int(c) for c in a.connections.split(",")]:
             runs = {name: [] for name in urls}
@@ -259,8 +282,8 @@ def main():
                     pid = pids[name]
                     c0 = settle(pid) if pid else None
                     r = wrk(url, conns, a.duration, tmp,
-                            session=session_for(name, sessions),
-                            bearer=bearer if name == "mcp-edge+jwt" else None)
+                            session=session_for(name, sessions, fed),
+                            bearer=bearer if name == "mcp-edge+jwt" else None, body=body_for(name))
                     if pid:
                         r["cpu_us_per_req"] = (settle(pid) - c0) * 1e6 / max(r["requests"], 1)
                     r.update(target=name, connections=conns)
@@ -317,6 +340,13 @@ def print_table(results):
             print(f"      JWT (ES256, cached) instead of an API key: CPU x{jw['cpu_us_per_req']/gw['cpu_us_per_req']:.2f} "
                   f"of mcp-edge with an API key, x{jw['cpu_us_per_req']/px['cpu_us_per_req']:.2f} of nginx-proxy; "
                   f"p50 {jw['p50_ms']-gw['p50_ms']:+.3f} ms")
+        fr = next((r for r in rows if r["target"] == "mcp-edge+fed"), None)
+        if fr:
+            print(f"      federated tools/call (virtual server, one member) vs mcp-edge: CPU "
+                  f"{fr['cpu_us_per_req']-gw['cpu_us_per_req']:+.1f} us/req, rps x{fr['rps']/gw['rps']:.3f}, "
+                  f"p50 {fr['p50_ms']-gw['p50_ms']:+.3f} ms"
+                  + (f"; vs mcp-edge+session (a sealed token both ways too): CPU "
+                     f"{fr['cpu_us_per_req']-ses['cpu_us_per_req']:+.1f} us/req" if ses else ""))
         red = next((r for r in rows if r["target"] == "mcp-edge+redis"), None)
         if red:
             print(f"      Redis rate limit adds: p50 {red['p50_ms']-gw['p50_ms']:+.3f} ms, "
@@ -350,10 +380,12 @@ def start_jwt(tmp, conf, gw, gateway, procs):
     return jp, token
 
 
-def session_for(name, sessions):
+def session_for(name, sessions, fed=None):
     """The Mcp-Session-Id a target's requests carry: the sealed token through
     mcp-edge; through nginx (which passes ids through) a token-sized id, so
-    both proxies carry the same header bytes."""
+    both proxies carry the same header bytes; the virtual server's token."""
+    if name == "mcp-edge+fed":
+        return fed["token"]
     if name == "mcp-edge+session":
         return sessions.get("token")
     if name == "nginx+session":
@@ -392,6 +424,86 @@ def session_token(port):
     token = r.getheader("Mcp-Session-Id")
     if not token:
         raise SystemExit("the session gateway returned no session id")
+    return token
+
+
+FED_TOOL = "pa__search.documents"
+FED_BODY = BODY.replace('"name":"search.documents"', f'"name":"{FED_TOOL}"')
+FED_SESSION = "7b1e3c2a-4d5f-4e6a-9b8c-1d2e3f4a5b6c"
+# the member's own location on the upstream nginx (inside its server block)
+FED_LOCATION = f"""
+            location /fed {{ default_type application/json;
+            add_header Mcp-Session-Id {FED_SESSION} always; return 200 $fed_reply; }}"""
+
+
+def body_for(name):
+    return FED_BODY if name == "mcp-edge+fed" else BODY
+
+
+def fed_member_nginx(reply):
+    """The virtual server's member, on the upstream nginx: the gateway
+    forwards the benchmark's call with the member's own name, i.e. exactly
+    BODY (len(BODY) bytes), and gets exactly the answer the other rows get;
+    anything else it sends (initialize, notifications/initialized, the
+    tools/list that checks the member has the tool) gets one answer valid
+    as both an initialize and a tools/list result."""
+    other = ('{"jsonrpc":"2.0","id":1723,"result":{"protocolVersion":"2025-11-25",'
+             '"capabilities":{"tools":{}},"serverInfo":{"name":"nginx","version":"1"},'
+             '"tools":[{"name":"search.documents","inputSchema":{"type":"object"}}]}}')
+    return f"""map $content_length $fed_reply {{ default '{other}'; {len(BODY)} '{reply}'; }}
+  """
+
+
+def federated_conf(conf, up):
+    """The bench gateway plus a virtual server /tools with one member `fed`
+    (prefix `pa`, `pa__<tool>`) on the upstream nginx's /fed location;
+    sealed-session keys (a virtual server hands out one token); the policy's
+    tool pattern prefixed like the exposed names."""
+    fconf = conf.replace("routing:\n", f"  - name: fed\n    url: http://127.0.0.1:{up}/fed\nrouting:\n") \
+        .replace('tools: ["search.*"]', 'tools: ["pa__search.*"]')
+    return fconf + f"""sessions: {{keys: [bench-session-key-0123456789abcdefghij]}}
+virtual_servers:
+  - path: /tools
+    name: acme
+    members: [{{upstream: fed, prefix: pa}}]
+    separator: "__"
+    prefix_mode: always
+    member_timeout_ms: 3000
+"""
+
+
+def federated_token(port, reply):
+    """initialize (+ notifications/initialized) through the virtual server;
+    then one tools/call checked by hand: 200, the member's answer, the token
+    kept. Returns the token."""
+    import http.client
+    h = {"Content-Type": "application/json", "X-API-Key": "bench-key-0123456789",
+         "Accept": "application/json, text/event-stream"}
+
+    def post(body, headers):
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c.request("POST", "/tools", body, headers)
+        r = c.getresponse()
+        data = r.read()
+        c.close()
+        return r, data
+    init = ('{"jsonrpc":"2.0","id":1723,"method":"initialize","params":{"protocolVersion":"2025-11-25",'
+            '"capabilities":{},"clientInfo":{"name":"load.py","version":"1"}}}')
+    r, data = post(init, h)
+    token = r.getheader("Mcp-Session-Id")
+    if r.status != 200 or not token:
+        raise SystemExit(f"virtual server initialize: HTTP {r.status}, token {token!r}: {data[:300]!r}")
+    if json.loads(data).get("result", {}).get("serverInfo", {}).get("name") != "acme":
+        raise SystemExit(f"virtual server initialize: not the gateway's own answer: {data[:300]!r}")
+    hs = dict(h, **{"Mcp-Session-Id": token})  # what wrk sends
+    r, data = post('{"jsonrpc":"2.0","method":"notifications/initialized"}', hs)
+    if r.status != 202:
+        raise SystemExit(f"virtual server notifications/initialized: HTTP {r.status}: {data[:300]!r}")
+    r, data = post(FED_BODY, hs)
+    if r.status != 200 or json.loads(data) != json.loads(reply):
+        raise SystemExit(f"federated tools/call: HTTP {r.status}: {data[:300]!r} (wanted {reply})")
+    if r.getheader("Mcp-Session-Id") != token:
+        raise SystemExit("federated tools/call: the answer's session id is not the client's token")
     return token
 
 
