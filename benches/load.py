@@ -472,7 +472,7 @@ virtual_servers:
 """
 
 
-def federated_token(port, reply):
+def federated_token(port, reply, timeout=10):
     """initialize (+ notifications/initialized) through the virtual server;
     then one tools/call checked by hand: 200, the member's answer, the token
     kept. Returns the token."""
@@ -481,7 +481,7 @@ def federated_token(port, reply):
          "Accept": "application/json, text/event-stream"}
 
     def post(body, headers):
-        c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
         c.request("POST", "/tools", body, headers)
         r = c.getresponse()
         data = r.read()
