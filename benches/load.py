@@ -288,7 +288,14 @@ def main():
                         r["cpu_us_per_req"] = (settle(pid) - c0) * 1e6 / max(r["requests"], 1)
                     r.update(target=name, connections=conns)
                     runs[name].append(r)
-            results += [median_run(v) for v in runs.values()]
+            rows = {name: median_run(v) for name, v in runs.items()}
+            if "mcp-edge+fed" in runs:
+                # the same round's two runs side by side: drifts of a shared
+                # machine cancel better than in the difference of medians
+                d = sorted(f["cpu_us_per_req"] - m["cpu_us_per_req"]
+                           for f, m in zip(runs["mcp-edge+fed"], runs["mcp-edge"]))
+                rows["mcp-edge+fed"]["cpu_paired_deltas"] = d
+            results += list(rows.values())
         print_table(results)
         if tls:
             results += run_tls(tls, a.duration, tmp)
@@ -347,6 +354,10 @@ def print_table(results):
                   f"p50 {fr['p50_ms']-gw['p50_ms']:+.3f} ms"
                   + (f"; vs mcp-edge+session (a sealed token both ways too): CPU "
                      f"{fr['cpu_us_per_req']-ses['cpu_us_per_req']:+.1f} us/req" if ses else ""))
+            pd = fr.get("cpu_paired_deltas")
+            if pd and len(pd) > 1:
+                print(f"      federated minus mcp-edge, CPU per round (paired runs): median {pd[len(pd) // 2]:+.1f}, "
+                      f"range {pd[0]:+.1f} .. {pd[-1]:+.1f} us/req over {len(pd)} rounds")
         red = next((r for r in rows if r["target"] == "mcp-edge+redis"), None)
         if red:
             print(f"      Redis rate limit adds: p50 {red['p50_ms']-gw['p50_ms']:+.3f} ms, "
