@@ -2,7 +2,7 @@
 """Fan-out benchmark (`make bench-fanout`, issue 19): what a virtual server's
 `tools/list` costs over three members of known latency.
 
-Starts three scripted MCP members per scenario (each its own process: a
+Starts four scripted MCP members, a, b, c and a slow s (each its own process: a
 threaded HTTP/1.1 server that answers `initialize` with an `Mcp-Session-Id`,
 notifications with 202, and `tools/list` after a fixed delay, checking that
 every request after `initialize` carries its own session id), and the
