@@ -23,6 +23,13 @@ fn connector() -> &'static Connector {
     C.get_or_init(|| Connector::new(None))
 }
 
+/// Builds the member connection pool ahead of the first request (it loads
+/// the system CA store: done at startup, not inside a member deadline on a
+/// worker thread).
+pub fn warm() {
+    let _ = connector();
+}
+
 /// What one member request carries besides its body.
 #[derive(Debug, Clone, Default)]
 pub struct Call<'a> {

@@ -216,7 +216,9 @@ pub(crate) fn request_has_body(session: &Session) -> bool {
             .is_some_and(|v| v.as_bytes().trim_ascii() != b"0")
 }
 
-/// Builds the Pingora proxy application for a live snapshot.
+/// Builds the Pingora proxy application for a live snapshot (and the
+/// virtual servers' member connection pool, which loads the CA store).
 pub fn gateway(runtime: SharedRuntime) -> Arc<Gateway> {
+    member::warm();
     Arc::new(Gateway::new(runtime))
 }
