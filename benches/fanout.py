@@ -30,18 +30,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 KEY = "bench-key-0123456789"
 
 
-def free_port():
-    s = socket.socket(); s.bind(("127.0.0.1", 0)); p = s.getsockname()[1]; s.close(); return p
-
-
-def wait_port(port, timeout=15):
-    end = time.time() + timeout
-    while time.time() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), 0.2).close(); return
-        except OSError:
-            time.sleep(0.05)
-    raise SystemExit(f"port {port} did not open")
+from load import free_port, wait_port  # noqa: E402  (the load bench's helpers)
 
 
 # --- a member (run as `fanout.py --member TAG PORT DELAY_MS`) ----------------

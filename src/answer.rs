@@ -389,6 +389,13 @@ impl<'de> Visitor<'de> for ResultScan {
     }
 }
 
+/// Whether an upstream's 400 body speaks of the session (server-everything:
+/// "Bad Request: No valid session ID provided"; SDK transports: "Missing
+/// session ID", "Mcp-Session-Id header is required"): the session is gone.
+pub fn about_the_session(body: &[u8]) -> bool {
+    body.windows(7).any(|w| w.eq_ignore_ascii_case(b"session"))
+}
+
 /// The body guard of one response: a JSON body checked whole at its end,
 /// or an SSE stream checked event by event as each completes.
 #[derive(Debug)]

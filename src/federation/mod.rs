@@ -417,60 +417,46 @@ pub fn upgrade_events(canonical: &[u8], cacheable: bool) -> Vec<u8> {
 }
 
 /// Canonical SSE text with each data-carrying event's message replaced by
-/// what `f` returns, or dropped (`None`); events without data (comments)
-/// pass.
+/// what `f` returns, or dropped (`None`); empty messages (priming events)
+/// are dropped; events without data (comments) pass.
 pub fn map_events(canonical: &[u8], f: &dyn Fn(&str) -> Option<String>) -> Vec<u8> {
     let mut out = Vec::with_capacity(canonical.len() + 32);
-    for event in canonical
-        .split_inclusive(|b| *b == b'\n')
-        .collect::<Vec<_>>()
-        .split(|l| *l == b"\n")
-    {
-        if event.is_empty() {
-            continue;
-        }
-        let mut data = Vec::new();
-        let mut fields = Vec::new();
-        let mut any = false;
-        for line in event {
-            match line.strip_prefix(b"data: ") {
-                Some(d) => {
-                    if any {
-                        data.push(b'\n');
-                    }
-                    any = true;
-                    data.extend_from_slice(d.strip_suffix(b"\n").unwrap_or(d));
-                }
-                None => fields.extend_from_slice(line),
-            }
-        }
-        if !any {
+    for (fields, data) in events(canonical) {
+        let Some(data) = data else {
             out.extend_from_slice(&fields);
             out.push(b'\n');
             continue;
-        }
+        };
         let text = String::from_utf8_lossy(&data);
         if text.trim().is_empty() {
-            // an empty message (a priming event): nothing to relay
             continue;
         }
-        let Some(t) = f(&text) else {
-            continue;
-        };
-        out.extend_from_slice(&fields);
-        for l in t.split('\n') {
-            out.extend_from_slice(b"data: ");
-            out.extend_from_slice(l.as_bytes());
-            out.push(b'\n');
+        if let Some(t) = f(&text) {
+            write_event(&mut out, &fields, Some(t.as_bytes()));
         }
-        out.push(b'\n');
     }
     out
 }
 
-/// Canonical SSE text with each event's data replaced where `f` says.
+/// Canonical SSE text with each event's data replaced where `f` says
+/// (`None`: unchanged); every event kept.
 fn map_event_data(canonical: &[u8], f: impl Fn(&str) -> Option<String>) -> Vec<u8> {
     let mut out = Vec::with_capacity(canonical.len() + 32);
+    for (fields, data) in events(canonical) {
+        let replaced = data
+            .as_deref()
+            .and_then(|d| std::str::from_utf8(d).ok())
+            .and_then(&f);
+        let text = replaced.as_deref().map(str::as_bytes).or(data.as_deref());
+        write_event(&mut out, &fields, text);
+    }
+    out
+}
+
+/// The events of canonical SSE text: each one's other lines, and its data
+/// lines joined with LF (`None`: it has none).
+fn events(canonical: &[u8]) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    let mut all = Vec::new();
     for event in canonical
         .split_inclusive(|b| *b == b'\n')
         .collect::<Vec<_>>()
@@ -479,37 +465,38 @@ fn map_event_data(canonical: &[u8], f: impl Fn(&str) -> Option<String>) -> Vec<u
         if event.is_empty() {
             continue;
         }
-        let mut data = Vec::new();
+        let mut data: Option<Vec<u8>> = None;
         let mut fields = Vec::new();
-        let mut any = false;
         for line in event {
             match line.strip_prefix(b"data: ") {
                 Some(d) => {
-                    if any {
-                        data.push(b'\n');
-                    }
-                    any = true;
-                    data.extend_from_slice(d.strip_suffix(b"\n").unwrap_or(d));
+                    let buf = data.get_or_insert_with(Vec::new);
+                    buf.extend_from_slice(d.strip_suffix(b"\n").unwrap_or(d));
+                    buf.push(b'\n');
                 }
                 None => fields.extend_from_slice(line),
             }
         }
-        let replaced = std::str::from_utf8(&data).ok().and_then(&f);
-        out.extend_from_slice(&fields);
-        let text: &[u8] = match &replaced {
-            Some(t) => t.as_bytes(),
-            None => &data,
-        };
-        if any || replaced.is_some() {
-            for l in text.split(|b| *b == b'\n') {
-                out.extend_from_slice(b"data: ");
-                out.extend_from_slice(l);
-                out.push(b'\n');
-            }
+        if let Some(d) = data.as_mut() {
+            d.pop();
         }
-        out.push(b'\n');
+        all.push((fields, data));
     }
-    out
+    all
+}
+
+/// One event: its other lines, its data (one `data:` line per LF), the
+/// blank line that ends it.
+fn write_event(out: &mut Vec<u8>, fields: &[u8], data: Option<&[u8]>) {
+    out.extend_from_slice(fields);
+    if let Some(d) = data {
+        for l in d.split(|b| *b == b'\n') {
+            out.extend_from_slice(b"data: ");
+            out.extend_from_slice(l);
+            out.push(b'\n');
+        }
+    }
+    out.push(b'\n');
 }
 
 /// A member's task id as the client sees it: `m<index>:<its id>`.

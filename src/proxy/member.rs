@@ -193,7 +193,7 @@ async fn open(
                 break;
             }
         }
-        if body.windows(7).any(|w| w.eq_ignore_ascii_case(b"session")) {
+        if answer::about_the_session(&body) {
             return Err(Failure::Broken("session_gone".into()));
         }
     }

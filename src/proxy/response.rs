@@ -11,7 +11,7 @@ use pingora_proxy::{FailToProxy, Session};
 
 use super::reply::{json_header, rate_headers};
 use super::RequestCtx;
-use crate::answer::{self, Guard, Media, Verdict};
+use crate::answer::{self, about_the_session, Guard, Media, Verdict};
 use crate::error::GatewayError;
 use crate::jsonrpc;
 
@@ -253,13 +253,6 @@ pub fn body_filter(body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) {
     }
     *body = (!out.is_empty()).then_some(out);
     ctx.guard = Some(guard);
-}
-
-/// Whether an upstream 400 body speaks of the session (server-everything:
-/// "Bad Request: No valid session ID provided"; SDK transports: "Missing
-/// session ID", "Mcp-Session-Id header is required").
-fn about_the_session(body: &[u8]) -> bool {
-    body.windows(7).any(|w| w.eq_ignore_ascii_case(b"session"))
 }
 
 /// Maps a proxy failure to the gateway's answer.

@@ -335,7 +335,7 @@ fn session_gone(reply: &Reply) -> bool {
             && reply
                 .message
                 .as_ref()
-                .is_some_and(|b| b.windows(7).any(|w| w.eq_ignore_ascii_case(b"session"))))
+                .is_some_and(|b| crate::answer::about_the_session(b)))
 }
 
 /// The `result` of a member's reply, or why it has none.
