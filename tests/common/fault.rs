@@ -52,6 +52,15 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn start(mode: Mode) -> Upstream {
+        // a reserved port is checked bindable, but something that ignores
+        // reservations (a stray process of an earlier test binary) may take
+        // it before the bind: then another reservation is tried
+        for _ in 0..20 {
+            let reservation = Port::reserve();
+            if let Ok(l) = TcpListener::bind(("127.0.0.1", reservation.get())) {
+                return Self::serve(mode, reservation, l);
+            }
+        }
         Self::start_on(mode, Port::reserve())
     }
 
@@ -59,7 +68,25 @@ impl Upstream {
     /// ([`Upstream::reservation`]).
     pub fn start_on(mode: Mode, reservation: Port) -> Upstream {
         let port = reservation.get();
-        let l = TcpListener::bind(("127.0.0.1", port)).expect("bind upstream");
+        // a replica brought back on its port may find it briefly taken
+        let deadline = std::time::Instant::now() + Duration::from_secs(3);
+        let l = loop {
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(l) => break l,
+                Err(_) if std::time::Instant::now() < deadline => {
+                    thread::sleep(Duration::from_millis(50));
+                }
+                Err(e) => panic!(
+                    "bind upstream on {port}: {e}; sockets on that port: {}",
+                    super::procfs::sockets_on(port)
+                ),
+            }
+        };
+        Self::serve(mode, reservation, l)
+    }
+
+    fn serve(mode: Mode, reservation: Port, l: TcpListener) -> Upstream {
+        let port = reservation.get();
         l.set_nonblocking(true).expect("nonblocking");
         let hits = Arc::new(AtomicUsize::new(0));
         let seen = Arc::new(Mutex::new(Vec::new()));
