@@ -61,7 +61,7 @@ impl BackgroundService for Checker {
             for up in &rt.upstreams {
                 for ep in &up.endpoints {
                     // a tunnel endpoint is up exactly while its tunnel is connected
-                    if ep.tunnel || !ep.health.due(up.health_check.interval) {
+                    if ep.bridge.is_some() || !ep.health.due(up.health_check.interval) {
                         continue;
                     }
                     let (ep, up) = (ep.clone(), up.clone());

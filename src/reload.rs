@@ -65,6 +65,7 @@ impl Reloader {
                 );
             }
         }
+        crate::tunnel::local::configure(new.stdio_upstreams());
         self.runtime.store(Arc::new(new));
         Ok(())
     }

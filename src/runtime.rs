@@ -256,6 +256,13 @@ pub struct ResourceMetadata {
 }
 
 impl Runtime {
+    /// The `type: stdio` upstreams: name and what each runs.
+    pub fn stdio_upstreams(&self) -> impl Iterator<Item = (&str, &crate::upstream::Spawn)> {
+        self.upstreams
+            .iter()
+            .filter_map(|u| u.spawn.as_ref().map(|s| (&*u.name, s)))
+    }
+
     /// The virtual server at `path`.
     pub fn virtual_server(&self, path: &str) -> Option<&Arc<VirtualServer>> {
         self.virtual_servers.iter().find(|v| v.path == path)

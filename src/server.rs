@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use pingora::apps::HttpServerOptions;
@@ -122,7 +123,6 @@ pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Res
     let proxy_protocol = rt.proxy_protocol.clone();
     let tls = rt.tls.clone();
     let admin = rt.admin.as_ref().map(|a| a.listen);
-    let tunnel = rt.tunnel.is_some();
     rt.auth.set_jwks_fetcher(crate::jwks::fetcher());
     let shared = Arc::new(ArcSwap::from_pointee(rt));
     let mut server = Server::new_with_opt_and_conf(opt, conf);
@@ -181,9 +181,10 @@ pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Res
         svc.add_tcp(&admin.to_string());
         server.add_service(svc);
     }
-    if tunnel {
+    {
         // a private socket per process: after an upgrade each process's
-        // bridge serves the tunnels connected to that process
+        // bridge serves the tunnels connected to that process and the stdio
+        // processes it runs
         let (_, sock) = pid_and_socket(&shared.load());
         let dir = Path::new(&sock)
             .parent()
@@ -196,16 +197,20 @@ pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Res
         ));
         let bridge = bridge.to_string_lossy().into_owned();
         crate::tunnel::set_bridge_socket(&bridge);
-        let mut svc = Service::new(
-            "mcp-edge tunnel bridge".to_string(),
-            crate::tunnel::bridge::Bridge,
-        );
+        let mut svc = Service::new("mcp-edge bridge".to_string(), crate::tunnel::bridge::Bridge);
         svc.add_uds(
             &bridge,
             Some(std::os::unix::fs::PermissionsExt::from_mode(0o600)),
         );
         server.add_service(svc);
     }
+    crate::tunnel::local::configure(shared.load().stdio_upstreams());
+    server.add_service(background_service(
+        "stdio upstreams",
+        StdioShutdown {
+            grace: Duration::from_secs(shared.load().server.grace_period_secs),
+        },
+    ));
     server.add_service(background_service(
         "upstream health checks",
         crate::checker::Checker {
@@ -221,4 +226,25 @@ pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Res
         },
     ));
     Ok(server)
+}
+
+/// Stops the stdio upstreams' processes at shutdown (`tunnel::local`): once
+/// no request waits on them, or when the grace period is nearly over.
+struct StdioShutdown {
+    grace: Duration,
+}
+
+#[async_trait::async_trait]
+impl pingora::services::background::BackgroundService for StdioShutdown {
+    async fn start(&self, mut shutdown: pingora::server::ShutdownWatch) {
+        while !*shutdown.borrow() {
+            if shutdown.changed().await.is_err() {
+                return;
+            }
+        }
+        let wait = self
+            .grace
+            .saturating_sub(crate::tunnel::local::STOP_GRACE + Duration::from_secs(1));
+        crate::tunnel::local::stop_all(wait).await;
+    }
 }

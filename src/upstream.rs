@@ -89,6 +89,8 @@ pub struct Upstream {
     pub health_check: crate::health::CheckSettings,
     /// Trust anchors from `tls.ca_file` (instead of the system store).
     pub ca: Option<Arc<Box<[openssl::x509::X509]>>>,
+    /// What the gateway spawns for a `type: stdio` upstream.
+    pub spawn: Option<Spawn>,
     /// pingora-load-balancing's round-robin sequence (also the tie-break
     /// start for least connections).
     rotation: Rotation,
@@ -149,8 +151,42 @@ pub struct Endpoint {
     pub in_flight: AtomicUsize,
     /// Health, shared by every configuration snapshot naming this endpoint.
     pub health: Arc<crate::health::Health>,
-    /// Served through the tunnel bridge (a `type: tunnel` upstream).
-    pub tunnel: bool,
+    /// Served through the gateway's bridge socket (`type: tunnel`,
+    /// `stdio`), not at `addr`.
+    pub bridge: Option<Bridge>,
+}
+
+/// What serves a bridged endpoint (path `/<kind>/<name>` on the bridge socket).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Bridge {
+    /// The reverse tunnel registered under the upstream's name.
+    Tunnel,
+    /// Processes the gateway spawns itself, one per MCP session.
+    Stdio,
+}
+
+impl Bridge {
+    /// The `type:` word, also the bridge path's first segment.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Bridge::Tunnel => "tunnel",
+            Bridge::Stdio => "stdio",
+        }
+    }
+}
+
+/// What a `type: stdio` upstream runs: `command` (argv, no shell) per MCP
+/// session, with exactly `env` as its environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Spawn {
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// The whole environment of the process (the minimal base plus `env:`).
+    pub env: Vec<(String, String)>,
+    /// Processes at most (sessions beyond get 503).
+    pub max_processes: usize,
+    /// A session silent this long has its process stopped.
+    pub idle_timeout: Duration,
 }
 
 /// Holds an endpoint's in-flight slot for one request (released on drop).
@@ -186,7 +222,7 @@ impl Endpoint {
             path: p.path,
             uri,
             in_flight: AtomicUsize::new(0),
-            tunnel: false,
+            bridge: None,
         }
     }
 
@@ -194,22 +230,28 @@ impl Endpoint {
     /// bridge (a Unix socket), path `/tunnel/<name>`. It is up while a
     /// tunnel is registered under `name`.
     pub fn tunnel(name: &str) -> Endpoint {
-        let key = format!("tunnel/{name}");
-        let path = format!("/tunnel/{name}");
-        // the tunnel registry keeps this state: up while the tunnel is connected
-        let health = crate::health::state_or(&key, false);
+        Self::bridged(Bridge::Tunnel, name)
+    }
+
+    /// The endpoint of a bridged upstream: path `/<kind>/<name>` on the
+    /// bridge socket. A tunnel starts down (the tunnel registry keeps its
+    /// state: up while connected); a stdio upstream is up.
+    pub fn bridged(kind: Bridge, name: &str) -> Endpoint {
+        let key = format!("{}/{name}", kind.as_str());
+        let path = format!("/{}/{name}", kind.as_str());
+        let health = crate::health::state_or(&key, kind != Bridge::Tunnel);
         Endpoint {
-            url: format!("tunnel://{name}"),
+            url: format!("{}://{name}", kind.as_str()),
             uri: http::Uri::try_from(path.as_str()).unwrap_or_else(|_| http::Uri::from_static("/")),
             health,
             key,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
             tls: false,
             sni: String::new(),
-            host_header: "tunnel.mcp-edge.internal".into(),
+            host_header: format!("{}.mcp-edge.internal", kind.as_str()),
             path,
             in_flight: AtomicUsize::new(0),
-            tunnel: true,
+            bridge: Some(kind),
         }
     }
 }
@@ -300,6 +342,7 @@ impl Upstream {
             sse_idle_timeout,
             health_check: crate::health::CheckSettings::default(),
             ca: None,
+            spawn: None,
             rotation: Rotation(RoundRobin::new()),
         }
     }
@@ -307,6 +350,12 @@ impl Upstream {
     /// With these health-check settings.
     pub fn with_health_check(mut self, c: crate::health::CheckSettings) -> Upstream {
         self.health_check = c;
+        self
+    }
+
+    /// With what a `type: stdio` upstream runs.
+    pub fn with_spawn(mut self, spawn: Spawn) -> Upstream {
+        self.spawn = Some(spawn);
         self
     }
 

@@ -51,6 +51,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "tunnel::bridge",
             "tunnel::client",
             "tunnel::clientconf",
+            "tunnel::local",
+            "tunnel::processes",
             "tunnel::endpoint",
         ],
     ),

@@ -1,6 +1,7 @@
 //! What compiling a configuration touches besides its text: the files it
 //! names (certificates, keys, CA bundles, a JWKS file), the audit directory
-//! it checks, and the host names it resolves (`server.listen`, upstream
+//! it checks, the programs `type: stdio` upstreams run, the user's home
+//! directory, and the host names it resolves (`server.listen`, upstream
 //! URLs). The compiler goes through these functions, which do the real thing,
 //! except on a thread inside [`hermetic`]: there no file is read ("not
 //! read"), every directory exists, and only IP literals and `localhost`
@@ -11,7 +12,7 @@
 use std::cell::Cell;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 thread_local! {
     static HERMETIC: Cell<bool> = const { Cell::new(false) };
@@ -84,6 +85,47 @@ pub(crate) fn resolve_host(host: &str, port: u16) -> Option<SocketAddr> {
     (host, port).to_socket_addrs().ok()?.next()
 }
 
+/// Where `program` is found: itself when it names a path (has a `/`), else
+/// the first executable file of that name on `search` (a `PATH` value).
+/// Inside [`hermetic`] every program is found.
+pub(crate) fn find_executable(program: &str, search: &str) -> Result<PathBuf, String> {
+    if on() {
+        return Ok(PathBuf::from(program));
+    }
+    let executable = |p: &Path| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if program.contains('/') {
+        let p = Path::new(program);
+        return if !p.exists() {
+            Err(format!("\"{program}\" does not exist"))
+        } else if executable(p) {
+            Ok(p.to_path_buf())
+        } else {
+            Err(format!("\"{program}\" is not an executable file"))
+        };
+    }
+    search
+        .split(':')
+        .filter(|d| !d.is_empty())
+        .map(|d| Path::new(d).join(program))
+        .find(|p| executable(p))
+        .ok_or_else(|| format!("\"{program}\" is not an executable on PATH \"{search}\""))
+}
+
+/// The home directory of the user the gateway runs as (the user database),
+/// `/` when it has none; `/` inside [`hermetic`].
+pub(crate) fn home_dir() -> String {
+    if on() {
+        return "/".into();
+    }
+    nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten()
+        .map_or_else(|| "/".into(), |u| u.dir.to_string_lossy().into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -105,5 +147,21 @@ mod tests {
         // and back to normal afterwards
         assert!(read(&here).is_ok());
         assert!(!is_dir(Path::new("/no/such/dir")));
+    }
+
+    #[test]
+    fn executables_are_found_by_path_or_on_path() {
+        assert!(find_executable("/bin/sh", "").is_ok());
+        assert!(find_executable("sh", "/nonexistent:/usr/bin:/bin").is_ok());
+        let missing = find_executable("/nonexistent/server", "").unwrap_err();
+        assert!(missing.contains("does not exist"), "{missing}");
+        let plain = find_executable("/etc/passwd", "").unwrap_err();
+        assert!(plain.contains("not an executable"), "{plain}");
+        assert!(find_executable("no-such-program-x", "/usr/bin:/bin").is_err());
+        // a directory is not a program
+        assert!(find_executable("/usr/bin", "").is_err());
+        assert!(hermetic(
+            || find_executable("/nonexistent/server", "").is_ok()
+        ));
     }
 }

@@ -150,10 +150,23 @@ impl Default for Limits {
 pub struct Upstream {
     /// Unique name that routing rules refer to.
     pub name: String,
-    /// `http` (default) or `tunnel`: served by a reverse tunnel that
-    /// registers under `name` (no url; see `tunnel:`).
+    /// `http` (default); `tunnel`: served by a reverse tunnel that
+    /// registers under `name` (no url; see `tunnel:`); `stdio`: the gateway
+    /// runs `command` itself, one process per MCP session.
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
+    /// `type: stdio`: program and arguments (argv, no shell).
+    #[serde(default)]
+    pub command: Option<Vec<String>>,
+    /// `type: stdio`: variables added to the process's minimal environment.
+    #[serde(default)]
+    pub env: Option<std::collections::BTreeMap<String, String>>,
+    /// `type: stdio`: processes at most (default 16); beyond, 503.
+    #[serde(default)]
+    pub max_processes: Option<usize>,
+    /// `type: stdio`: a session silent this long has its process stopped (default 600).
+    #[serde(default)]
+    pub idle_timeout_secs: Option<u64>,
     /// The upstream MCP endpoint, `http://host:port/path` or `https://…`.
     #[serde(default)]
     pub url: Option<String>,

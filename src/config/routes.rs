@@ -46,7 +46,17 @@ pub fn table(rt: &Runtime) -> String {
     virtual_servers(rt, &mut out);
     out.push_str("\nupstreams:\n");
     for u in &rt.upstreams {
-        if u.endpoints.iter().any(|e| e.tunnel) {
+        if let Some(spawn) = &u.spawn {
+            out.push_str(&format!(
+                "  {} (type: stdio; one process per MCP session, at most {}, stopped after {} s idle)\n    - runs {:?} -> this gateway's bridge\n",
+                u.name,
+                spawn.max_processes,
+                spawn.idle_timeout.as_secs(),
+                spawn.command
+            ));
+            continue;
+        }
+        if u.endpoints.iter().any(|e| e.bridge.is_some()) {
             out.push_str(&format!(
                 "  {} (type: tunnel; up while a tunnel registered as \"{}\" is connected)\n    - tunnel://{} -> this gateway's tunnel bridge\n",
                 u.name, u.name, u.name

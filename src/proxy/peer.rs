@@ -25,7 +25,7 @@ pub fn select(ctx: &mut RequestCtx) -> Result<Box<HttpPeer>> {
 /// The peer for one request to `e`. `stream` = a GET listen stream,
 /// which uses the SSE idle timeout instead of the response timeout.
 fn peer(up: &Upstream, e: &Endpoint, stream: bool) -> Result<Box<HttpPeer>> {
-    let mut peer = if e.tunnel {
+    let mut peer = if e.bridge.is_some() {
         HttpPeer::new_uds(&crate::tunnel::bridge_socket(), false, String::new())?
     } else {
         HttpPeer::new(e.addr, e.tls, e.sni.clone())
@@ -125,8 +125,8 @@ pub fn retry_elsewhere(ctx: &mut RequestCtx) -> bool {
         return false;
     };
     let key = failed.0.key.clone();
-    // a tunnel endpoint's health is its registration, not this connect
-    if !failed.0.tunnel && failed.0.health.eject() {
+    // a bridged endpoint's health is not this connect (a tunnel: its registration)
+    if failed.0.bridge.is_none() && failed.0.health.eject() {
         log::warn!(
             "upstream {} endpoint {} is down (connect failed)",
             up.name,

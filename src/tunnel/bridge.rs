@@ -1,8 +1,10 @@
-//! The tunnel bridge: a private Streamable HTTP server on a Unix socket that
+//! The bridge: a private Streamable HTTP server on a Unix socket that
 //! serves every `type: tunnel` upstream (`/tunnel/<name>`) from the tunnel
-//! registered under that name. The proxy reaches it like any upstream, so
-//! every hook (auth, policy, rate limits, sealed sessions, list filtering,
-//! audit) applies to tunneled servers unchanged.
+//! registered under that name, and every `type: stdio` upstream
+//! (`/stdio/<name>`) from the processes the gateway runs itself
+//! (`super::local`). The proxy reaches it like any upstream, so every hook
+//! (auth, policy, rate limits, sealed sessions, list filtering, audit)
+//! applies to them unchanged.
 //!
 //! Per request: POST `initialize` without a session starts one (a local
 //! process on the client) and answers with `Mcp-Session-Id`; other POSTs go
@@ -11,7 +13,8 @@
 //! responses get 202; GET opens the session's stream (with a comment every
 //! 15 s so idle timeouts do not cut it); DELETE ends the session. An unknown
 //! session is 404 (clients re-initialize), a process that ended before
-//! answering or a tunnel that is not connected is 502 with a JSON-RPC error.
+//! answering or a tunnel that is not connected is 502 with a JSON-RPC error,
+//! a session refused for the process limit 503.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -52,20 +55,58 @@ fn error(status: u16, code: i32, message: &str) -> Plain {
     }
 }
 
-fn ended_message(e: Ended) -> &'static str {
+/// An error answering the request whose id is `id` (JSON text, from
+/// [`crate::jsonrpc::peek`]): the client can match it to its call.
+fn error_for(id: Option<&str>, status: u16, code: i32, message: &str) -> Plain {
+    let id: serde_json::Value = id
+        .and_then(|t| serde_json::from_str(t).ok())
+        .unwrap_or(serde_json::Value::Null);
+    let body = serde_json::json!({
+        "jsonrpc": "2.0",
+        "id": id,
+        "error": {"code": code, "message": message},
+    });
+    Plain {
+        status,
+        body: Bytes::from(body.to_string()),
+        session: None,
+    }
+}
+
+/// Which kind of server a bridge path serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Served {
+    Tunnel,
+    Stdio,
+}
+
+/// The status and message for a session that ended under a request.
+fn ended(e: Ended, served: Served) -> (u16, &'static str) {
+    use super::protocol::ClosedReason;
+    let stdio = served == Served::Stdio;
     match e {
-        Ended::Process(super::protocol::ClosedReason::Crashed) => {
-            "the tunneled MCP server process crashed"
+        Ended::Process(ClosedReason::Crashed) if stdio => {
+            (502, "the stdio MCP server process crashed")
         }
-        Ended::Process(super::protocol::ClosedReason::Refused) => {
-            "the tunnel client is at its max_sessions"
-        }
-        Ended::Process(super::protocol::ClosedReason::SpawnFailed) => {
-            "the tunnel client could not start the MCP server process"
-        }
-        Ended::Process(_) => "the tunneled MCP server process exited",
-        Ended::TunnelDown => "the tunnel disconnected",
-        Ended::SessionClosed => "the session was closed",
+        Ended::Process(ClosedReason::Crashed) => (502, "the tunneled MCP server process crashed"),
+        Ended::Process(ClosedReason::Refused) if stdio => (
+            503,
+            "the stdio upstream is at its max_processes; try again later",
+        ),
+        Ended::Process(ClosedReason::Refused) => (503, "the tunnel client is at its max_sessions"),
+        Ended::Process(ClosedReason::SpawnFailed) if stdio => (
+            502,
+            "the gateway could not start the stdio MCP server process",
+        ),
+        Ended::Process(ClosedReason::SpawnFailed) => (
+            502,
+            "the tunnel client could not start the MCP server process",
+        ),
+        Ended::Process(_) if stdio => (502, "the stdio MCP server process exited"),
+        Ended::Process(_) => (502, "the tunneled MCP server process exited"),
+        Ended::TunnelDown if stdio => (502, "the stdio upstream stopped"),
+        Ended::TunnelDown => (502, "the tunnel disconnected"),
+        Ended::SessionClosed => (502, "the session was closed"),
     }
 }
 
@@ -160,30 +201,31 @@ fn is_initialize(body: &[u8]) -> bool {
 async fn serve(http: &mut ServerSession) -> pingora::Result<()> {
     let req = http.req_header();
     let method = req.method.clone();
-    let name = req
-        .uri
-        .path()
-        .strip_prefix("/tunnel/")
-        .map(str::to_owned)
-        .unwrap_or_default();
+    let path = req.uri.path();
+    let (served, link) = if let Some(name) = path.strip_prefix("/stdio/") {
+        (Served::Stdio, super::local::link(name))
+    } else {
+        let name = path.strip_prefix("/tunnel/").unwrap_or_default();
+        (Served::Tunnel, super::registry().get(name))
+    };
     let session = req
         .headers
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
-    let Some(link) = super::registry().get(&name) else {
-        return write_plain(
-            http,
-            error(502, -32603, "no tunnel is connected for this upstream"),
-        )
-        .await;
+    let Some(link) = link else {
+        let why = match served {
+            Served::Tunnel => "no tunnel is connected for this upstream",
+            Served::Stdio => "no such stdio upstream",
+        };
+        return write_plain(http, error(502, -32603, why)).await;
     };
     match method.as_str() {
         "POST" => {
             let Some(body) = read_body(http).await else {
                 return write_plain(http, error(400, -32600, "unreadable request body")).await;
             };
-            post(http, &link, session, body).await
+            post(http, &link, served, session, body).await
         }
         "GET" => {
             let Some(rx) = session.as_deref().and_then(|s| link.listen(s)) else {
@@ -218,22 +260,29 @@ async fn serve(http: &mut ServerSession) -> pingora::Result<()> {
 async fn post(
     http: &mut ServerSession,
     link: &Arc<Link>,
+    served: Served,
     session: Option<String>,
     body: Bytes,
 ) -> pingora::Result<()> {
+    let id = crate::jsonrpc::peek(&body).and_then(|p| p.id);
+    let id = id.as_deref();
     let (sid, new) = match session {
         Some(s) => (s, false),
         None if is_initialize(&body) => match link.open_session().await {
             Some(s) => (s, true),
-            None => return write_plain(http, error(502, -32603, "the tunnel disconnected")).await,
+            None => {
+                let (status, why) = ended(Ended::TunnelDown, served);
+                return write_plain(http, error_for(id, status, -32603, why)).await;
+            }
         },
         None => {
             return write_plain(
                 http,
-                error(
+                error_for(
+                    id,
                     400,
                     -32600,
-                    "a tunneled stdio server needs a session: initialize first",
+                    "a stdio server needs a session: initialize first",
                 ),
             )
             .await
@@ -269,14 +318,20 @@ async fn post(
             )
             .await
         }
-        Reply::SessionGone => write_plain(http, error(404, -32600, "session not found")).await,
+        Reply::SessionGone => {
+            write_plain(http, error_for(id, 404, -32600, "session not found")).await
+        }
         Reply::Ended(e) => {
             if new {
                 link.close_session(&sid).await;
             }
-            write_plain(http, error(502, -32603, ended_message(e))).await
+            let (status, why) = ended(e, served);
+            write_plain(http, error_for(id, status, -32603, why)).await
         }
-        Reply::TunnelDown => write_plain(http, error(502, -32603, "the tunnel disconnected")).await,
+        Reply::TunnelDown => {
+            let (status, why) = ended(Ended::TunnelDown, served);
+            write_plain(http, error_for(id, status, -32603, why)).await
+        }
     }
 }
 

@@ -1,24 +1,24 @@
 //! `mcp-edge tunnel`: the client next to a stdio MCP server. It dials out to
 //! the gateway's tunnel endpoint over WebSocket (only outbound connections),
 //! registers an upstream name with its token, and serves each MCP session
-//! the gateway opens with its own local process (`sh -c "exec CMD"`),
-//! relaying newline-delimited JSON-RPC both ways. It reconnects with
+//! the gateway opens with its own local process (`sh -c "exec CMD"`,
+//! run by `tunnel::processes`), relaying newline-delimited JSON-RPC both ways. It reconnects with
 //! exponential backoff and jitter, pings every `keepalive` and treats two
 //! silent intervals as a dead link.
 
-use std::collections::HashMap;
-use std::process::Stdio;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures_util::{SinkExt, StreamExt};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::tungstenite::Message;
 
-use super::protocol::{ClosedReason, Frame, MAX_FRAME_BYTES, NAME_HEADER, SUBPROTOCOL};
+use super::processes::{Launch, Limits, Processes};
+use super::protocol::{Frame, MAX_FRAME_BYTES, NAME_HEADER, SUBPROTOCOL};
+
+/// How long a stopped process has between SIGTERM and SIGKILL.
+const STOP_GRACE: Duration = Duration::from_secs(2);
 
 /// Client settings.
 #[derive(Debug, Clone)]
@@ -143,13 +143,6 @@ enum Attempt {
     Failed(String),
 }
 
-/// One local process serving one session.
-struct Local {
-    stdin: mpsc::Sender<String>,
-    child: Arc<tokio::sync::Mutex<tokio::process::Child>>,
-    last_used: Instant,
-}
-
 /// One connection: register, then serve until the link ends.
 async fn session_loop(
     opts: &Options,
@@ -198,7 +191,17 @@ async fn session_loop(
     log::info!("tunnel {}: registered at {url}", opts.name);
     let (mut sink, mut stream) = ws.split();
     let (to_gw, mut outgoing) = mpsc::channel::<Frame>(1024);
-    let mut locals: HashMap<String, Local> = HashMap::new();
+    let mut locals = Processes::new(
+        &format!("tunnel {}", opts.name),
+        Launch::shell(&opts.command),
+        Limits {
+            max_sessions: opts.max_sessions,
+            idle_timeout: opts.idle_timeout,
+            stop_grace: STOP_GRACE,
+        },
+        log::Level::Debug,
+        to_gw,
+    );
     let mut ping = tokio::time::interval(opts.keepalive);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut idle = tokio::time::interval(Duration::from_secs(1));
@@ -209,7 +212,7 @@ async fn session_loop(
                 last_heard = Instant::now();
                 match incoming {
                     Some(Ok(Message::Text(t))) => match Frame::decode(t.as_str()) {
-                        Ok(f) => handle(opts, f, &mut locals, &to_gw).await,
+                        Ok(f) => locals.handle(f).await,
                         Err(e) => break format!("bad frame from the gateway: {e}"),
                     },
                     Some(Ok(Message::Close(c))) => break format!("closed by the gateway: {c:?}"),
@@ -220,7 +223,7 @@ async fn session_loop(
             }
             Some(frame) = outgoing.recv() => {
                 if let Frame::Closed { session, .. } = &frame {
-                    locals.remove(session);
+                    locals.forget(session);
                 }
                 if let Err(e) = sink.send(Message::text(frame.encode())).await {
                     break format!("write: {e}");
@@ -234,173 +237,11 @@ async fn session_loop(
                     break format!("write: {e}");
                 }
             }
-            _ = idle.tick() => {
-                let stale: Vec<String> = locals
-                    .iter()
-                    .filter(|(_, l)| l.last_used.elapsed() > opts.idle_timeout)
-                    .map(|(k, _)| k.clone())
-                    .collect();
-                for s in stale {
-                    if let Some(l) = locals.remove(&s) {
-                        let _ = l.child.lock().await.start_kill();
-                        let _ = to_gw.send(Frame::Closed { session: s, reason: ClosedReason::Idle }).await;
-                    }
-                }
-            }
+            _ = idle.tick() => locals.reap_idle(),
         }
     };
-    for (_, l) in locals.drain() {
-        let _ = l.child.lock().await.start_kill();
-    }
+    locals.stop_all().await;
     Err(Attempt::Failed(why))
-}
-
-/// Handles one frame from the gateway.
-async fn handle(
-    opts: &Options,
-    frame: Frame,
-    locals: &mut HashMap<String, Local>,
-    to_gw: &mpsc::Sender<Frame>,
-) {
-    match frame {
-        Frame::Open { session } => {
-            if locals.len() >= opts.max_sessions {
-                log::warn!(
-                    "tunnel {}: at max_sessions ({}); session refused",
-                    opts.name,
-                    opts.max_sessions
-                );
-                let _ = to_gw
-                    .send(Frame::Closed {
-                        session,
-                        reason: ClosedReason::Refused,
-                    })
-                    .await;
-                return;
-            }
-            match spawn(opts, &session, to_gw.clone()) {
-                Ok(local) => {
-                    locals.insert(session, local);
-                }
-                Err(e) => {
-                    log::error!(
-                        "tunnel {}: cannot start \"{}\": {e}",
-                        opts.name,
-                        opts.command
-                    );
-                    let _ = to_gw
-                        .send(Frame::Closed {
-                            session,
-                            reason: ClosedReason::SpawnFailed,
-                        })
-                        .await;
-                }
-            }
-        }
-        Frame::Message { session, message } => match locals.get_mut(&session) {
-            Some(l) => {
-                l.last_used = Instant::now();
-                if l.stdin.send(message.get().to_owned()).await.is_err() {
-                    // the writer is gone: the wait task reports the exit
-                }
-            }
-            None => {
-                let _ = to_gw
-                    .send(Frame::Closed {
-                        session,
-                        reason: ClosedReason::Exited,
-                    })
-                    .await;
-            }
-        },
-        Frame::Close { session } => {
-            if let Some(l) = locals.remove(&session) {
-                let _ = l.child.lock().await.start_kill();
-            }
-        }
-        Frame::Closed { .. } => {}
-    }
-}
-
-/// Starts the local process for `session` and its three relay tasks.
-fn spawn(opts: &Options, session: &str, to_gw: mpsc::Sender<Frame>) -> std::io::Result<Local> {
-    let mut child = tokio::process::Command::new("/bin/sh")
-        .arg("-c")
-        .arg(format!("exec {}", opts.command))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()?;
-    let (stdin, stdout, stderr) = (child.stdin.take(), child.stdout.take(), child.stderr.take());
-    let (Some(mut stdin), Some(stdout), Some(stderr)) = (stdin, stdout, stderr) else {
-        return Err(std::io::Error::other("no stdio pipes"));
-    };
-    let (tx, mut rx) = mpsc::channel::<String>(256);
-    tokio::spawn(async move {
-        while let Some(line) = rx.recv().await {
-            if stdin.write_all(line.as_bytes()).await.is_err()
-                || stdin.write_all(b"\n").await.is_err()
-                || stdin.flush().await.is_err()
-            {
-                break;
-            }
-        }
-    });
-    let sid = session.to_owned();
-    let name = opts.name.clone();
-    let out_tx = to_gw.clone();
-    let reader = tokio::spawn(async move {
-        let mut lines = BufReader::new(stdout).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            let line = line.trim();
-            if line.is_empty() {
-                continue;
-            }
-            match Frame::message(&sid, line.as_bytes()) {
-                Ok(f) => {
-                    if out_tx.send(f).await.is_err() {
-                        break;
-                    }
-                }
-                Err(_) => {
-                    log::debug!("tunnel {name}: session {sid} wrote a non-JSON line; skipped")
-                }
-            }
-        }
-    });
-    let sid = session.to_owned();
-    let name = opts.name.clone();
-    tokio::spawn(async move {
-        let mut lines = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = lines.next_line().await {
-            log::debug!("tunnel {name} session {sid} stderr: {line}");
-        }
-    });
-    let child = Arc::new(tokio::sync::Mutex::new(child));
-    let waiter = child.clone();
-    let sid = session.to_owned();
-    tokio::spawn(async move {
-        // stdout first: every message the process wrote reaches the gateway
-        // before its exit does
-        let _ = reader.await;
-        let status = waiter.lock().await.wait().await;
-        let reason = match status {
-            Ok(s) if s.success() => ClosedReason::Exited,
-            _ => ClosedReason::Crashed,
-        };
-        let _ = to_gw
-            .send(Frame::Closed {
-                session: sid,
-                reason,
-            })
-            .await;
-    });
-    Ok(Local {
-        stdin: tx,
-        child,
-        last_used: Instant::now(),
-    })
 }
 
 #[cfg(test)]

@@ -10,6 +10,8 @@ pub mod bridge;
 pub mod client;
 pub mod clientconf;
 pub mod endpoint;
+pub mod local;
+pub mod processes;
 pub mod protocol;
 pub mod registry;
 pub mod relay;

@@ -194,6 +194,11 @@ impl Link {
         self.sessions().len()
     }
 
+    /// Requests waiting for an answer, over every session.
+    pub fn waiting(&self) -> usize {
+        self.sessions().values().map(|s| s.pending.len()).sum()
+    }
+
     /// Whether `session` is open on this link.
     pub fn has_session(&self, session: &str) -> bool {
         self.sessions().contains_key(session)

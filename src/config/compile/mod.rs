@@ -21,6 +21,7 @@ mod resource_metadata;
 mod routing;
 mod server;
 mod sessions;
+mod stdio;
 #[cfg(test)]
 mod test_support;
 mod tls;

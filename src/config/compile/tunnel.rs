@@ -21,7 +21,11 @@ pub(super) fn compile_tunnel(
 ) -> Option<TunnelSettings> {
     let tunnel_names: Vec<&str> = upstreams
         .iter()
-        .filter(|u| u.endpoints.iter().any(|e| e.tunnel))
+        .filter(|u| {
+            u.endpoints
+                .iter()
+                .any(|e| e.bridge == Some(crate::upstream::Bridge::Tunnel))
+        })
         .map(|u| &*u.name)
         .collect();
     let Some(t) = t.filter(|t| t.enabled) else {
@@ -166,7 +170,10 @@ mod tests {
             .iter()
             .find(|u| &*u.name == "laptop")
             .expect("laptop");
-        assert!(laptop.endpoints[0].tunnel);
+        assert_eq!(
+            laptop.endpoints[0].bridge,
+            Some(crate::upstream::Bridge::Tunnel)
+        );
         assert_eq!(laptop.endpoints[0].path, "/tunnel/laptop");
 
         let e = errors(&format!(

@@ -1,7 +1,8 @@
 //! The `upstreams` section: each entry read on its own, names unique, and
 //! compiled into an [`Upstream`]: endpoints, load balancing, health
 //! checks, timeouts, the credential header sent upstream, and TLS trust.
-//! A `type: tunnel` upstream has no address of its own.
+//! A `type: tunnel` upstream has no address of its own; `type: stdio` is
+//! compiled by `stdio`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -69,11 +70,22 @@ fn compile_upstream(
         errs.push(format!("{path}.name"), "must be non-empty [A-Za-z0-9._-]");
     }
     match u.kind.as_deref() {
+        None | Some("http") | Some("tunnel") => {
+            for (key, set) in super::stdio::stdio_keys(u) {
+                if set {
+                    errs.push(format!("{path}.{key}"), "only type: stdio takes this key");
+                }
+            }
+        }
+        Some(_) => {}
+    }
+    match u.kind.as_deref() {
         None | Some("http") => {}
         Some("tunnel") => return compile_tunnel_upstream(u, path, before, errs),
+        Some("stdio") => return super::stdio::compile_stdio_upstream(u, path, before, env, errs),
         Some(other) => errs.push(
             format!("{path}.type"),
-            format!("expected http or tunnel, got \"{other}\""),
+            format!("expected http, tunnel or stdio, got \"{other}\""),
         ),
     }
     let urls = endpoint_urls(u, path, errs);
