@@ -65,7 +65,7 @@ impl Reloader {
                 );
             }
         }
-        crate::tunnel::local::configure(new.stdio_upstreams());
+        crate::tunnel::local::configure(new.local_upstreams());
         self.runtime.store(Arc::new(new));
         Ok(())
     }

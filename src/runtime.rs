@@ -256,11 +256,19 @@ pub struct ResourceMetadata {
 }
 
 impl Runtime {
-    /// The `type: stdio` upstreams: name and what each runs.
-    pub fn stdio_upstreams(&self) -> impl Iterator<Item = (&str, &crate::upstream::Spawn)> {
+    /// The upstreams served from inside the gateway (`type: stdio`, `sse`).
+    pub fn local_upstreams(&self) -> Vec<(String, crate::upstream::LocalSpec)> {
+        use crate::upstream::{Bridge, LocalSpec as Spec};
         self.upstreams
             .iter()
-            .filter_map(|u| u.spawn.as_ref().map(|s| (&*u.name, s)))
+            .filter_map(
+                |u| match (&u.spawn, u.endpoints.first().and_then(|e| e.bridge)) {
+                    (Some(s), _) => Some((u.name.to_string(), Spec::Stdio(s.clone()))),
+                    (None, Some(Bridge::Sse)) => Some((u.name.to_string(), Spec::Sse(u.clone()))),
+                    _ => None,
+                },
+            )
+            .collect()
     }
 
     /// The virtual server at `path`.

@@ -204,7 +204,8 @@ pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Res
         );
         server.add_service(svc);
     }
-    crate::tunnel::local::configure(shared.load().stdio_upstreams());
+    crate::tunnel::local::set_sse_driver(crate::proxy::legacy::driver);
+    crate::tunnel::local::configure(shared.load().local_upstreams());
     server.add_service(background_service(
         "stdio upstreams",
         StdioShutdown {

@@ -91,6 +91,11 @@ pub struct Upstream {
     pub ca: Option<Arc<Box<[openssl::x509::X509]>>>,
     /// What the gateway spawns for a `type: stdio` upstream.
     pub spawn: Option<Spawn>,
+    /// The legacy server's stream URL of a `type: sse` upstream.
+    pub legacy: Option<Arc<Endpoint>>,
+    /// `type: sse`: legacy connections at most (one per client session)
+    /// and how long a silent one is kept.
+    pub legacy_limits: (usize, Duration),
     /// pingora-load-balancing's round-robin sequence (also the tie-break
     /// start for least connections).
     rotation: Rotation,
@@ -163,6 +168,8 @@ pub enum Bridge {
     Tunnel,
     /// Processes the gateway spawns itself, one per MCP session.
     Stdio,
+    /// A legacy HTTP+SSE (2024-11-05) server the gateway is a client of.
+    Sse,
 }
 
 impl Bridge {
@@ -171,6 +178,27 @@ impl Bridge {
         match self {
             Bridge::Tunnel => "tunnel",
             Bridge::Stdio => "stdio",
+            Bridge::Sse => "sse",
+        }
+    }
+}
+
+/// What an upstream served from inside the gateway is configured with
+/// (`tunnel::local`).
+#[derive(Debug, Clone)]
+pub enum LocalSpec {
+    /// A `type: stdio` upstream.
+    Stdio(Spawn),
+    /// A `type: sse` upstream (its legacy endpoint, credential, timeouts).
+    Sse(Arc<Upstream>),
+}
+
+impl PartialEq for LocalSpec {
+    fn eq(&self, other: &LocalSpec) -> bool {
+        match (self, other) {
+            (LocalSpec::Stdio(a), LocalSpec::Stdio(b)) => a == b,
+            (LocalSpec::Sse(a), LocalSpec::Sse(b)) => Arc::ptr_eq(a, b),
+            _ => false,
         }
     }
 }
@@ -253,6 +281,32 @@ impl Endpoint {
             in_flight: AtomicUsize::new(0),
             bridge: Some(kind),
         }
+    }
+}
+
+impl Endpoint {
+    /// This endpoint's origin with another path (a legacy server's POST
+    /// endpoint); `None` for a bridged endpoint or a path that is not a
+    /// request target.
+    pub fn with_path(&self, path: &str) -> Option<Endpoint> {
+        if self.bridge.is_some() || !path.starts_with('/') {
+            return None;
+        }
+        let uri = http::Uri::try_from(path).ok()?;
+        let scheme = if self.tls { "https" } else { "http" };
+        Some(Endpoint {
+            url: format!("{scheme}://{}{path}", self.host_header),
+            key: format!("{}{path}", self.host_header),
+            addr: self.addr,
+            tls: self.tls,
+            sni: self.sni.clone(),
+            host_header: self.host_header.clone(),
+            path: path.to_owned(),
+            uri,
+            in_flight: AtomicUsize::new(0),
+            health: self.health.clone(),
+            bridge: None,
+        })
     }
 }
 
@@ -343,6 +397,8 @@ impl Upstream {
             health_check: crate::health::CheckSettings::default(),
             ca: None,
             spawn: None,
+            legacy: None,
+            legacy_limits: (256, Duration::from_secs(600)),
             rotation: Rotation(RoundRobin::new()),
         }
     }
@@ -356,6 +412,15 @@ impl Upstream {
     /// With what a `type: stdio` upstream runs.
     pub fn with_spawn(mut self, spawn: Spawn) -> Upstream {
         self.spawn = Some(spawn);
+        self
+    }
+
+    /// A `type: sse` upstream from one compiled like `http`: its endpoint
+    /// becomes the legacy stream URL, and the gateway's bridge serves it.
+    pub fn into_legacy_sse(mut self, max_sessions: usize, idle: Duration) -> Upstream {
+        self.legacy = self.endpoints.pop();
+        self.endpoints = vec![Arc::new(Endpoint::bridged(Bridge::Sse, &self.name))];
+        self.legacy_limits = (max_sessions, idle);
         self
     }
 

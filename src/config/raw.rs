@@ -152,7 +152,8 @@ pub struct Upstream {
     pub name: String,
     /// `http` (default); `tunnel`: served by a reverse tunnel that
     /// registers under `name` (no url; see `tunnel:`); `stdio`: the gateway
-    /// runs `command` itself, one process per MCP session.
+    /// runs `command` itself, one process per MCP session; `sse`: a
+    /// 2024-11-05 HTTP+SSE server at `url` (its stream).
     #[serde(default, rename = "type")]
     pub kind: Option<String>,
     /// `type: stdio`: program and arguments (argv, no shell).
@@ -164,9 +165,14 @@ pub struct Upstream {
     /// `type: stdio`: processes at most (default 16); beyond, 503.
     #[serde(default)]
     pub max_processes: Option<usize>,
-    /// `type: stdio`: a session silent this long has its process stopped (default 600).
+    /// `type: stdio` / `sse`: a session silent this long has its process
+    /// (its legacy connection) stopped (default 600).
     #[serde(default)]
     pub idle_timeout_secs: Option<u64>,
+    /// `type: sse`: legacy connections at most, one per client session
+    /// (default 256); beyond, 503.
+    #[serde(default)]
+    pub max_sessions: Option<usize>,
     /// The upstream MCP endpoint, `http://host:port/path` or `https://…`.
     #[serde(default)]
     pub url: Option<String>,

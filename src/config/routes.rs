@@ -56,6 +56,17 @@ pub fn table(rt: &Runtime) -> String {
             ));
             continue;
         }
+        if let Some(legacy) = &u.legacy {
+            out.push_str(&format!(
+                "  {} (type: sse; one legacy HTTP+SSE connection per client session, at most {}, closed after {} s idle)\n    - {} -> {} (the gateway's bridge serves it as Streamable HTTP)\n",
+                u.name,
+                u.legacy_limits.0,
+                u.legacy_limits.1.as_secs(),
+                legacy.url,
+                legacy.addr
+            ));
+            continue;
+        }
         if u.endpoints.iter().any(|e| e.bridge.is_some()) {
             out.push_str(&format!(
                 "  {} (type: tunnel; up while a tunnel registered as \"{}\" is connected)\n    - tunnel://{} -> this gateway's tunnel bridge\n",

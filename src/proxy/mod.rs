@@ -6,6 +6,7 @@
 mod ctx;
 mod federate;
 pub(crate) mod finish;
+pub mod legacy;
 mod member;
 mod peer;
 mod reply;

@@ -78,12 +78,30 @@ fn error_for(id: Option<&str>, status: u16, code: i32, message: &str) -> Plain {
 enum Served {
     Tunnel,
     Stdio,
+    Sse,
 }
 
 /// The status and message for a session that ended under a request.
 fn ended(e: Ended, served: Served) -> (u16, &'static str) {
     use super::protocol::ClosedReason;
     let stdio = served == Served::Stdio;
+    if served == Served::Sse {
+        return match e {
+            Ended::Process(ClosedReason::Crashed) => {
+                (502, "the legacy SSE stream of the upstream ended")
+            }
+            Ended::Process(ClosedReason::Refused) => (
+                503,
+                "the sse upstream is at its max_sessions; try again later",
+            ),
+            Ended::Process(ClosedReason::SpawnFailed) => (
+                502,
+                "the gateway could not open the upstream's legacy SSE stream",
+            ),
+            Ended::SessionClosed => (502, "the session was closed"),
+            _ => (502, "the legacy SSE connection closed"),
+        };
+    }
     match e {
         Ended::Process(ClosedReason::Crashed) if stdio => {
             (502, "the stdio MCP server process crashed")
@@ -204,6 +222,8 @@ async fn serve(http: &mut ServerSession) -> pingora::Result<()> {
     let path = req.uri.path();
     let (served, link) = if let Some(name) = path.strip_prefix("/stdio/") {
         (Served::Stdio, super::local::link(name))
+    } else if let Some(name) = path.strip_prefix("/sse/") {
+        (Served::Sse, super::local::link(name))
     } else {
         let name = path.strip_prefix("/tunnel/").unwrap_or_default();
         (Served::Tunnel, super::registry().get(name))
@@ -217,6 +237,7 @@ async fn serve(http: &mut ServerSession) -> pingora::Result<()> {
         let why = match served {
             Served::Tunnel => "no tunnel is connected for this upstream",
             Served::Stdio => "no such stdio upstream",
+            Served::Sse => "no such sse upstream",
         };
         return write_plain(http, error(502, -32603, why)).await;
     };
@@ -282,7 +303,7 @@ async fn post(
                     id,
                     400,
                     -32600,
-                    "a stdio server needs a session: initialize first",
+                    "this upstream needs a session: initialize first",
                 ),
             )
             .await

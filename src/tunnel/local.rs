@@ -1,7 +1,9 @@
-//! The gateway's own `type: stdio` upstreams: each is a [`Link`] (the same
-//! relay a reverse tunnel uses) whose frames go to a [`Processes`] in this
-//! process instead of over a WebSocket. The bridge serves them at
-//! `/stdio/<name>` exactly as it serves tunnels, so every hook applies.
+//! The upstreams the gateway serves from inside itself: `type: stdio` and
+//! `type: sse`. Each is a [`Link`] (the same relay a reverse tunnel uses)
+//! whose frames go to a [`Driver`] in this process instead of over a
+//! WebSocket: [`Processes`] for stdio, the legacy HTTP+SSE client
+//! (`proxy::legacy`) for sse. The bridge serves them at `/stdio/<name>` and
+//! `/sse/<name>` exactly as it serves tunnels, so every hook applies.
 //!
 //! Process-wide on purpose: the processes outlive configuration snapshots
 //! (a reload changes what new sessions run, running sessions keep theirs;
@@ -14,12 +16,74 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+use async_trait::async_trait;
 use tokio::sync::{mpsc, watch, Notify};
 
 use super::processes::{Launch, Limits, Processes};
 use super::protocol::Frame;
 use super::relay::Link;
-use crate::upstream::Spawn;
+use crate::upstream::{Spawn, Upstream};
+
+/// What serves one in-process upstream's sessions from the link's frames
+/// (`open`, `message`, `close`), answering with `message` and `closed`
+/// frames on the sender it was built with.
+#[async_trait]
+pub trait Driver: Send {
+    /// One frame from the gateway side.
+    async fn handle(&mut self, frame: Frame);
+    /// A `closed` frame for `session` is on its way: forget it.
+    fn forget(&mut self, session: &str);
+    /// Ends sessions idle past their timeout.
+    fn reap_idle(&mut self);
+    /// New settings for the next sessions.
+    fn reconfigure(&mut self, spec: &Spec);
+    /// Ends every session and waits until they are gone.
+    async fn stop_all(&mut self);
+    /// Sessions open.
+    fn len(&self) -> usize;
+    /// Whether no session is open.
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+pub use crate::upstream::LocalSpec as Spec;
+
+/// Builds the driver of an sse upstream (installed by the app layer: the
+/// legacy client lives with the proxy's HTTP client).
+pub type SseDriver = fn(&str, Arc<Upstream>, mpsc::Sender<Frame>) -> Box<dyn Driver>;
+
+static SSE_DRIVER: OnceLock<SseDriver> = OnceLock::new();
+
+/// Installs the sse driver (once, at server build).
+pub fn set_sse_driver(d: SseDriver) {
+    let _ = SSE_DRIVER.set(d);
+}
+
+#[async_trait]
+impl Driver for Processes {
+    async fn handle(&mut self, frame: Frame) {
+        Processes::handle(self, frame).await;
+    }
+    fn forget(&mut self, session: &str) {
+        Processes::forget(self, session);
+    }
+    fn reap_idle(&mut self) {
+        Processes::reap_idle(self);
+    }
+    fn reconfigure(&mut self, spec: &Spec) {
+        if let Spec::Stdio(s) = spec {
+            let (launch, limits) = launch_of(s);
+            Processes::reconfigure(self, launch, limits);
+        }
+    }
+    async fn stop_all(&mut self) {
+        Processes::stop_all(self).await;
+    }
+    fn len(&self) -> usize {
+        Processes::len(self)
+    }
+}
 
 /// How long a stopped process has between SIGTERM and SIGKILL.
 pub const STOP_GRACE: Duration = Duration::from_secs(2);
@@ -27,7 +91,7 @@ pub const STOP_GRACE: Duration = Duration::from_secs(2);
 /// One `type: stdio` upstream.
 struct Server {
     link: Arc<Link>,
-    spec: watch::Sender<Spawn>,
+    spec: watch::Sender<Spec>,
     /// The link's outgoing frames, until the task takes them.
     frames: Mutex<Option<mpsc::Receiver<Frame>>>,
     stop: Notify,
@@ -70,12 +134,14 @@ fn launch_of(s: &Spawn) -> (Launch, Limits) {
     )
 }
 
-/// Takes the stdio upstreams of a configuration (at start and on every
+/// Takes the in-process upstreams of a configuration (at start and on every
 /// reload): new names are added, known ones get the new settings for their
 /// next sessions.
-pub fn configure<'a>(specs: impl IntoIterator<Item = (&'a str, &'a Spawn)>) {
+pub fn configure(specs: impl IntoIterator<Item = (String, Spec)>) {
     let mut all = servers();
     for (name, spec) in specs {
+        let spec = &spec;
+        let name = name.as_str();
         match all.get(name) {
             Some(s) => {
                 s.spec.send_if_modified(|old| {
@@ -103,8 +169,8 @@ pub fn configure<'a>(specs: impl IntoIterator<Item = (&'a str, &'a Spawn)>) {
     }
 }
 
-/// The link of the stdio upstream `name`, its task started on the current
-/// runtime if it was not running.
+/// The link of the in-process upstream `name`, its task started on the
+/// current runtime if it was not running.
 pub fn link(name: &str) -> Option<Arc<Link>> {
     let server = servers().get(name).cloned()?;
     let frames = server
@@ -121,7 +187,7 @@ pub fn link(name: &str) -> Option<Arc<Link>> {
     Some(server.link.clone())
 }
 
-/// Every stdio upstream's name and open sessions (admin API).
+/// Every in-process upstream's name and open sessions (admin API).
 pub fn list() -> Vec<(String, usize)> {
     let mut v: Vec<(String, usize)> = servers()
         .iter()
@@ -148,19 +214,34 @@ pub async fn stop_all(grace: Duration) {
     }
 }
 
-/// One stdio upstream's task: the link's frames to the processes and back.
+/// The driver for `spec`.
+fn driver(name: &str, spec: &Spec, to_gw: mpsc::Sender<Frame>) -> Option<Box<dyn Driver>> {
+    Some(match spec {
+        Spec::Stdio(s) => {
+            let (launch, limits) = launch_of(s);
+            Box::new(Processes::new(
+                &format!("stdio upstream {name}"),
+                launch,
+                limits,
+                log::Level::Info,
+                to_gw,
+            ))
+        }
+        Spec::Sse(up) => (SSE_DRIVER.get()?)(name, up.clone(), to_gw),
+    })
+}
+
+/// One in-process upstream's task: the link's frames to its driver and back.
 async fn run(server: Arc<Server>, mut frames: mpsc::Receiver<Frame>) {
     let name = server.link.name.clone();
     let mut spec = server.spec.subscribe();
-    let (launch, limits) = launch_of(&spec.borrow_and_update());
     let (to_gw, mut from_procs) = mpsc::channel::<Frame>(1024);
-    let mut procs = Processes::new(
-        &format!("stdio upstream {name}"),
-        launch,
-        limits,
-        log::Level::Info,
-        to_gw,
-    );
+    let first = spec.borrow_and_update().clone();
+    let Some(mut procs) = driver(&name, &first, to_gw) else {
+        log::error!("upstream {name}: no driver for it in this process");
+        server.link.fail_all();
+        return;
+    };
     let mut idle = tokio::time::interval(Duration::from_secs(1));
     idle.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -176,16 +257,13 @@ async fn run(server: Arc<Server>, mut frames: mpsc::Receiver<Frame>) {
             }
             _ = idle.tick() => procs.reap_idle(),
             Ok(()) = spec.changed() => {
-                let (launch, limits) = launch_of(&spec.borrow_and_update());
-                procs.reconfigure(launch, limits);
+                let now = spec.borrow_and_update().clone();
+                procs.reconfigure(&now);
             }
             _ = server.stop.notified() => break,
         }
     }
-    log::info!(
-        "stdio upstream {name}: stopping {} process(es)",
-        procs.len()
-    );
+    log::info!("upstream {name}: stopping {} session(s)", procs.len());
     // nobody reads their exit reports any more
     drop(from_procs);
     procs.stop_all().await;

@@ -65,6 +65,29 @@ impl Peer {
         })
     }
 
+    /// server-everything in its legacy HTTP+SSE (2024-11-05) mode: GET `/sse`,
+    /// POSTs to the path its `endpoint` event names.
+    pub fn everything_sse() -> Peer {
+        let reservation = Port::reserve();
+        let port = reservation.get();
+        let dir = peers_dir();
+        let child = Command::new("node")
+            .arg("-r")
+            .arg(dir.join("loopback.cjs"))
+            .arg(dir.join("node_modules/@modelcontextprotocol/server-everything/dist/index.js"))
+            .arg("sse")
+            .env("PORT", port.to_string())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start server-everything sse");
+        Self::ready(Peer {
+            port,
+            child,
+            reservation,
+        })
+    }
+
     /// The Python SDK `MCPServer` (tests/peers/py_server.py) on a reserved loopback port.
     pub fn python() -> Peer {
         let reservation = Port::reserve();

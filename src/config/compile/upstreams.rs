@@ -69,23 +69,59 @@ fn compile_upstream(
     {
         errs.push(format!("{path}.name"), "must be non-empty [A-Za-z0-9._-]");
     }
+    let sse = u.kind.as_deref() == Some("sse");
     match u.kind.as_deref() {
-        None | Some("http") | Some("tunnel") => {
+        None | Some("http") | Some("tunnel") | Some("sse") => {
             for (key, set) in super::stdio::stdio_keys(u) {
-                if set {
+                if set && !(sse && key == "idle_timeout_secs") {
                     errs.push(format!("{path}.{key}"), "only type: stdio takes this key");
                 }
             }
         }
         Some(_) => {}
     }
+    if u.max_sessions.is_some() && !sse {
+        errs.push(
+            format!("{path}.max_sessions"),
+            "only type: sse takes this key",
+        );
+    }
+    if sse {
+        for (key, set) in [
+            ("endpoints", !u.endpoints.is_empty()),
+            ("load_balancing", u.load_balancing.is_some()),
+            ("health_check", u.health_check.is_some()),
+        ] {
+            if set {
+                errs.push(
+                    format!("{path}.{key}"),
+                    "not used by type: sse (one legacy server at `url`)",
+                );
+            }
+        }
+        if u.url.is_none() {
+            errs.push(
+                format!("{path}.url"),
+                "required for type: sse (the legacy server's stream, e.g. http://host:8000/sse)",
+            );
+        }
+        if !(1..=65_536).contains(&u.max_sessions.unwrap_or(256)) {
+            errs.push(format!("{path}.max_sessions"), "must be 1..=65536");
+        }
+        if !(1..=7 * 86_400).contains(&u.idle_timeout_secs.unwrap_or(600)) {
+            errs.push(
+                format!("{path}.idle_timeout_secs"),
+                "must be 1..=604800 (a week)",
+            );
+        }
+    }
     match u.kind.as_deref() {
-        None | Some("http") => {}
+        None | Some("http") | Some("sse") => {}
         Some("tunnel") => return compile_tunnel_upstream(u, path, before, errs),
         Some("stdio") => return super::stdio::compile_stdio_upstream(u, path, before, env, errs),
         Some(other) => errs.push(
             format!("{path}.type"),
-            format!("expected http, tunnel or stdio, got \"{other}\""),
+            format!("expected http, tunnel, stdio or sse, got \"{other}\""),
         ),
     }
     let urls = endpoint_urls(u, path, errs);
@@ -122,6 +158,13 @@ fn compile_upstream(
         .with_health_check(health_check?)
         .with_ca(ca),
     )
+    .map(|up| match sse {
+        true => up.into_legacy_sse(
+            u.max_sessions.unwrap_or(256),
+            std::time::Duration::from_secs(u.idle_timeout_secs.unwrap_or(600)),
+        ),
+        false => up,
+    })
 }
 
 /// `url` or `endpoints[]`, each with the path its problems are reported at.
