@@ -92,6 +92,8 @@ pub enum GatewayError {
     UpstreamTimeout,
     /// The gateway is shutting down and no longer takes new work.
     ShuttingDown,
+    /// 503: the process holds its most legacy SSE streams (`legacy_sse`).
+    TooManyStreams,
     /// A bug or resource failure inside the gateway.
     Internal,
 }
@@ -130,6 +132,7 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable => 502,
             GatewayError::UpstreamTimeout => 504,
             GatewayError::ShuttingDown => 503,
+            GatewayError::TooManyStreams => 503,
             GatewayError::Internal => 500,
         }
     }
@@ -170,6 +173,7 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable => INTERNAL_ERROR,
             GatewayError::UpstreamTimeout => INTERNAL_ERROR,
             GatewayError::ShuttingDown => INTERNAL_ERROR,
+            GatewayError::TooManyStreams => INTERNAL_ERROR,
             GatewayError::Internal => INTERNAL_ERROR,
         }
     }
@@ -209,6 +213,7 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable => "upstream unavailable",
             GatewayError::UpstreamTimeout => "upstream timed out",
             GatewayError::ShuttingDown => "gateway shutting down",
+            GatewayError::TooManyStreams => "too many legacy SSE streams open; try again later",
             GatewayError::Internal => "internal gateway error",
         }
     }
@@ -223,6 +228,7 @@ impl GatewayError {
                 | GatewayError::UpstreamAnswerRefused(_)
                 | GatewayError::RateLimitUnavailable
                 | GatewayError::ShuttingDown
+                | GatewayError::TooManyStreams
                 | GatewayError::Internal
         )
     }
@@ -280,6 +286,7 @@ impl GatewayError {
             GatewayError::UpstreamUnavailable => "upstream_unavailable",
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::ShuttingDown => "shutting_down",
+            GatewayError::TooManyStreams => "legacy_streams_full",
             GatewayError::Internal => "internal",
         }
     }

@@ -116,6 +116,8 @@ pub struct Runtime {
     pub tunnel: Option<TunnelSettings>,
     /// `virtual_servers:` (federation), each at its own path.
     pub virtual_servers: Vec<Arc<VirtualServer>>,
+    /// `legacy_sse.path` when the client-facing HTTP+SSE endpoint is on.
+    pub legacy_sse: Option<String>,
     /// Log level.
     pub log_level: String,
     /// Log format.

@@ -730,6 +730,23 @@ fn default_member_timeout() -> u64 {
     3000
 }
 
+/// `legacy_sse:`: the client-facing HTTP+SSE (2024-11-05) endpoint for
+/// clients that speak nothing newer (off by default).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LegacySse {
+    /// Serve it at all.
+    #[serde(default)]
+    pub enabled: bool,
+    /// GET opens the stream; its `endpoint` event names `<path>/message`.
+    #[serde(default = "default_legacy_sse_path")]
+    pub path: String,
+}
+
+fn default_legacy_sse_path() -> String {
+    "/sse".into()
+}
+
 /// `tunnel.tokens[]`.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]

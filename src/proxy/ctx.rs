@@ -75,6 +75,10 @@ pub struct RequestCtx {
     /// `response_filter` / `response_body_filter`: the response header is
     /// held until the body decides it (`ProxyHttp::response_held`).
     pub hold: bool,
+    /// `request_filter`: a request to the legacy HTTP+SSE endpoint (`sse_front`).
+    pub front: Option<super::sse_front::Front>,
+    /// `response_filter`: a legacy POST's answer goes to its stream.
+    pub divert: Option<super::sse_front::Divert>,
     /// `request_filter`: the virtual server the path names (federation).
     pub virtual_server: Option<Arc<crate::runtime::VirtualServer>>,
     /// `request_filter`: the opened token of a virtual server's session.
@@ -122,6 +126,8 @@ impl RequestCtx {
             replacement: None,
             hold: false,
             release: None,
+            front: None,
+            divert: None,
             virtual_server: None,
             composite: None,
             member: None,

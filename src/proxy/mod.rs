@@ -12,6 +12,7 @@ mod peer;
 mod reply;
 mod request;
 mod response;
+mod sse_front;
 
 use std::sync::Arc;
 
@@ -105,8 +106,12 @@ impl ProxyHttp for Gateway {
     }
 
     async fn request_filter(&self, session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+        if let Some(Err(refusal)) = sse_front::prepare(session, ctx) {
+            return reply::respond(session, ctx, refusal).await;
+        }
         match request::admit(session, ctx).await {
             Ok(request::Admitted::Proxy) => Ok(false),
+            Ok(request::Admitted::LegacyStream) => sse_front::open(session, ctx).await,
             Ok(request::Admitted::Federate) => federate::serve(session, ctx).await,
             Ok(request::Admitted::Answer(status, body)) => {
                 request::answer(session, ctx, status, body).await
@@ -155,7 +160,8 @@ impl ProxyHttp for Gateway {
         upstream_response: &mut ResponseHeader,
         ctx: &mut RequestCtx,
     ) -> Result<()> {
-        response::filter(upstream_response, ctx)
+        response::filter(upstream_response, ctx)?;
+        sse_front::divert_header(upstream_response, ctx)
     }
 
     fn response_body_filter(
@@ -166,6 +172,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
         response::body_filter(body, end_of_stream, ctx);
+        sse_front::divert_body(body, end_of_stream, ctx);
         Ok(None)
     }
 

@@ -39,6 +39,15 @@ pub async fn respond(
         _ => jsonrpc::error_body(ctx.id_ref(), err.jsonrpc_code(), err.reason()),
     };
     let status = err.status();
+    if super::sse_front::divert_refusal(ctx, status, &body) {
+        // a legacy client reads this answer on its stream
+        ctx.error = Some(err);
+        let mut resp = ResponseHeader::build(202, Some(2))?;
+        resp.insert_header("content-length", "0")?;
+        resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+        session.write_response_header(Box::new(resp), true).await?;
+        return Ok(true);
+    }
     let mut resp = json_header(status, body.len(), ctx)?;
     match &err {
         GatewayError::MethodNotAllowed(allow) => resp.insert_header("allow", *allow)?,

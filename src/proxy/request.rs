@@ -60,6 +60,8 @@ pub enum Admitted {
     /// The gateway answers it itself (health, resource metadata): status
     /// and JSON body.
     Answer(u16, Bytes),
+    /// A legacy HTTP+SSE client opens its stream (`sse_front::open`).
+    LegacyStream,
 }
 
 /// Admission (`request_filter`): the steps in their documented order. A
@@ -81,6 +83,9 @@ pub async fn admit(
         }
     }
     steps(session, ctx, &rt).await?;
+    if super::sse_front::is_open(ctx) {
+        return Ok(Admitted::LegacyStream);
+    }
     if ctx.virtual_server.is_some() {
         return Ok(Admitted::Federate);
     }
@@ -182,9 +187,15 @@ async fn steps(
         Err(AuthError::Missing) => return Err(GatewayError::Unauthenticated),
         Err(AuthError::Invalid) => return Err(GatewayError::BadCredentials),
     }
+    // a legacy stream is its opener's only
+    super::sse_front::check_owner(ctx)?;
     // a session id is a routing hint sealed for this principal, never
     // authentication: it opens only after the credentials were accepted
     let pinned = open_session(rt, ctx, &session.req_header().headers)?;
+    if super::sse_front::is_open(ctx) {
+        // a legacy client's stream: the gateway serves it
+        return Ok(());
+    }
 
     if method != Method::POST {
         // GET listen stream / DELETE session end: no body, default route

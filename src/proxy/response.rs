@@ -127,6 +127,9 @@ pub fn release(resp: &mut ResponseHeader, ctx: &mut RequestCtx) {
         let _ = resp.set_status(status);
         let _ = resp.insert_header("content-type", "application/json");
     }
+    if len == 0 {
+        resp.remove_header("content-type");
+    }
     resp.remove_header("transfer-encoding");
     let _ = resp.insert_header("content-length", len);
 }

@@ -26,6 +26,7 @@ const SECTIONS: &[&str] = &[
     "admin",
     "tunnel",
     "virtual_servers",
+    "legacy_sse",
 ];
 
 /// Parses the text into its mapping of sections; an empty, unparsable or
@@ -90,6 +91,7 @@ pub(super) struct Sections {
     pub audit: Option<raw::Audit>,
     pub admin: Option<raw::Admin>,
     pub tunnel: Option<raw::Tunnel>,
+    pub legacy_sse: Option<raw::LegacySse>,
     pub tls: Option<raw::Tls>,
     pub sessions: Option<raw::Sessions>,
     pub proxy_protocol: Option<raw::ProxyProtocol>,
@@ -119,6 +121,7 @@ impl Sections {
             audit: opt(root, "audit", errs),
             admin: opt(root, "admin", errs),
             tunnel: opt(root, "tunnel", errs),
+            legacy_sse: opt(root, "legacy_sse", errs),
             tls: opt(root, "tls", errs),
             sessions: opt(root, "sessions", errs),
             proxy_protocol: opt(root, "proxy_protocol", errs),

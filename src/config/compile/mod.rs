@@ -102,6 +102,20 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         },
         &mut errs,
     );
+    let legacy_sse = raw.legacy_sse.as_ref().filter(|l| l.enabled).map(|l| {
+        let vs_paths: Vec<&str> = virtual_servers.iter().map(|v| v.path.as_str()).collect();
+        virtual_servers::check_legacy_path(
+            &l.path,
+            &virtual_servers::Taken {
+                mcp: mcp_path,
+                tunnel: tunnel.as_ref().map(|t| t.path.as_str()),
+                metadata,
+            },
+            &vs_paths,
+            &mut errs,
+        );
+        l.path.clone()
+    });
     errs.into_result()?;
     let Some(server) = server else {
         return Err(ConfigError(vec![Problem::new("server", "invalid")]));
@@ -125,6 +139,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         admin,
         tunnel,
         virtual_servers,
+        legacy_sse,
         log_level: logging.level,
         log_format: logging.format,
     })

@@ -64,6 +64,26 @@ pub(super) fn compile_virtual_servers(
     out
 }
 
+/// `legacy_sse.path`: like a virtual server's path, and neither it nor
+/// `<path>/message` may be a virtual server's.
+pub(super) fn check_legacy_path(
+    path: &str,
+    taken: &Taken<'_>,
+    vs_paths: &[&str],
+    errs: &mut Errors,
+) {
+    let at = "legacy_sse.path";
+    let mut paths: HashSet<String> = HashSet::new();
+    check_path(path, at, taken, &mut paths, errs);
+    let message = format!("{path}/message");
+    if vs_paths.iter().any(|p| *p == path || *p == message) {
+        errs.push(at, "a virtual server has this path (or <path>/message)");
+    }
+    if Some(message.as_str()) == taken.mcp {
+        errs.push(at, "<path>/message is server.path");
+    }
+}
+
 fn check_path(
     path: &str,
     at: &str,

@@ -1,0 +1,333 @@
+//! The client-facing legacy HTTP+SSE endpoint (`legacy_sse`, protocol
+//! 2024-11-05) for clients that speak nothing newer. Off by default.
+//!
+//! - `GET <path>` is admitted like any request (address, Origin, refusal
+//!   budget, authentication), then answered with an event stream whose
+//!   first event, `endpoint`, names `<path>/message?session=<ref>`: `ref`
+//!   is 128 random bits naming this stream in this process, bound to the
+//!   principal that opened it.
+//! - `POST <path>/message?session=<ref>` is admitted exactly as a POST to
+//!   `server.path` (the whole pipeline: body inspection, policy, rate
+//!   limits, routing, sealed sessions, audit), with the stream's sealed
+//!   `Mcp-Session-Id` put on it (a client-sent one is dropped). A `ref` that
+//!   is unknown, or opened by another principal, is 404. A 2xx answer is
+//!   not sent to the POST: its messages (the JSON body, or each event of an
+//!   SSE answer: progress, server requests, the response) go to the stream
+//!   as `message` events, and the POST gets 202. Refusals and upstream
+//!   errors answer the POST itself with their status and JSON-RPC error,
+//!   except a refused tool call (200 "Unknown tool"), which goes to the
+//!   stream like any answer.
+//!
+//! Streams live in the process that opened them: a load balancer in front
+//! of several replicas must send a client's POSTs to the replica holding
+//! its stream. Server messages outside a request (the Streamable HTTP GET
+//! stream) are not relayed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use http::Method;
+use pingora::http::ResponseHeader;
+use pingora::prelude::*;
+use pingora_proxy::Session;
+use tokio::sync::mpsc;
+
+use super::RequestCtx;
+use crate::error::GatewayError;
+
+/// Open legacy streams per process at most.
+const MAX_STREAMS: usize = 10_000;
+/// Messages queued for a stream whose client reads slowly.
+const QUEUE: usize = 256;
+/// SSE comment interval on an idle stream.
+const HEARTBEAT: Duration = Duration::from_secs(15);
+
+/// One open legacy stream.
+pub struct Stream {
+    id: String,
+    owner: [u8; crate::session::DIGEST],
+    tx: mpsc::Sender<Bytes>,
+    /// The sealed `Mcp-Session-Id` of its MCP session, once initialized.
+    token: Mutex<Option<http::HeaderValue>>,
+}
+
+/// What a request to the legacy paths is.
+pub enum Front {
+    /// `GET <path>`: open a stream (after authentication).
+    Open,
+    /// `POST <path>/message?session=<ref>`: a message for this stream.
+    Post(Arc<Stream>),
+}
+
+fn streams() -> std::sync::MutexGuard<'static, HashMap<String, Arc<Stream>>> {
+    static STREAMS: OnceLock<Mutex<HashMap<String, Arc<Stream>>>> = OnceLock::new();
+    STREAMS
+        .get_or_init(Mutex::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// Before admission: whether the request is for the legacy endpoint; if
+/// so, its path becomes `server.path` (so the same admission applies) and
+/// a POST gets its stream's session id.
+pub fn prepare(session: &mut Session, ctx: &mut RequestCtx) -> Option<Result<(), GatewayError>> {
+    let rt = ctx.runtime.clone()?;
+    let base = rt.legacy_sse.as_deref()?;
+    let req = session.req_header();
+    let path = req.uri.path();
+    let post_path = format!("{base}/message");
+    let front = if path == base {
+        if req.method != Method::GET {
+            return Some(Err(GatewayError::MethodNotAllowed("GET")));
+        }
+        Front::Open
+    } else if path == post_path {
+        if req.method != Method::POST {
+            return Some(Err(GatewayError::MethodNotAllowed("POST")));
+        }
+        let reference = req
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("session="))
+            .unwrap_or_default();
+        match streams().get(reference).cloned() {
+            Some(s) => Front::Post(s),
+            None => return Some(Err(GatewayError::SessionNotFound("legacy_stream_unknown"))),
+        }
+    } else {
+        return None;
+    };
+    let token = match &front {
+        Front::Post(s) => s
+            .token
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone(),
+        Front::Open => None,
+    };
+    let req = session.req_header_mut();
+    // the admission sees a request to the MCP endpoint
+    let Ok(uri) = http::Uri::try_from(rt.server.path.as_str()) else {
+        return Some(Err(GatewayError::Internal));
+    };
+    req.set_uri(uri);
+    req.remove_header("mcp-session-id");
+    if let Some(t) = token {
+        if req.insert_header("mcp-session-id", t).is_err() {
+            return Some(Err(GatewayError::Internal));
+        }
+    }
+    ctx.front = Some(front);
+    Some(Ok(()))
+}
+
+/// After admission of a POST: the stream must be the principal's own.
+pub fn check_owner(ctx: &RequestCtx) -> Result<(), GatewayError> {
+    match (&ctx.front, &ctx.principal) {
+        (Some(Front::Post(s)), Some(p)) if s.owner != p.digest() => Err(
+            GatewayError::SessionNotFound("legacy_stream_other_principal"),
+        ),
+        _ => Ok(()),
+    }
+}
+
+/// Removes a stream from the table when its GET ends.
+struct Registered(String);
+
+impl Drop for Registered {
+    fn drop(&mut self) {
+        streams().remove(&self.0);
+    }
+}
+
+/// `GET <path>`, admitted: the stream, until the client goes away.
+pub async fn open(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
+    let (Some(rt), Some(p)) = (ctx.runtime.clone(), ctx.principal.as_ref()) else {
+        return super::reply::respond(session, ctx, GatewayError::Internal).await;
+    };
+    let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
+    let id = crate::base::ids::new_request_id();
+    let full = {
+        let mut all = streams();
+        let full = all.len() >= MAX_STREAMS;
+        if !full {
+            all.insert(
+                id.clone(),
+                Arc::new(Stream {
+                    id: id.clone(),
+                    owner: p.digest(),
+                    tx,
+                    token: Mutex::new(None),
+                }),
+            );
+        }
+        full
+    };
+    if full {
+        return super::reply::respond(session, ctx, GatewayError::TooManyStreams).await;
+    }
+    let _registered = Registered(id.clone());
+    let base = rt.legacy_sse.clone().unwrap_or_default();
+    let mut resp = ResponseHeader::build(200, Some(4))?;
+    resp.insert_header("content-type", "text/event-stream")?;
+    resp.insert_header("cache-control", "no-cache")?;
+    resp.insert_header("x-request-id", ctx.request_id.as_str())?;
+    session.set_keepalive(None);
+    session.write_response_header(Box::new(resp), false).await?;
+    let endpoint = format!("event: endpoint\ndata: {base}/message?session={id}\n\n");
+    session
+        .write_response_body(Some(Bytes::from(endpoint)), false)
+        .await?;
+    ctx.sse = true;
+    let _gauge = crate::telemetry::metrics::SseStream::start();
+    loop {
+        match tokio::time::timeout(HEARTBEAT, rx.recv()).await {
+            Ok(Some(m)) => {
+                session
+                    .write_response_body(Some(message_event(&m)), false)
+                    .await?
+            }
+            Ok(None) => break,
+            Err(_) => {
+                session
+                    .write_response_body(Some(Bytes::from_static(b": keepalive\n\n")), false)
+                    .await?
+            }
+        }
+    }
+    let _ = session.write_response_body(None, true).await;
+    Ok(true)
+}
+
+fn message_event(m: &[u8]) -> Bytes {
+    let mut b = BytesMut::with_capacity(m.len() + 24);
+    b.extend_from_slice(b"event: message\n");
+    for line in m.split(|c| *c == b'\n') {
+        b.extend_from_slice(b"data: ");
+        b.extend_from_slice(line);
+        b.extend_from_slice(b"\n");
+    }
+    b.extend_from_slice(b"\n");
+    b.freeze()
+}
+
+/// Where a diverted answer's messages go, and what is left of a split event.
+pub struct Divert {
+    stream: Arc<Stream>,
+    sse: bool,
+    pending: Vec<u8>,
+}
+
+impl Divert {
+    fn send(&self, m: Vec<u8>) {
+        if self.stream.tx.try_send(Bytes::from(m)).is_err() {
+            log::warn!(
+                "legacy_sse stream {}: the client does not read its stream; a message was dropped",
+                self.stream.id
+            );
+        }
+    }
+}
+
+/// `response_filter` of a legacy POST (after the usual filter): a 2xx
+/// answer goes to the stream, the POST gets 202 once it has ended. The sealed session id
+/// the answer carries (initialize) is kept for the stream's next POSTs.
+pub fn divert_header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
+    let Some(Front::Post(stream)) = &ctx.front else {
+        return Ok(());
+    };
+    if let Some(t) = resp.headers.get("mcp-session-id") {
+        *stream
+            .token
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(t.clone());
+    }
+    let status = resp.status.as_u16();
+    if !(200..300).contains(&status) {
+        return Ok(());
+    }
+    ctx.divert = Some(Divert {
+        stream: stream.clone(),
+        sse: ctx.sse,
+        pending: Vec::new(),
+    });
+    resp.set_status(202)?;
+    for h in ["content-type", "mcp-session-id", "content-length"] {
+        resp.remove_header(h);
+    }
+    // the 202 is held until the upstream's answer has ended: a client
+    // that closes its POST once it has the header (the SDKs do) would
+    // otherwise end the exchange before the answer reached the stream
+    resp.insert_header("transfer-encoding", "chunked")?;
+    ctx.hold = true;
+    Ok(())
+}
+
+/// `response_body_filter` of a diverted answer: its checked output goes to
+/// the stream, nothing to the POST.
+pub fn divert_body(body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) {
+    let Some(d) = ctx.divert.as_mut() else {
+        return;
+    };
+    if let Some(b) = body.take() {
+        d.pending.extend_from_slice(&b);
+    }
+    if d.sse {
+        // the guard wrote each event canonically: `data: ` lines, blank line
+        let events = super::member::take_events(&mut d.pending);
+        for e in events {
+            d.send(e);
+        }
+    } else if end && !d.pending.is_empty() {
+        let whole = std::mem::take(&mut d.pending);
+        d.send(whole);
+    }
+    if end {
+        // everything went to the stream: the POST gets its empty 202
+        ctx.release = Some((202, 0));
+        ctx.hold = false;
+    } else {
+        ctx.hold = true;
+    }
+}
+
+/// A gateway refusal of a legacy POST that is an answer (status 200, a
+/// refused tool call): to the stream, and 202 for the POST. `false` when
+/// it must answer the POST itself.
+pub fn divert_refusal(ctx: &RequestCtx, status: u16, body: &Bytes) -> bool {
+    match &ctx.front {
+        Some(Front::Post(s)) if status == 200 => {
+            if s.tx.try_send(body.clone()).is_err() {
+                log::warn!("legacy_sse stream {}: a message was dropped", s.id);
+            }
+            true
+        }
+        _ => false,
+    }
+}
+
+/// Whether the request opens a legacy stream.
+pub fn is_open(ctx: &RequestCtx) -> bool {
+    matches!(ctx.front, Some(Front::Open))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_become_one_event_each() {
+        assert_eq!(
+            &message_event(br#"{"a":1}"#)[..],
+            b"event: message\ndata: {\"a\":1}\n\n"
+        );
+        assert_eq!(
+            &message_event(b"{\n\"a\":1}")[..],
+            b"event: message\ndata: {\ndata: \"a\":1}\n\n"
+        );
+    }
+}
