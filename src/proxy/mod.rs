@@ -111,7 +111,10 @@ impl ProxyHttp for Gateway {
         }
         match request::admit(session, ctx).await {
             Ok(request::Admitted::Proxy) => Ok(false),
-            Ok(request::Admitted::LegacyStream) => sse_front::open(session, ctx).await,
+            Ok(request::Admitted::LegacyStream) => match sse_front::register(ctx) {
+                Ok(stream) => sse_front::open(session, ctx, stream).await,
+                Err(refusal) => reply::respond(session, ctx, refusal).await,
+            },
             Ok(request::Admitted::Federate) => federate::serve(session, ctx).await,
             Ok(request::Admitted::Answer(status, body)) => {
                 request::answer(session, ctx, status, body).await

@@ -135,57 +135,68 @@ pub fn check_owner(ctx: &RequestCtx) -> Result<(), GatewayError> {
     }
 }
 
-/// Removes a stream from the table when its GET ends.
-struct Registered(String);
+/// A registered stream: removed from the table when its GET ends.
+pub struct Registered {
+    id: String,
+    rx: mpsc::Receiver<Bytes>,
+}
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        streams().remove(&self.0);
+        streams().remove(&self.id);
     }
 }
 
-/// `GET <path>`, admitted: the stream, until the client goes away.
-pub async fn open(session: &mut Session, ctx: &mut RequestCtx) -> Result<bool> {
-    let (Some(rt), Some(p)) = (ctx.runtime.clone(), ctx.principal.as_ref()) else {
-        return super::reply::respond(session, ctx, GatewayError::Internal).await;
-    };
-    let (tx, mut rx) = mpsc::channel::<Bytes>(QUEUE);
+/// `GET <path>`, admitted: a new stream for the principal (refused when
+/// the process holds its most).
+pub fn register(ctx: &RequestCtx) -> Result<Registered, GatewayError> {
+    let p = ctx.principal.as_ref().ok_or(GatewayError::Internal)?;
+    let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
     let id = crate::base::ids::new_request_id();
-    let full = {
-        let mut all = streams();
-        let full = all.len() >= MAX_STREAMS;
-        if !full {
-            all.insert(
-                id.clone(),
-                Arc::new(Stream {
-                    id: id.clone(),
-                    owner: p.digest(),
-                    tx,
-                    token: Mutex::new(None),
-                }),
-            );
-        }
-        full
-    };
-    if full {
-        return super::reply::respond(session, ctx, GatewayError::TooManyStreams).await;
+    let mut all = streams();
+    if all.len() >= MAX_STREAMS {
+        return Err(GatewayError::TooManyStreams);
     }
-    let _registered = Registered(id.clone());
-    let base = rt.legacy_sse.clone().unwrap_or_default();
+    all.insert(
+        id.clone(),
+        Arc::new(Stream {
+            id: id.clone(),
+            owner: p.digest(),
+            tx,
+            token: Mutex::new(None),
+        }),
+    );
+    Ok(Registered { id, rx })
+}
+
+/// Serves a registered stream until the client goes away.
+pub async fn open(
+    session: &mut Session,
+    ctx: &mut RequestCtx,
+    mut reg: Registered,
+) -> Result<bool> {
+    let base = ctx
+        .runtime
+        .as_ref()
+        .and_then(|rt| rt.legacy_sse.clone())
+        .unwrap_or_default();
     let mut resp = ResponseHeader::build(200, Some(4))?;
     resp.insert_header("content-type", "text/event-stream")?;
     resp.insert_header("cache-control", "no-cache")?;
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
     session.set_keepalive(None);
     session.write_response_header(Box::new(resp), false).await?;
-    let endpoint = format!("event: endpoint\ndata: {base}/message?session={id}\n\n");
+    let endpoint = format!(
+        "event: endpoint\ndata: {base}/message?session={}\n\n",
+        reg.id
+    );
     session
         .write_response_body(Some(Bytes::from(endpoint)), false)
         .await?;
     ctx.sse = true;
     let _gauge = crate::telemetry::metrics::SseStream::start();
     loop {
-        match tokio::time::timeout(HEARTBEAT, rx.recv()).await {
+        match tokio::time::timeout(HEARTBEAT, reg.rx.recv()).await {
             Ok(Some(m)) => {
                 session
                     .write_response_body(Some(message_event(&m)), false)
