@@ -1,7 +1,8 @@
 //! The admin listener (`admin.listen`): `/healthz` and `/health` for anyone
-//! who can reach it; `/metrics` (Prometheus text) and the tunnel API
+//! who can reach it; `/metrics` (Prometheus text), the tunnel API
 //! (`GET /reverse-proxy/sessions`, `DELETE /reverse-proxy/sessions/{id}`)
-//! behind `admin.token`.
+//! and the in-process upstreams (`GET /upstreams/local`: stdio and sse,
+//! their open sessions) behind `admin.token`.
 //! [`answer`] decides from the request line and headers alone and is
 //! Pingora-free; [`AdminApp`] is the thin Pingora `ServeHttp` adapter.
 //!
@@ -115,6 +116,14 @@ pub fn answer(
                 extra: None,
             },
         },
+        "/upstreams/local" => match access(rt, authorization) {
+            Access::Granted if read_only => Answer::json(200, local_json()),
+            Access::Granted => Answer {
+                extra: Some(("allow", "GET, HEAD")),
+                ..Answer::error(405, "method not allowed")
+            },
+            denied => refused(denied),
+        },
         "/reverse-proxy/sessions" => match access(rt, authorization) {
             Access::Granted if read_only => Answer::json(200, tunnels_json()),
             Access::Granted => Answer {
@@ -161,6 +170,18 @@ fn refused(a: Access) -> Answer {
             ..Answer::error(401, "admin token required")
         },
     }
+}
+
+/// `GET /upstreams/local`: the upstreams served from inside the gateway
+/// (`type: stdio` and `sse`) and their open sessions.
+fn local_json() -> Bytes {
+    let list: Vec<serde_json::Value> = crate::tunnel::local::list()
+        .into_iter()
+        .map(|(name, kind, sessions, waiting)| {
+            serde_json::json!({"name": name, "type": kind, "mcp_sessions": sessions, "waiting_requests": waiting})
+        })
+        .collect();
+    Bytes::from(serde_json::json!({ "upstreams": list }).to_string())
 }
 
 /// `GET /reverse-proxy/sessions`: the connected tunnels.

@@ -264,13 +264,38 @@ fn a_crash_answers_the_waiting_call_and_the_session_then_404() {
 fn max_processes_bounds_sessions_and_idle_ones_are_reaped() {
     let dir = tempfile::tempdir().unwrap();
     let tiny = script(dir.path(), "tiny-max.py", &tiny_server(""));
-    let g = Gateway::start(&config(
-        &[&python(), &tiny],
-        ", max_processes: 2, idle_timeout_secs: 2",
-    ));
+    let admin = Port::reserve();
+    let g = Gateway::start(
+        &config(
+            &[&python(), &tiny],
+            ", max_processes: 2, idle_timeout_secs: 2",
+        )
+        .admin(&admin, Some("stdio-admin-token-0123456789")),
+    );
     let a = initialize(&g);
     let b = initialize(&g);
     assert_eq!(processes(&tiny), 2);
+    // the admin API lists the upstream and its sessions
+    let list = get(
+        admin.get(),
+        "/upstreams/local",
+        &[("Authorization", "Bearer stdio-admin-token-0123456789")],
+    )
+    .unwrap();
+    assert_eq!(list.status, 200);
+    let mine = list.json()["upstreams"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["name"] == "local")
+        .cloned()
+        .unwrap();
+    assert_eq!(mine["type"], "stdio");
+    assert_eq!(mine["mcp_sessions"], 2);
+    assert_eq!(
+        get(admin.get(), "/upstreams/local", &[]).unwrap().status,
+        401
+    );
     // beyond max_processes: 503 with a JSON-RPC error, nothing started
     let r = post_json(g.port, INIT, &[]);
     assert_eq!(r.status, 503, "{}", String::from_utf8_lossy(&r.body));
@@ -464,4 +489,20 @@ fn a_stdio_upstream_is_a_virtual_server_member() {
         "{}",
         String::from_utf8_lossy(&r.body)
     );
+    // the Python SDK client's whole federated scenario, in both eras: a
+    // 2026-07-28 (stateless) client is served from a member session the
+    // gateway holds for it on the stdio server
+    let url = format!("http://127.0.0.1:{}/tools", g.port);
+    run_client(Command::new("python3").args(["py_fed_client.py", &url, "--name", "both"]));
+    let steps = run_client(Command::new("python3").args([
+        "py_fed_client.py",
+        &url,
+        "--name",
+        "both",
+        "--mode",
+        "2026-07-28",
+        "--skip",
+        "elicitation",
+    ]));
+    assert!(steps.iter().any(|s| s["step"] == "tools/call"));
 }

@@ -303,7 +303,7 @@ async fn post(
                     id,
                     400,
                     -32600,
-                    "this upstream needs a session: initialize first",
+                    "this upstream needs a session: initialize first (2026-07-28 clients: serve it as a virtual server member, docs/upstreams.md)",
                 ),
             )
             .await

@@ -187,11 +187,18 @@ pub fn link(name: &str) -> Option<Arc<Link>> {
     Some(server.link.clone())
 }
 
-/// Every in-process upstream's name and open sessions (admin API).
-pub fn list() -> Vec<(String, usize)> {
-    let mut v: Vec<(String, usize)> = servers()
+/// Every in-process upstream: name, `stdio` or `sse`, open sessions, and
+/// requests waiting on them (admin API).
+pub fn list() -> Vec<(String, &'static str, usize, usize)> {
+    let mut v: Vec<_> = servers()
         .iter()
-        .map(|(n, s)| (n.clone(), s.link.session_count()))
+        .map(|(n, s)| {
+            let kind = match &*s.spec.borrow() {
+                Spec::Stdio(_) => "stdio",
+                Spec::Sse(_) => "sse",
+            };
+            (n.clone(), kind, s.link.session_count(), s.link.waiting())
+        })
         .collect();
     v.sort();
     v
