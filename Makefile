@@ -13,10 +13,11 @@ BENCH_REPEAT ?= 3
 FANOUT_REQUESTS ?= 200
 FUZZ_SECS ?= 300
 SSE_STREAMS ?= 20000
+STDIO_SESSIONS ?= 500
 SOAK_SLOWLORIS ?= 5000
 FUZZ_TARGET_DIR ?= $(HOME)/.cache/mcp-edge/fuzz-target
 
-.PHONY: help deps peers build release run demo upgrade-demo test vendor-test vendor-check lint supply-chain fmt bench bench-micro bench-load bench-sse bench-fanout soak fuzz deb rpm package-check clean
+.PHONY: help deps peers build release run demo upgrade-demo test vendor-test vendor-check lint supply-chain fmt bench bench-micro bench-load bench-sse bench-fanout bench-stdio soak fuzz deb rpm package-check clean
 
 help: ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | column -t -s "$$(printf '\t')"
@@ -63,7 +64,7 @@ supply-chain: ## cargo-deny (offline advisories, bans, licenses, sources: deny.t
 fmt: ## format the code
 	$(CARGO) fmt --all
 
-bench: bench-micro bench-load bench-sse bench-fanout ## criterion hot paths, wrk load vs direct and nginx, idle SSE memory vs nginx, virtual-server fan-out
+bench: bench-micro bench-load bench-sse bench-fanout bench-stdio ## criterion hot paths, wrk load vs direct and nginx, idle SSE memory vs nginx, virtual-server fan-out, memory per idle stdio session
 
 bench-micro: ## criterion benches of the hot paths
 	$(CARGO) bench --bench hot_paths -- --warm-up-time 1 --measurement-time 3
@@ -72,6 +73,9 @@ bench-load: release ## wrk load: direct upstream, nginx proxy, bare Pingora, mcp
 	scripts/deps.sh --system-only
 	$(CARGO) build --release --example bare-pingora
 	benches/load.py --gateway $(BIN_RELEASE) --bare $(CARGO_TARGET_DIR)/release/examples/bare-pingora --duration $(BENCH_SECS) --redis --sessions --jwt --tls --federated --repeat $(BENCH_REPEAT)
+
+bench-stdio: release ## gateway memory per idle stdio session (STDIO_SESSIONS, 500, processes the gateway runs)
+	benches/stdio_memory.py --gateway $(BIN_RELEASE) --sessions $(STDIO_SESSIONS)
 
 bench-fanout: release ## virtual-server tools/list over three members of known latency, all healthy and one slow
 	benches/fanout.py --gateway $(BIN_RELEASE) --requests $(FANOUT_REQUESTS)
