@@ -281,7 +281,8 @@ fn the_typescript_sse_client_works_through_legacy_sse() {
 
 #[test]
 fn legacy_streams_refuse_strangers_and_forgeries() {
-    let g = Gateway::start(&front_config());
+    let admin = Port::reserve();
+    let g = Gateway::start(&front_config().admin(&admin, Some("legacy-admin-token-0123456789")));
     // no credentials: 401 for the stream and for a POST
     let r = get(g.port, "/sse", &[]).unwrap();
     assert_eq!(r.status, 401);
@@ -343,6 +344,31 @@ fn legacy_streams_refuse_strangers_and_forgeries() {
     let r = post_to(&g, &endpoint, "alice-key-0123456789", b"{not json", &[]);
     assert_eq!(r.status, 400);
     assert_eq!(r.json()["error"]["code"], -32700);
+    // closing the stream ends the session upstream: its stdio process stops
+    let sessions = || {
+        let r = get(
+            admin.get(),
+            "/upstreams/local",
+            &[("Authorization", "Bearer legacy-admin-token-0123456789")],
+        )
+        .unwrap();
+        r.json()["upstreams"][0]["mcp_sessions"].as_u64().unwrap()
+    };
+    assert_eq!(sessions(), 1);
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(12);
+    while sessions() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(sessions(), 0, "the session outlived its stream");
+    let r = post_to(
+        &g,
+        &endpoint,
+        "alice-key-0123456789",
+        br#"{"jsonrpc":"2.0","id":9,"method":"ping"}"#,
+        &[],
+    );
+    assert_eq!(r.status, 404, "a closed stream's reference is gone");
     // the legacy paths take only their methods
     let r = request(
         g.port,

@@ -21,7 +21,8 @@
 //! Streams live in the process that opened them: a load balancer in front
 //! of several replicas must send a client's POSTs to the replica holding
 //! its stream. Server messages outside a request (the Streamable HTTP GET
-//! stream) are not relayed.
+//! stream) are not relayed. When the client closes its stream, the
+//! gateway DELETEs the stream's MCP session upstream.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -41,8 +42,9 @@ use crate::error::GatewayError;
 const MAX_STREAMS: usize = 10_000;
 /// Messages queued for a stream whose client reads slowly.
 const QUEUE: usize = 256;
-/// SSE comment interval on an idle stream.
-const HEARTBEAT: Duration = Duration::from_secs(15);
+/// SSE comment interval on an idle stream (also how soon a closed one is
+/// noticed: the next write fails).
+const HEARTBEAT: Duration = Duration::from_secs(5);
 
 /// One open legacy stream.
 pub struct Stream {
@@ -137,13 +139,13 @@ pub fn check_owner(ctx: &RequestCtx) -> Result<(), GatewayError> {
 
 /// A registered stream: removed from the table when its GET ends.
 pub struct Registered {
-    id: String,
+    stream: Arc<Stream>,
     rx: mpsc::Receiver<Bytes>,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
-        streams().remove(&self.id);
+        streams().remove(&self.stream.id);
     }
 }
 
@@ -157,16 +159,14 @@ pub fn register(ctx: &RequestCtx) -> Result<Registered, GatewayError> {
     if all.len() >= MAX_STREAMS {
         return Err(GatewayError::TooManyStreams);
     }
-    all.insert(
-        id.clone(),
-        Arc::new(Stream {
-            id: id.clone(),
-            owner: p.digest(),
-            tx,
-            token: Mutex::new(None),
-        }),
-    );
-    Ok(Registered { id, rx })
+    let stream = Arc::new(Stream {
+        id: id.clone(),
+        owner: p.digest(),
+        tx,
+        token: Mutex::new(None),
+    });
+    all.insert(id, stream.clone());
+    Ok(Registered { stream, rx })
 }
 
 /// Serves a registered stream until the client goes away.
@@ -188,30 +188,77 @@ pub async fn open(
     session.write_response_header(Box::new(resp), false).await?;
     let endpoint = format!(
         "event: endpoint\ndata: {base}/message?session={}\n\n",
-        reg.id
+        reg.stream.id
     );
     session
         .write_response_body(Some(Bytes::from(endpoint)), false)
         .await?;
     ctx.sse = true;
     let _gauge = crate::telemetry::metrics::SseStream::start();
-    loop {
-        match tokio::time::timeout(HEARTBEAT, reg.rx.recv()).await {
+    let ended = loop {
+        let wrote = match tokio::time::timeout(HEARTBEAT, reg.rx.recv()).await {
             Ok(Some(m)) => {
                 session
                     .write_response_body(Some(message_event(&m)), false)
-                    .await?
+                    .await
             }
-            Ok(None) => break,
+            Ok(None) => break Ok(()),
             Err(_) => {
                 session
                     .write_response_body(Some(Bytes::from_static(b": keepalive\n\n")), false)
-                    .await?
+                    .await
             }
+        };
+        if let Err(e) = wrote {
+            // the client went away
+            break Err(e);
         }
-    }
+    };
+    // no POST finds the stream any more, then its session ends upstream
+    streams().remove(&reg.stream.id);
+    end_session(ctx, &reg.stream).await;
+    ended?;
     let _ = session.write_response_body(None, true).await;
     Ok(true)
+}
+
+/// The client closed its stream: its MCP session ends upstream too (a
+/// DELETE with the session's own id, as a Streamable HTTP client would
+/// send; a stdio process stops at once instead of at its idle timeout).
+async fn end_session(ctx: &RequestCtx, stream: &Stream) {
+    let token = stream
+        .token
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .clone();
+    let (Some(rt), Some(token)) = (ctx.runtime.as_ref(), token) else {
+        return;
+    };
+    let Ok(text) = token.to_str() else {
+        return;
+    };
+    let now = crate::base::clock::now_secs();
+    let Ok(owner) = rt.session_keys().open(text, &stream.owner, now) else {
+        return;
+    };
+    let Some(up) = rt.upstreams.iter().find(|u| *u.name == *owner.upstream) else {
+        return;
+    };
+    let Ok(ep) = up.endpoint(&owner.endpoint) else {
+        return;
+    };
+    let call = super::member::Call {
+        session: Some(&owner.session),
+        request_id: &ctx.request_id,
+        ..super::member::Call::default()
+    };
+    let deadline = tokio::time::Instant::now() + up.timeout;
+    if let Err(e) = super::member::delete(up, &ep.0, &call, deadline).await {
+        log::debug!(
+            "legacy_sse stream {}: DELETE of its session: {e}",
+            stream.id
+        );
+    }
 }
 
 fn message_event(m: &[u8]) -> Bytes {
