@@ -253,7 +253,7 @@ fn post_to(g: &Gateway, path: &str, key: &str, body: &[u8], extra: &[(&str, &str
 }
 
 #[test]
-fn the_typescript_sse_client_works_through_legacy_sse() {
+fn the_sdk_sse_clients_work_through_legacy_sse() {
     let g = Gateway::start(&front_config());
     let steps = run_client(
         Command::new("node")
@@ -269,6 +269,12 @@ fn the_typescript_sse_client_works_through_legacy_sse() {
     );
     let progress = steps.iter().find(|s| s["step"] == "progress").unwrap();
     assert_eq!(progress["progress"], serde_json::json!([1, 2, 3, 4]));
+    // the Python SDK's HTTP+SSE client too
+    run_client(
+        Command::new("python3")
+            .args(["py_sse_client.py", &format!("http://127.0.0.1:{}/sse", g.port)])
+            .env("MCP_HEADERS", r#"{"X-API-Key": "alice-key-0123456789"}"#),
+    );
     // audited like any call: the principal, the tool, the decision
     let lines = AuditLog::of(&g).settle_ms(100).lines();
     assert!(lines
