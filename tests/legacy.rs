@@ -101,6 +101,15 @@ fn sdk_clients_run_their_scenarios_through_a_legacy_sse_server() {
         "--mode",
         "legacy",
     ]));
+    // a 2026-07-28 client: one legacy connection held for its principal
+    run_client(Command::new("python3").args([
+        "py_client.py",
+        &g.url(),
+        "--server",
+        "everything",
+        "--mode",
+        "2026-07-28",
+    ]));
     let lines = AuditLog::of(&g).settle_ms(100).lines();
     assert!(lines
         .iter()
@@ -272,7 +281,10 @@ fn the_sdk_sse_clients_work_through_legacy_sse() {
     // the Python SDK's HTTP+SSE client too
     run_client(
         Command::new("python3")
-            .args(["py_sse_client.py", &format!("http://127.0.0.1:{}/sse", g.port)])
+            .args([
+                "py_sse_client.py",
+                &format!("http://127.0.0.1:{}/sse", g.port),
+            ])
             .env("MCP_HEADERS", r#"{"X-API-Key": "alice-key-0123456789"}"#),
     );
     // audited like any call: the principal, the tool, the decision

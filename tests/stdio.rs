@@ -68,6 +68,33 @@ fn initialize(g: &Gateway) -> String {
     token
 }
 
+/// Open sessions of the gateway's one in-process upstream (admin API).
+fn local_sessions(admin: u16) -> u64 {
+    get(
+        admin,
+        "/upstreams/local",
+        &[("Authorization", "Bearer stdio-admin-token-0123456789")],
+    )
+    .unwrap()
+    .json()["upstreams"][0]["mcp_sessions"]
+        .as_u64()
+        .unwrap()
+}
+
+/// The JSON-RPC response of a POST answered with JSON or SSE (the last
+/// event: a server may send notifications first).
+fn message_of(r: &Response) -> serde_json::Value {
+    let text = String::from_utf8_lossy(&r.body);
+    if let Ok(v) = serde_json::from_str(&text) {
+        return v;
+    }
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<serde_json::Value>(d).ok())
+        .rfind(|m| m.get("result").is_some() || m.get("error").is_some())
+        .unwrap_or_else(|| panic!("no response in {text}"))
+}
+
 /// Processes whose command line contains `marker`.
 fn processes(marker: &str) -> usize {
     let out = Command::new("pgrep").args(["-f", marker]).output().unwrap();
@@ -121,10 +148,15 @@ fn sdk_clients_run_their_scenarios_through_stdio_servers_the_gateway_runs() {
         ".ci/run installs node and python3"
     );
     let js = everything_js();
-    let g = Gateway::start(&config(&["node", &js, "stdio"], "").push(
-        "policy.rules",
-        yaml(r#"{subject: {tenant: "*"}, deny: {tools: ["get-tiny-image"]}}"#),
-    ));
+    let admin = Port::reserve();
+    let g = Gateway::start(
+        &config(&["node", &js, "stdio"], "")
+            .push(
+                "policy.rules",
+                yaml(r#"{subject: {tenant: "*"}, deny: {tools: ["get-tiny-image"]}}"#),
+            )
+            .admin(&admin, Some("stdio-admin-token-0123456789")),
+    );
     // the TypeScript SDK: initialize, tools (streamed progress), resources,
     // prompts, GET stream, DELETE
     let steps = run_client(Command::new("node").args([
@@ -144,8 +176,13 @@ fn sdk_clients_run_their_scenarios_through_stdio_servers_the_gateway_runs() {
         "--mode",
         "legacy",
     ]));
-    // every client DELETEd its session: no process is left
-    assert_eq!(wait_processes(&js, 0, Duration::from_secs(5)), 0);
+    // every client DELETEd its session: no process is left (other tests
+    // run the same server: the gateway's own count says)
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while local_sessions(admin.get()) > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(local_sessions(admin.get()), 0);
     // policy and list filtering apply as to any upstream
     let s = initialize(&g);
     let r = post_json(
@@ -160,7 +197,7 @@ fn sdk_clients_run_their_scenarios_through_stdio_servers_the_gateway_runs() {
         br#"{"jsonrpc":"2.0","id":5,"method":"tools/call","params":{"name":"get-tiny-image","arguments":{}}}"#,
         &[("Mcp-Session-Id", &s)],
     );
-    assert_eq!(r.json()["error"]["code"], -32602);
+    assert_eq!(message_of(&r)["error"]["code"], -32602);
     let lines = AuditLog::of(&g).settle_ms(100).lines();
     assert!(lines
         .iter()
@@ -207,7 +244,7 @@ fn the_process_sees_only_a_minimal_environment_and_its_own_env() {
         &[("Mcp-Session-Id", &s)],
     );
     assert_eq!(r.status, 200);
-    let text = r.json()["result"]["content"][0]["text"]
+    let text = message_of(&r)["result"]["content"][0]["text"]
         .as_str()
         .unwrap()
         .to_string();
@@ -505,4 +542,83 @@ fn a_stdio_upstream_is_a_virtual_server_member() {
         "elicitation",
     ]));
     assert!(steps.iter().any(|s| s["step"] == "tools/call"));
+}
+
+#[test]
+fn stateless_clients_get_one_held_process_per_principal() {
+    let js = everything_js();
+    let admin = Port::reserve();
+    let cfg = config(&["node", &js, "stdio"], "")
+        .admin(&admin, Some("stdio-admin-token-0123456789"))
+        .api_keys(vec![
+            api_key("a", "key-a-0123456789", "acme", Some("a")),
+            api_key("b", "key-b-0123456789", "acme", Some("b")),
+        ]);
+    let g = Gateway::start(&cfg);
+    let sessions = || local_sessions(admin.get());
+    let run = |key: &str| {
+        run_client(
+            Command::new("python3")
+                .args([
+                    "py_client.py",
+                    &g.url(),
+                    "--server",
+                    "everything",
+                    "--mode",
+                    "2026-07-28",
+                ])
+                .env("MCP_HEADERS", format!(r#"{{"X-API-Key": "{key}"}}"#)),
+        )
+    };
+    // the Python SDK client's whole 2026-07-28 scenario, twice for one
+    // principal: one held process serves both runs
+    run("key-a-0123456789");
+    run("key-a-0123456789");
+    assert_eq!(sessions(), 1);
+    // another principal gets its own process
+    run("key-b-0123456789");
+    assert_eq!(sessions(), 2);
+    // server/discover is answered from the held session's initialize
+    let r = request(
+        g.port,
+        "POST",
+        "/mcp",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("X-API-Key", "key-a-0123456789"),
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "server/discover"),
+        ],
+        br#"{"jsonrpc":"2.0","id":"d","method":"server/discover","params":{}}"#,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
+    let d = r.json();
+    assert_eq!(d["id"], "d");
+    assert_eq!(d["result"]["resultType"], "complete");
+    assert!(d["result"]["capabilities"]["tools"].is_object(), "{d}");
+    assert!(d["result"]["supportedVersions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|v| v == "2026-07-28"));
+    // a client cannot claim another principal's held process
+    let r = request(
+        g.port,
+        "POST",
+        "/mcp",
+        &[
+            ("Content-Type", "application/json"),
+            ("Accept", "application/json, text/event-stream"),
+            ("X-API-Key", "key-b-0123456789"),
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "ping"),
+            ("X-Mcp-Edge-Principal", "00000000000000000000000000000000"),
+        ],
+        br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+    )
+    .unwrap();
+    assert_eq!(r.status, 200);
+    assert_eq!(sessions(), 2, "a forged principal header opened a process");
 }

@@ -113,6 +113,17 @@ pub fn rewrite_request(req: &mut RequestHeader, ctx: &mut RequestCtx) -> Result<
     if let Some(auth) = &up.auth {
         req.insert_header(auth.header.clone(), auth.value.clone())?;
     }
+    // the bridge holds a session per principal for 2026-07-28 clients of a
+    // stdio, sse or tunnel upstream: it is told whose call this is (never what a
+    // client sent under that name)
+    req.remove_header(crate::tunnel::bridge::PRINCIPAL_HEADER);
+    if let (Some(_), Some(p)) = (ep.0.bridge, &ctx.principal) {
+        if ctx.era == crate::mcp::Era::Stateless {
+            let d = p.digest();
+            let hex: String = d.iter().map(|b| format!("{b:02x}")).collect();
+            req.insert_header(crate::tunnel::bridge::PRINCIPAL_HEADER, hex)?;
+        }
+    }
     Ok(())
 }
 

@@ -12,7 +12,12 @@
 //! messages come first ([`super::relay`]); notifications and client
 //! responses get 202; GET opens the session's stream (with a comment every
 //! 15 s so idle timeouts do not cut it); DELETE ends the session. An unknown
-//! session is 404 (clients re-initialize), a process that ended before
+//! session is 404 (clients re-initialize). A 2026-07-28 (stateless) request
+//! to a bridged upstream is served from a session the bridge holds for
+//! its principal (named by the proxy in [`PRINCIPAL_HEADER`]; initialized on
+//! first use, again when its process is gone; `server/discover` answered
+//! from its `initialize` result; results upgraded for that revision). A
+//! process that ended before
 //! answering or a tunnel that is not connected is 502 with a JSON-RPC error,
 //! a session refused for the process limit 503.
 
@@ -29,6 +34,15 @@ use tokio::sync::mpsc;
 
 use super::relay::{Ended, Item, Link, Reply};
 use crate::jsonrpc::error_body;
+
+/// Whose call a 2026-07-28 request to a stdio or sse upstream is (set by
+/// the proxy, hex of the principal digest; never a client's header).
+pub const PRINCIPAL_HEADER: &str = "x-mcp-edge-principal";
+/// Sessions held for 2026-07-28 clients at most (per gateway process).
+const MAX_HELD: usize = 4096;
+/// The initialize the bridge sends for a 2026-07-28 client's held session.
+const HELD_INIT: &[u8] = br#"{"jsonrpc":"2.0","id":"mcp-edge-held","method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"mcp-edge","version":"1"}}}"#;
+const HELD_INITIALIZED: &[u8] = br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#;
 
 /// Largest request body the bridge reads (the proxy already enforced
 /// `limits.max_body_bytes`; this only bounds a confused peer).
@@ -233,6 +247,16 @@ async fn serve(http: &mut ServerSession) -> pingora::Result<()> {
         .get("mcp-session-id")
         .and_then(|v| v.to_str().ok())
         .map(str::to_owned);
+    let principal = req
+        .headers
+        .get(PRINCIPAL_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned);
+    let stateless = crate::mcp::era(
+        req.headers
+            .get("mcp-protocol-version")
+            .map(|v| v.as_bytes()),
+    ) == Ok(crate::mcp::Era::Stateless);
     let Some(link) = link else {
         let why = match served {
             Served::Tunnel => "no tunnel is connected for this upstream",
@@ -246,7 +270,10 @@ async fn serve(http: &mut ServerSession) -> pingora::Result<()> {
             let Some(body) = read_body(http).await else {
                 return write_plain(http, error(400, -32600, "unreadable request body")).await;
             };
-            post(http, &link, served, session, body).await
+            match (session, principal) {
+                (None, Some(p)) if stateless => stateless_post(http, &link, served, &p, body).await,
+                (session, _) => post(http, &link, served, session, body).await,
+            }
         }
         "GET" => {
             let Some(rx) = session.as_deref().and_then(|s| link.listen(s)) else {
@@ -278,6 +305,223 @@ async fn serve(http: &mut ServerSession) -> pingora::Result<()> {
     }
 }
 
+/// A session held for a 2026-07-28 client: its id and the server's
+/// `initialize` result.
+#[derive(Clone)]
+struct Held {
+    session: String,
+    init: serde_json::Value,
+}
+
+/// Held sessions by (upstream, principal).
+fn held() -> std::sync::MutexGuard<'static, std::collections::HashMap<(String, String), Held>> {
+    static HELD: std::sync::OnceLock<
+        std::sync::Mutex<std::collections::HashMap<(String, String), Held>>,
+    > = std::sync::OnceLock::new();
+    HELD.get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+/// The response a reply ends with (a stream read to its end).
+async fn final_of(reply: Reply) -> Option<Bytes> {
+    match reply {
+        Reply::Json(b) => Some(b),
+        Reply::Stream { mut rest, .. } => loop {
+            match rest.recv().await {
+                Some(Item::Final(b)) => break Some(b),
+                Some(Item::Message(_)) => {}
+                _ => break None,
+            }
+        },
+        _ => None,
+    }
+}
+
+/// The principal's held session on `link`, initialized now if it has none
+/// (or its process is gone). `Err`: the status and message to answer.
+async fn hold(
+    link: &Arc<Link>,
+    served: Served,
+    principal: &str,
+) -> Result<Held, (u16, &'static str)> {
+    let key = (link.name.clone(), principal.to_owned());
+    let known = held().get(&key).cloned();
+    if let Some(h) = known {
+        if link.has_session(&h.session) {
+            return Ok(h);
+        }
+    }
+    let Some(session) = link.open_session().await else {
+        return Err(ended(Ended::TunnelDown, served));
+    };
+    let answered = match link.call(&session, HELD_INIT).await {
+        Reply::Ended(e) => {
+            link.close_session(&session).await;
+            return Err(ended(e, served));
+        }
+        r => final_of(r).await,
+    };
+    let init = answered
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .and_then(|m| m.get("result").cloned());
+    let Some(init) = init else {
+        link.close_session(&session).await;
+        return Err((502, "the upstream did not answer initialize"));
+    };
+    let _ = link.call(&session, HELD_INITIALIZED).await;
+    let h = Held { session, init };
+    let full = {
+        let mut all = held();
+        if all.len() >= MAX_HELD {
+            // forget those whose process is gone
+            all.retain(|(name, _), v| *name != link.name || link.has_session(&v.session));
+        }
+        let full = all.len() >= MAX_HELD;
+        if !full {
+            all.insert(key, h.clone());
+        }
+        full
+    };
+    if full {
+        link.close_session(&h.session).await;
+        return Err((503, "too many sessions held for 2026-07-28 clients"));
+    }
+    Ok(h)
+}
+
+/// `server/discover` for a 2026-07-28 client, from the held session's
+/// `initialize` result.
+fn discover_result(init: &serde_json::Value) -> serde_json::Value {
+    let mut versions: Vec<serde_json::Value> = crate::mcp::KNOWN_VERSIONS
+        .iter()
+        .rev()
+        .map(|v| (*v).into())
+        .collect();
+    versions.dedup();
+    let mut out = serde_json::json!({
+        "resultType": "complete",
+        "supportedVersions": versions,
+        "capabilities": init.get("capabilities").cloned().unwrap_or_else(|| serde_json::json!({})),
+        "_meta": {"io.modelcontextprotocol/serverInfo": init.get("serverInfo").cloned().unwrap_or(serde_json::Value::Null)},
+        "ttlMs": 0,
+        "cacheScope": "private",
+    });
+    if let (Some(i), Some(o)) = (init.get("instructions"), out.as_object_mut()) {
+        o.insert("instructions".into(), i.clone());
+    }
+    out
+}
+
+/// A 2026-07-28 client's POST to a stdio or sse upstream: served from the
+/// session held for its principal, the results as that revision reads
+/// them (`resultType`; `ttlMs`/`cacheScope` where cacheable).
+async fn stateless_post(
+    http: &mut ServerSession,
+    link: &Arc<Link>,
+    served: Served,
+    principal: &str,
+    body: Bytes,
+) -> pingora::Result<()> {
+    let peeked = crate::jsonrpc::peek(&body);
+    let id = peeked.as_ref().and_then(|p| p.id.clone());
+    let method = peeked
+        .as_ref()
+        .and_then(|p| p.method.clone())
+        .unwrap_or_default();
+    let h = match hold(link, served, principal).await {
+        Ok(h) => h,
+        Err((status, why)) => {
+            return write_plain(http, error_for(id.as_deref(), status, -32603, why)).await
+        }
+    };
+    if method == "server/discover" {
+        let idv: serde_json::Value = id
+            .as_deref()
+            .and_then(|t| serde_json::from_str(t).ok())
+            .unwrap_or(serde_json::Value::Null);
+        let answer =
+            serde_json::json!({"jsonrpc": "2.0", "id": idv, "result": discover_result(&h.init)});
+        return write_plain(
+            http,
+            Plain {
+                status: 200,
+                body: Bytes::from(answer.to_string()),
+                session: None,
+            },
+        )
+        .await;
+    }
+    let cacheable = method.ends_with("/list") || method == "resources/read";
+    let upgrade = |b: Bytes| -> Bytes {
+        std::str::from_utf8(&b)
+            .ok()
+            .and_then(|t| crate::federation::upgrade_result(t, cacheable))
+            .map_or(b, Bytes::from)
+    };
+    match link.call(&h.session, &body).await {
+        Reply::Json(b) => {
+            write_plain(
+                http,
+                Plain {
+                    status: 200,
+                    body: upgrade(b),
+                    session: None,
+                },
+            )
+            .await
+        }
+        Reply::Stream { first, mut rest } => {
+            start_stream(http, None).await?;
+            http.write_response_body(sse_event(&first), false).await?;
+            loop {
+                match rest.recv().await {
+                    Some(Item::Message(m)) => {
+                        http.write_response_body(sse_event(&m), false).await?
+                    }
+                    Some(Item::Final(m)) => {
+                        http.write_response_body(sse_event(&upgrade(m)), true)
+                            .await?;
+                        return Ok(());
+                    }
+                    Some(Item::Ended(_)) | None => {
+                        http.write_response_body(Bytes::new(), true).await?;
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        Reply::Accepted => {
+            write_plain(
+                http,
+                Plain {
+                    status: 202,
+                    body: Bytes::new(),
+                    session: None,
+                },
+            )
+            .await
+        }
+        Reply::SessionGone => {
+            held().remove(&(link.name.clone(), principal.to_owned()));
+            let (status, why) = ended(
+                Ended::Process(super::protocol::ClosedReason::Exited),
+                served,
+            );
+            write_plain(http, error_for(id.as_deref(), status, -32603, why)).await
+        }
+        Reply::Ended(e) => {
+            held().remove(&(link.name.clone(), principal.to_owned()));
+            let (status, why) = ended(e, served);
+            write_plain(http, error_for(id.as_deref(), status, -32603, why)).await
+        }
+        Reply::TunnelDown => {
+            let (status, why) = ended(Ended::TunnelDown, served);
+            write_plain(http, error_for(id.as_deref(), status, -32603, why)).await
+        }
+    }
+}
+
 async fn post(
     http: &mut ServerSession,
     link: &Arc<Link>,
@@ -303,7 +547,7 @@ async fn post(
                     id,
                     400,
                     -32600,
-                    "this upstream needs a session: initialize first (2026-07-28 clients: serve it as a virtual server member, docs/upstreams.md)",
+                    "this upstream needs a session: initialize first",
                 ),
             )
             .await
