@@ -95,6 +95,9 @@ pub fn check_message(json: &[u8], allowed: &Allowed<'_>) -> Checked {
     if std::str::from_utf8(json).is_err() {
         return Checked::Refused("upstream message is not valid UTF-8");
     }
+    if has_lone_surrogate(json) {
+        return Checked::Refused("upstream message has an unpaired surrogate escape");
+    }
     let mut de = serde_json::Deserializer::from_slice(json);
     let scan = match TopScan
         .deserialize(&mut de)
@@ -136,6 +139,24 @@ pub fn check_message(json: &[u8], allowed: &Allowed<'_>) -> Checked {
     } else {
         Checked::Rewritten(out)
     }
+}
+
+/// Whether some string of `json` escapes a surrogate that is not paired
+/// (`"\\ud800"` alone). serde_json skips strings it is not asked to read
+/// without checking their escapes, and clients disagree on such strings
+/// (JavaScript keeps the lone code unit, Python keeps it too, Rust and Go
+/// refuse or write U+FFFD): an answer is relayed only when every reader
+/// decodes it alike. A byte scan finds the rare candidate (`\\u` then `d8`
+/// to `df`); only then is the whole message decoded, which refuses lone
+/// surrogates.
+fn has_lone_surrogate(json: &[u8]) -> bool {
+    let candidate = json.windows(4).any(|w| {
+        w[0] == b'\\'
+            && w[1] == b'u'
+            && (w[2] | 0x20) == b'd'
+            && matches!(w[3] | 0x20, b'8'..=b'9' | b'a'..=b'f')
+    });
+    candidate && serde_json::from_slice::<serde_json::Value>(json).is_err()
 }
 
 /// The error that replaces a message that cannot be relayed, echoing `id`.

@@ -152,6 +152,29 @@ fn ambiguous_messages_are_refused() {
 }
 
 #[test]
+fn unpaired_surrogate_escapes_are_refused() {
+    // found by the answer_filter fuzz target: a skipped string with a lone
+    // surrogate, which JavaScript and Python clients decode and Rust refuses
+    for b in [
+        r#"{"jsonrpc":"2.0","id":1,"result":{"content":[{"type":"text","text":"a\udBBB"}]}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"result":{"x":"\uDC00\ud800"}}"#,
+        r#"{"jesult":{"resources":[{"uri":"f\udBBB\\\"ft/{x}"}]}}"#,
+    ] {
+        assert!(
+            matches!(check_message(b.as_bytes(), &allow), Checked::Refused(_)),
+            "{b}"
+        );
+    }
+    // paired surrogates, and an escaped backslash before `ud800`, pass
+    for b in [
+        r#"{"jsonrpc":"2.0","id":1,"result":{"x":"\ud83d\ude00"}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"result":{"x":"\\ud800"}}"#,
+    ] {
+        assert_eq!(check_message(b.as_bytes(), &allow), Checked::Pass, "{b}");
+    }
+}
+
+#[test]
 fn json_body_whole_at_the_end() {
     let mut g = Guard::json(1 << 20);
     let (a, b) = TOOLS.as_bytes().split_at(20);
