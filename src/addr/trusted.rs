@@ -135,9 +135,8 @@ fn forwarded_for(element: &str) -> Option<&str> {
 /// An address, with an optional port: `192.0.2.1`, `192.0.2.1:80`,
 /// `2001:db8::1`, `[2001:db8::1]`, `[2001:db8::1]:80`. Anything else
 /// (brackets around IPv4, text after the bracket, a port that is not
-/// digits) is not an address.
+/// digits, blanks inside a quoted `for=` value) is not an address.
 fn parse_ip(s: &str) -> Option<IpAddr> {
-    let s = s.trim();
     if let Ok(ip) = s.parse() {
         return Some(ip);
     }
@@ -325,6 +324,13 @@ mod tests {
             assert_eq!(parse_ip(bad), None, "{bad}");
         }
         assert_eq!(forwarded_for("for=192.0.2.1;for=10.0.0.1"), None);
+        // found by the trusted_proxy fuzzer: a blank inside the quotes was
+        // trimmed away, so a malformed hop was believed
+        assert_eq!(forwarded_for("for=\"8.5.0.0 \"").and_then(parse_ip), None);
+        assert_eq!(
+            forwarded_for("for= \"8.5.0.0\" ").and_then(parse_ip),
+            Some(ip("8.5.0.0"))
+        );
         assert_eq!(forwarded_for("for=\"192.0.2.1"), None);
         assert_eq!(forwarded_for("for=\"\"192.0.2.1\"\""), None);
         assert_eq!(
