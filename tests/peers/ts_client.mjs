@@ -62,6 +62,15 @@ async function main() {
   const transport = new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers }, fetch: loggingFetch });
   const client = new Client({ name: "mcp-edge-ts-test", version: "1.0.0" });
   await client.connect(transport);
+  // notifications/progress as the transport delivered them: the SDK runs a
+  // notification handler a microtask later, so one that arrives in the same
+  // read as its call's result is dropped by the client, not by the gateway
+  const delivered = [];
+  const deliver = transport.onmessage;
+  transport.onmessage = (m, extra) => {
+    if (m?.method === "notifications/progress") delivered.push({ at: Date.now(), progress: m.params?.progress });
+    deliver?.(m, extra);
+  };
   const sid = transport.sessionId; // none from a stateless server: get-stream/delete are then skipped
   emit("initialize", transport.protocolVersion !== undefined, {
     sessionId: sid ?? null,
@@ -80,16 +89,14 @@ async function main() {
   emit("tools/call", !r.isError && textOf(r).includes("hi"), { tool: echoName, text: textOf(r) });
 
   const [slowName, slowArgs] = names.slow;
-  const arrivals = [];
-  const progress = [];
+  delivered.length = 0;
   const start = Date.now();
   const sr = await client.callTool({ name: slowName, arguments: slowArgs }, undefined, {
-    onprogress: (p) => {
-      arrivals.push(Date.now() - start);
-      progress.push(p.progress);
-    },
+    onprogress: () => {},
     timeout: 30000,
   });
+  const arrivals = delivered.map((d) => d.at - start);
+  const progress = delivered.map((d) => d.progress);
   let sent = null; // py_server reports its send times (epoch ms) in the result
   try {
     sent = JSON.parse(textOf(sr)).sent_ms.map((t) => Math.round(t - start));

@@ -62,6 +62,15 @@ async function main() {
   });
   const client = new Client({ name: "mcp-edge-ts-sse-test", version: "1.0.0" });
   await client.connect(transport);
+  // notifications/progress as the transport delivered them: the SDK runs a
+  // notification handler a microtask later, so one that arrives in the same
+  // read as its call's result is dropped by the client, not by the gateway
+  const delivered = [];
+  const deliver = transport.onmessage;
+  transport.onmessage = (m, extra) => {
+    if (m?.method === "notifications/progress") delivered.push({ at: Date.now(), progress: m.params?.progress });
+    deliver?.(m, extra);
+  };
   emit("connect", true, { server: client.getServerVersion() });
 
   const tools = await client.listTools();
@@ -75,11 +84,12 @@ async function main() {
   emit("tools/call", !r.isError && textOf(r).includes("hi"), { tool: echoName, text: textOf(r) });
 
   const [slowName, slowArgs] = names.slow;
-  const progress = [];
+  delivered.length = 0;
   const sr = await client.callTool({ name: slowName, arguments: slowArgs }, undefined, {
-    onprogress: (p) => progress.push(p.progress),
+    onprogress: () => {},
     timeout: 30000,
   });
+  const progress = delivered.map((d) => d.progress);
   emit("progress", !sr.isError && progress.length === slowArgs.steps, { progress });
 
   if (denied) {
