@@ -216,12 +216,21 @@ fn front_config() -> Config {
 /// Opens `GET /sse` with `key`; the stream and the POST path its endpoint
 /// event names.
 fn open_stream(g: &Gateway, key: &str) -> (std::io::BufReader<std::net::TcpStream>, String) {
+    open_stream_at(g, "/sse", key)
+}
+
+/// Opens `GET <path>` with `key`; the stream and its endpoint's POST path.
+fn open_stream_at(
+    g: &Gateway,
+    path: &str,
+    key: &str,
+) -> (std::io::BufReader<std::net::TcpStream>, String) {
     use std::io::{BufRead, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", g.port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
         s,
-        "GET /sse HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nX-API-Key: {key}\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\nX-API-Key: {key}\r\n\r\n"
     )
     .unwrap();
     let mut r = std::io::BufReader::new(s);
@@ -414,4 +423,203 @@ fn legacy_sse_is_off_by_default_and_its_path_is_checked() {
     let (ok, _, err) = validate(&cfg);
     assert!(!ok);
     assert!(err.contains("legacy_sse.path"), "{err}");
+    // a virtual server's legacy endpoint (`<vs.path><path>`) may not be
+    // another endpoint's path: /a/sse is the other virtual server's
+    cfg = front_config()
+        .insert(
+            "virtual_servers",
+            yaml("[{path: /a, name: a, members: [{upstream: everything, prefix: a}]}, {path: /a/sse, name: b, members: [{upstream: everything, prefix: b}]}]"),
+        )
+        .with_port(1)
+        .with_dir(dir.path());
+    let (ok, _, err) = validate(&cfg);
+    assert!(!ok);
+    assert!(
+        err.contains("legacy_sse.path") && err.contains("\"/a/sse\" is a virtual server's path"),
+        "{err}"
+    );
+}
+
+/// A scripted virtual-server member: session `sess-sc`, tool `ping-me`;
+/// its GET stream carries one logging notification (a server message
+/// outside any request).
+fn scripted_member() -> scripted::Scripted {
+    scripted::Scripted::start(|req| {
+        let id = req.rpc_id();
+        let ok = |result: serde_json::Value| {
+            scripted::Reply::json(
+                200,
+                &serde_json::json!({"jsonrpc":"2.0","id":id,"result":result}).to_string(),
+            )
+            .header("Mcp-Session-Id", "sess-sc")
+        };
+        match (req.method.as_str(), req.rpc_method().as_deref()) {
+            ("DELETE", _) => scripted::Reply::json(200, "{}"),
+            ("GET", _) => scripted::Reply::sse(
+                b"data: {\"jsonrpc\":\"2.0\",\"method\":\"notifications/message\",\"params\":{\"level\":\"info\",\"data\":\"outside-any-request\"}}\n\n",
+            ),
+            (_, Some("initialize")) => ok(serde_json::json!({
+                "protocolVersion": "2025-11-25",
+                "capabilities": {"tools": {}, "logging": {}},
+                "serverInfo": {"name": "sc", "version": "1"}
+            })),
+            (_, Some("tools/list")) => ok(serde_json::json!({
+                "tools": [{"name": "ping-me", "inputSchema": {"type": "object"}}]
+            })),
+            (_, Some("tools/call")) => ok(serde_json::json!({
+                "content": [{"type": "text", "text": "sc was called"}]
+            })),
+            (_, _) if id.is_null() => scripted::Reply::accepted(),
+            _ => ok(serde_json::json!({})),
+        }
+    })
+}
+
+/// `legacy_sse` in front of virtual servers: `<vs.path><legacy path>`.
+fn vs_front_config(ev: &Peer, sc_url: &str) -> Config {
+    Config::base(&ev.url())
+        .set("upstreams[0].name", "ev")
+        .set("routing[0].upstream", "ev")
+        .push(
+            "upstreams",
+            yaml(&format!("{{name: sc, url: '{sc_url}', timeout_ms: 5000}}")),
+        )
+        .insert(
+            "virtual_servers",
+            yaml(
+                "[{path: /tools, name: acme-tools, member_timeout_ms: 5000, members: [{upstream: ev, prefix: ev}, {upstream: sc, prefix: sc}]},
+                  {path: /plain, name: plain-everything, prefix_mode: never, members: [{upstream: ev, prefix: ev}]}]",
+            ),
+        )
+        .insert("legacy_sse", yaml("{enabled: true, path: /sse}"))
+        .api_keys(vec![api_key(
+            "alice",
+            "alice-key-0123456789",
+            "acme",
+            Some("alice"),
+        )])
+        .audit()
+        .sessions(&["legacy-vs-session-key-0123456789abcdef"])
+}
+
+#[test]
+fn a_virtual_server_is_served_over_legacy_sse() {
+    let ev = Peer::everything();
+    let sc = scripted_member();
+    let g = Gateway::start(&vs_front_config(&ev, &sc.url()));
+    let key = "alice-key-0123456789";
+    let (mut stream, endpoint) = open_stream_at(&g, "/tools/sse", key);
+    assert!(
+        endpoint.starts_with("/tools/sse/message?session="),
+        "{endpoint}"
+    );
+    // a stream answers only at the paths it was opened for
+    let (_, query) = endpoint.split_once('?').unwrap();
+    for other in ["/sse/message", "/plain/sse/message"] {
+        let r = post_to(&g, &format!("{other}?{query}"), key, INIT, &[]);
+        assert_eq!(r.status, 404, "{other}");
+    }
+    let r = post_to(&g, &endpoint, key, INIT, &[]);
+    assert_eq!(r.status, 202, "{}", String::from_utf8_lossy(&r.body));
+    let line = read_until(&mut stream, "protocolVersion");
+    assert!(line.contains("acme-tools"), "{line}");
+    let r = post_to(
+        &g,
+        &endpoint,
+        key,
+        br#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        &[],
+    );
+    assert_eq!(r.status, 202);
+    // once the session is up, the members' GET streams are merged into it
+    let line = read_until(&mut stream, "outside-any-request");
+    assert!(line.contains("notifications/message"), "{line}");
+    let r = post_to(
+        &g,
+        &endpoint,
+        key,
+        br#"{"jsonrpc":"2.0","id":"l","method":"tools/list"}"#,
+        &[],
+    );
+    assert_eq!(r.status, 202);
+    let line = read_until(&mut stream, "\"l\"");
+    assert!(
+        line.contains("ev__echo") && line.contains("sc__ping-me"),
+        "{line}"
+    );
+    for (id, name, want) in [
+        ("c1", "ev__echo", "Echo: via-vs"),
+        ("c2", "sc__ping-me", "sc was called"),
+    ] {
+        let body = format!(
+            r#"{{"jsonrpc":"2.0","id":"{id}","method":"tools/call","params":{{"name":"{name}","arguments":{{"message":"via-vs"}}}}}}"#
+        );
+        let r = post_to(&g, &endpoint, key, body.as_bytes(), &[]);
+        assert_eq!(r.status, 202);
+        let line = read_until(&mut stream, &format!("\"{id}\""));
+        assert!(line.contains(want), "{line}");
+    }
+    // the member saw its own name and its own session
+    let calls: Vec<_> = sc
+        .received()
+        .into_iter()
+        .filter(|r| r.rpc_method().as_deref() == Some("tools/call"))
+        .collect();
+    assert_eq!(calls.len(), 1);
+    assert!(String::from_utf8_lossy(&calls[0].body).contains("\"ping-me\""));
+    assert_eq!(calls[0].header("mcp-session-id"), Some("sess-sc"));
+    assert!(sc
+        .received()
+        .iter()
+        .any(|r| r.method == "GET" && r.header("mcp-session-id") == Some("sess-sc")));
+    // a real member's server messages outside requests: server-everything's
+    // simulated logging goes to its GET stream
+    let r = post_to(
+        &g,
+        &endpoint,
+        key,
+        br#"{"jsonrpc":"2.0","id":"t","method":"tools/call","params":{"name":"ev__toggle-simulated-logging","arguments":{}}}"#,
+        &[],
+    );
+    assert_eq!(r.status, 202);
+    let line = read_until(&mut stream, "-level message");
+    assert!(line.contains("notifications/message"), "{line}");
+    // closing the stream ends every member's session upstream
+    drop(stream);
+    let deadline = Instant::now() + Duration::from_secs(12);
+    let deleted = || {
+        sc.received()
+            .iter()
+            .any(|r| r.method == "DELETE" && r.header("mcp-session-id") == Some("sess-sc"))
+    };
+    while !deleted() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(deleted(), "the member's session outlived the stream");
+    let lines = AuditLog::of(&g).settle_ms(100).lines();
+    assert!(lines.iter().any(|l| l["method"] == "tools/call"
+        && l["target"] == "sc__ping-me"
+        && l["decision"] == "allow"));
+}
+
+#[test]
+fn the_sdk_sse_clients_work_through_a_virtual_server() {
+    let ev = Peer::everything();
+    let sc = scripted_member();
+    let g = Gateway::start(&vs_front_config(&ev, &sc.url()));
+    let url = format!("http://127.0.0.1:{}/plain/sse", g.port);
+    let steps = run_client(
+        Command::new("node")
+            .args(["ts_sse_client.mjs", &url, "--server", "everything"])
+            .env("MCP_HEADERS", r#"{"X-API-Key": "alice-key-0123456789"}"#),
+    );
+    let connect = steps.iter().find(|s| s["step"] == "connect").unwrap();
+    assert_eq!(connect["server"]["name"], "plain-everything");
+    run_client(
+        Command::new("python3")
+            .args(["py_sse_client.py", &url])
+            .env("MCP_HEADERS", r#"{"X-API-Key": "alice-key-0123456789"}"#),
+    );
+    // the scripted member is not in this virtual server
+    assert_eq!(sc.count(), 0);
 }

@@ -1,28 +1,37 @@
 //! The client-facing legacy HTTP+SSE endpoint (`legacy_sse`, protocol
 //! 2024-11-05) for clients that speak nothing newer. Off by default.
 //!
-//! - `GET <path>` is admitted like any request (address, Origin, refusal
+//! - It answers at `<path>` for `server.path` and at `<vs.path><path>` for
+//!   each virtual server (`/tools` + `/sse` = `/tools/sse`); a stream speaks
+//!   to the MCP endpoint it was opened for, and its POSTs are taken at that
+//!   front's `/message` only (another front's is 404).
+//! - `GET <front>` is admitted like any request (address, Origin, refusal
 //!   budget, authentication), then answered with an event stream whose
-//!   first event, `endpoint`, names `<path>/message?session=<ref>`: `ref`
+//!   first event, `endpoint`, names `<front>/message?session=<ref>`: `ref`
 //!   is 128 random bits naming this stream in this process, bound to the
 //!   principal that opened it.
-//! - `POST <path>/message?session=<ref>` is admitted exactly as a POST to
-//!   `server.path` (the whole pipeline: body inspection, policy, rate
-//!   limits, routing, sealed sessions, audit), with the stream's sealed
-//!   `Mcp-Session-Id` put on it (a client-sent one is dropped). A `ref` that
-//!   is unknown, or opened by another principal, is 404. A 2xx answer is
-//!   not sent to the POST: its messages (the JSON body, or each event of an
-//!   SSE answer: progress, server requests, the response) go to the stream
-//!   as `message` events, and the POST gets 202. Refusals and upstream
-//!   errors answer the POST itself with their status and JSON-RPC error,
-//!   except a refused tool call (200 "Unknown tool"), which goes to the
-//!   stream like any answer.
+//! - `POST <front>/message?session=<ref>` is admitted exactly as a POST to
+//!   the MCP endpoint (the whole pipeline: body inspection, policy, rate
+//!   limits, routing or federation, sealed sessions, audit), with the
+//!   stream's sealed `Mcp-Session-Id` put on it (a client-sent one is
+//!   dropped). A `ref` that is unknown, or opened by another principal, is
+//!   404. A 2xx answer is not sent to the POST: its messages (the JSON
+//!   body, or each event of an SSE answer: progress, server requests, the
+//!   response) go to the stream as `message` events, and the POST gets 202.
+//!   Refusals and upstream errors answer the POST itself with their status
+//!   and JSON-RPC error, except a refused tool call (200 "Unknown tool"),
+//!   which goes to the stream like any answer.
+//! - Once the session is up (the first 2xx answer to a POST that carried
+//!   it, `notifications/initialized`), the server's messages outside
+//!   requests go to the stream too: the session's Streamable HTTP GET
+//!   stream upstream, or for a virtual server every member's, merged
+//!   (`federate::open_listener`; ids namespaced, items the principal may
+//!   not see filtered as on the GET stream).
 //!
 //! Streams live in the process that opened them: a load balancer in front
 //! of several replicas must send a client's POSTs to the replica holding
-//! its stream. Server messages outside a request (the Streamable HTTP GET
-//! stream) are not relayed. When the client closes its stream, the
-//! gateway DELETEs the stream's MCP session upstream.
+//! its stream. When the client closes its stream, the gateway DELETEs the
+//! stream's MCP session upstream (every member's, for a virtual server).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, OnceLock};
@@ -51,14 +60,25 @@ pub struct Stream {
     id: String,
     owner: [u8; crate::session::DIGEST],
     tx: mpsc::Sender<Bytes>,
+    /// The MCP endpoint it speaks to: `server.path` or a virtual server's.
+    target: String,
     /// The sealed `Mcp-Session-Id` of its MCP session, once initialized.
     token: Mutex<Option<http::HeaderValue>>,
+    /// Signalled when a POST that carried the session was answered (the
+    /// session is up: its server messages can be listened to).
+    ready: tokio::sync::Notify,
 }
 
 /// What a request to the legacy paths is.
 pub enum Front {
-    /// `GET <path>`: open a stream (after authentication).
-    Open,
+    /// `GET <at>`: open a stream to the MCP endpoint `target` (after
+    /// authentication).
+    Open {
+        /// The path the stream was opened at.
+        at: String,
+        /// `server.path`, or the virtual server's path.
+        target: String,
+    },
     /// `POST <path>/message?session=<ref>`: a message for this stream.
     Post(Arc<Stream>),
 }
@@ -71,53 +91,88 @@ fn streams() -> std::sync::MutexGuard<'static, HashMap<String, Arc<Stream>>> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
+/// The legacy paths: `<path>` for `server.path`, `<vs.path><path>` for
+/// each virtual server; (where the stream opens, its MCP endpoint).
+fn fronts(rt: &crate::runtime::Runtime, base: &str) -> Vec<(String, String)> {
+    let mut out = vec![(base.to_string(), rt.server.path.clone())];
+    for vs in &rt.virtual_servers {
+        out.push((
+            format!("{}{base}", vs.path.trim_end_matches('/')),
+            vs.path.clone(),
+        ));
+    }
+    out
+}
+
 /// Before admission: whether the request is for the legacy endpoint; if
-/// so, its path becomes `server.path` (so the same admission applies) and
-/// a POST gets its stream's session id.
+/// so, its path becomes the MCP endpoint's (so the same admission
+/// applies) and a POST gets its stream's session id.
 pub fn prepare(session: &mut Session, ctx: &mut RequestCtx) -> Option<Result<(), GatewayError>> {
     let rt = ctx.runtime.clone()?;
     let base = rt.legacy_sse.as_deref()?;
     let req = session.req_header();
     let path = req.uri.path();
-    let post_path = format!("{base}/message");
-    let front = if path == base {
-        if req.method != Method::GET {
-            return Some(Err(GatewayError::MethodNotAllowed("GET")));
-        }
-        Front::Open
-    } else if path == post_path {
-        if req.method != Method::POST {
-            return Some(Err(GatewayError::MethodNotAllowed("POST")));
-        }
-        let reference = req
-            .uri
-            .query()
-            .unwrap_or_default()
-            .split('&')
-            .find_map(|kv| kv.strip_prefix("session="))
-            .unwrap_or_default();
-        match streams().get(reference).cloned() {
-            Some(s) => Front::Post(s),
-            None => return Some(Err(GatewayError::SessionNotFound("legacy_stream_unknown"))),
-        }
-    } else {
-        return None;
-    };
+    let (front, target) =
+        if let Some((at, target)) = fronts(&rt, base).into_iter().find(|(at, _)| at == path) {
+            if req.method != Method::GET {
+                return Some(Err(GatewayError::MethodNotAllowed("GET")));
+            }
+            (
+                Front::Open {
+                    at,
+                    target: target.clone(),
+                },
+                target,
+            )
+        } else if let Some((_, target)) = fronts(&rt, base)
+            .into_iter()
+            .find(|(at, _)| path.strip_prefix(at.as_str()) == Some("/message"))
+        {
+            if req.method != Method::POST {
+                return Some(Err(GatewayError::MethodNotAllowed("POST")));
+            }
+            let reference = req
+                .uri
+                .query()
+                .unwrap_or_default()
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("session="))
+                .unwrap_or_default();
+            // a stream answers at the paths it was opened for only
+            match streams()
+                .get(reference)
+                .filter(|s| s.target == target)
+                .cloned()
+            {
+                Some(s) => (Front::Post(s), target),
+                None => return Some(Err(GatewayError::SessionNotFound("legacy_stream_unknown"))),
+            }
+        } else {
+            return None;
+        };
     let token = match &front {
         Front::Post(s) => s
             .token
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone(),
-        Front::Open => None,
+        Front::Open { .. } => None,
     };
     let req = session.req_header_mut();
     // the admission sees a request to the MCP endpoint
-    let Ok(uri) = http::Uri::try_from(rt.server.path.as_str()) else {
+    let Ok(uri) = http::Uri::try_from(target.as_str()) else {
         return Some(Err(GatewayError::Internal));
     };
     req.set_uri(uri);
     req.remove_header("mcp-session-id");
+    // the gateway is this stream's Streamable HTTP client: a legacy client
+    // takes anything on its stream, whatever its POST's Accept said
+    if req
+        .insert_header("accept", "application/json, text/event-stream")
+        .is_err()
+    {
+        return Some(Err(GatewayError::Internal));
+    }
     if let Some(t) = token {
         if req.insert_header("mcp-session-id", t).is_err() {
             return Some(Err(GatewayError::Internal));
@@ -153,6 +208,9 @@ impl Drop for Registered {
 /// the process holds its most).
 pub fn register(ctx: &RequestCtx) -> Result<Registered, GatewayError> {
     let p = ctx.principal.as_ref().ok_or(GatewayError::Internal)?;
+    let Some(Front::Open { target, .. }) = &ctx.front else {
+        return Err(GatewayError::Internal);
+    };
     let (tx, rx) = mpsc::channel::<Bytes>(QUEUE);
     let id = crate::base::ids::new_request_id();
     let mut all = streams();
@@ -163,47 +221,75 @@ pub fn register(ctx: &RequestCtx) -> Result<Registered, GatewayError> {
         id: id.clone(),
         owner: p.digest(),
         tx,
+        target: target.clone(),
         token: Mutex::new(None),
+        ready: tokio::sync::Notify::new(),
     });
     all.insert(id, stream.clone());
     Ok(Registered { stream, rx })
 }
 
-/// Serves a registered stream until the client goes away.
+/// Serves a registered stream until the client goes away: the answers
+/// its POSTs divert to it, and once its session is up, the server's
+/// messages outside requests (the session's GET stream upstream).
 pub async fn open(
     session: &mut Session,
     ctx: &mut RequestCtx,
     mut reg: Registered,
 ) -> Result<bool> {
-    let base = ctx
-        .runtime
-        .as_ref()
-        .and_then(|rt| rt.legacy_sse.clone())
-        .unwrap_or_default();
+    let Some(Front::Open { at, .. }) = &ctx.front else {
+        return Err(Error::new(ErrorType::InternalError));
+    };
+    let endpoint = format!(
+        "event: endpoint\ndata: {at}/message?session={}\n\n",
+        reg.stream.id
+    );
     let mut resp = ResponseHeader::build(200, Some(4))?;
     resp.insert_header("content-type", "text/event-stream")?;
     resp.insert_header("cache-control", "no-cache")?;
     resp.insert_header("x-request-id", ctx.request_id.as_str())?;
     session.set_keepalive(None);
     session.write_response_header(Box::new(resp), false).await?;
-    let endpoint = format!(
-        "event: endpoint\ndata: {base}/message?session={}\n\n",
-        reg.stream.id
-    );
     session
         .write_response_body(Some(Bytes::from(endpoint)), false)
         .await?;
     ctx.sse = true;
     let _gauge = crate::telemetry::metrics::SseStream::start();
+    let (rt, principal) = (ctx.runtime.clone(), ctx.principal.clone());
+    let allowed = |item, name: &str| match (&rt, &principal) {
+        (Some(rt), Some(p)) => rt.policy.item_allowed(p, item, name),
+        _ => false,
+    };
+    let mut listener: Option<super::federate::Listener> = None;
+    let mut listened = false;
     let ended = loop {
-        let wrote = match tokio::time::timeout(HEARTBEAT, reg.rx.recv()).await {
-            Ok(Some(m)) => {
-                session
-                    .write_response_body(Some(message_event(&m)), false)
-                    .await
-            }
-            Ok(None) => break Ok(()),
-            Err(_) => {
+        let wrote = tokio::select! {
+            m = reg.rx.recv() => match m {
+                Some(m) => session.write_response_body(Some(message_event(&m)), false).await,
+                None => break Ok(()),
+            },
+            () = reg.stream.ready.notified(), if !listened => {
+                listened = true;
+                if let Some(t) = token_of(&reg.stream) {
+                    listener = super::federate::open_listener(ctx, &t).await;
+                }
+                continue;
+            },
+            ms = next_messages(&mut listener, &allowed) => match ms {
+                Some(ms) => {
+                    let mut out = BytesMut::new();
+                    for m in ms {
+                        out.extend_from_slice(&message_event(&m));
+                    }
+                    session.write_response_body(Some(out.freeze()), false).await
+                }
+                None => {
+                    // the session's stream ended upstream: answers still come
+                    listener = None;
+                    continue;
+                }
+            },
+            () = tokio::time::sleep(HEARTBEAT) => {
                 session
                     .write_response_body(Some(Bytes::from_static(b": keepalive\n\n")), false)
                     .await
@@ -214,6 +300,7 @@ pub async fn open(
             break Err(e);
         }
     };
+    drop(listener);
     // no POST finds the stream any more, then its session ends upstream
     streams().remove(&reg.stream.id);
     end_session(ctx, &reg.stream).await;
@@ -222,23 +309,41 @@ pub async fn open(
     Ok(true)
 }
 
+async fn next_messages(
+    l: &mut Option<super::federate::Listener>,
+    allowed: &(dyn Fn(crate::call::Item, &str) -> bool + Sync),
+) -> Option<Vec<Vec<u8>>> {
+    match l {
+        Some(l) => l.next(allowed).await,
+        None => std::future::pending().await,
+    }
+}
+
+fn token_of(stream: &Stream) -> Option<String> {
+    stream
+        .token
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+        .as_ref()
+        .and_then(|t| t.to_str().ok())
+        .map(str::to_string)
+}
+
 /// The client closed its stream: its MCP session ends upstream too (a
 /// DELETE with the session's own id, as a Streamable HTTP client would
 /// send; a stdio process stops at once instead of at its idle timeout).
 async fn end_session(ctx: &RequestCtx, stream: &Stream) {
-    let token = stream
-        .token
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
-        .clone();
-    let (Some(rt), Some(token)) = (ctx.runtime.as_ref(), token) else {
-        return;
-    };
-    let Ok(text) = token.to_str() else {
+    let (Some(rt), Some(text)) = (ctx.runtime.as_ref(), token_of(stream)) else {
         return;
     };
     let now = crate::base::clock::now_secs();
-    let Ok(owner) = rt.session_keys().open(text, &stream.owner, now) else {
+    if let Some(vs) = ctx.virtual_server.as_ref() {
+        if let Ok(c) = rt.session_keys().open_composite(&text, &stream.owner, now) {
+            super::federate::end_members(vs, ctx, &c).await;
+        }
+        return;
+    }
+    let Ok(owner) = rt.session_keys().open(&text, &stream.owner, now) else {
         return;
     };
     let Some(up) = rt.upstreams.iter().find(|u| *u.name == *owner.upstream) else {
@@ -280,6 +385,43 @@ pub struct Divert {
     pending: Vec<u8>,
 }
 
+impl Stream {
+    /// An answer to one of its POSTs: keeps the session token it hands
+    /// out; the first 2xx answer to a POST that carried the session
+    /// (`notifications/initialized`) signals that the session is up.
+    fn answered(&self, status: u16, token: Option<&http::HeaderValue>) {
+        let mut t = self
+            .token
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let had = t.is_some();
+        if let Some(v) = token {
+            *t = Some(v.clone());
+        }
+        if had && (200..300).contains(&status) {
+            self.ready.notify_one();
+        }
+    }
+}
+
+/// A virtual server's own answer to a legacy POST (`federate`): a 2xx
+/// answer's body goes to the stream and the POST gets an empty 202
+/// (`true`); otherwise the POST is answered as usual (`false`).
+pub fn divert_answer(ctx: &RequestCtx, status: u16, body: &Bytes, token: Option<&str>) -> bool {
+    let Some(Front::Post(stream)) = &ctx.front else {
+        return false;
+    };
+    let token = token.and_then(|t| http::HeaderValue::from_str(t).ok());
+    stream.answered(status, token.as_ref());
+    if !(200..300).contains(&status) {
+        return false;
+    }
+    if !body.is_empty() && stream.tx.try_send(body.clone()).is_err() {
+        log::warn!("legacy_sse stream {}: a message was dropped", stream.id);
+    }
+    true
+}
+
 impl Divert {
     fn send(&self, m: Vec<u8>) {
         if self.stream.tx.try_send(Bytes::from(m)).is_err() {
@@ -298,13 +440,8 @@ pub fn divert_header(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<
     let Some(Front::Post(stream)) = &ctx.front else {
         return Ok(());
     };
-    if let Some(t) = resp.headers.get("mcp-session-id") {
-        *stream
-            .token
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(t.clone());
-    }
     let status = resp.status.as_u16();
+    stream.answered(status, resp.headers.get("mcp-session-id"));
     if !(200..300).contains(&status) {
         return Ok(());
     }
@@ -370,7 +507,7 @@ pub fn divert_refusal(ctx: &RequestCtx, status: u16, body: &Bytes) -> bool {
 
 /// Whether the request opens a legacy stream.
 pub fn is_open(ctx: &RequestCtx) -> bool {
-    matches!(ctx.front, Some(Front::Open))
+    matches!(ctx.front, Some(Front::Open { .. }))
 }
 
 #[cfg(test)]

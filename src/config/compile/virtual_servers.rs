@@ -64,8 +64,11 @@ pub(super) fn compile_virtual_servers(
     out
 }
 
-/// `legacy_sse.path`: like a virtual server's path, and neither it nor
-/// `<path>/message` may be a virtual server's.
+/// `legacy_sse.path`: like a virtual server's path. The legacy endpoint
+/// answers at `<path>` and `<path>/message` for `server.path`, and at
+/// `<vs.path><path>` and `<vs.path><path>/message` for each virtual
+/// server (`proxy::sse_front`): none of these may be another endpoint's
+/// path or each other's.
 pub(super) fn check_legacy_path(
     path: &str,
     taken: &Taken<'_>,
@@ -75,12 +78,33 @@ pub(super) fn check_legacy_path(
     let at = "legacy_sse.path";
     let mut paths: HashSet<String> = HashSet::new();
     check_path(path, at, taken, &mut paths, errs);
-    let message = format!("{path}/message");
-    if vs_paths.iter().any(|p| *p == path || *p == message) {
-        errs.push(at, "a virtual server has this path (or <path>/message)");
-    }
-    if Some(message.as_str()) == taken.mcp {
-        errs.push(at, "<path>/message is server.path");
+    let mut fronts = vec![path.to_string()];
+    fronts.extend(
+        vs_paths
+            .iter()
+            .map(|v| format!("{}{path}", v.trim_end_matches('/'))),
+    );
+    let reserved = ["/healthz", "/health"];
+    let mut seen: HashSet<String> = HashSet::new();
+    for front in &fronts {
+        for p in [front.clone(), format!("{front}/message")] {
+            let clash = if vs_paths.contains(&p.as_str()) {
+                Some("a virtual server's path")
+            } else if Some(p.as_str()) == taken.mcp {
+                Some("server.path")
+            } else if Some(p.as_str()) == taken.tunnel {
+                Some("tunnel.path")
+            } else if reserved.contains(&p.as_str()) || taken.metadata.contains(&p) {
+                Some("a path the gateway answers itself")
+            } else if !seen.insert(p.clone()) {
+                Some("another legacy endpoint's path")
+            } else {
+                None
+            };
+            if let Some(what) = clash {
+                errs.push(at, format!("the legacy endpoint's path {p:?} is {what}"));
+            }
+        }
     }
 }
 

@@ -29,7 +29,9 @@ use session::*;
 use stream::*;
 
 pub use forward::member_answer;
+pub use session::end_members;
 pub use stateless::forget as forget_held;
+pub use stream::{open_listener, Listener};
 
 use super::member::{self, Failure, Reply};
 use super::RequestCtx;
@@ -94,6 +96,16 @@ async fn write(
     body: Bytes,
     token: Option<String>,
 ) -> Result<()> {
+    if super::sse_front::divert_answer(ctx, status, &body, token.as_deref()) {
+        // a legacy client's POST: the answer went to its stream
+        let mut resp = super::reply::json_header(202, 0, ctx)?;
+        resp.remove_header("content-type");
+        session.write_response_header(Box::new(resp), false).await?;
+        session
+            .write_response_body(Some(Bytes::new()), true)
+            .await?;
+        return Ok(());
+    }
     let mut resp = super::reply::json_header(status, body.len(), ctx)?;
     if body.is_empty() {
         resp.remove_header("content-type");

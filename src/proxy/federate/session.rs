@@ -134,6 +134,13 @@ pub(super) async fn delete(vs: &VirtualServer, ctx: &RequestCtx) -> Res<Done> {
     let Some(c) = ctx.composite.as_ref() else {
         return Err(GatewayError::SessionRequired);
     };
+    end_members(vs, ctx, c).await;
+    Ok(Done::Answer(200, Bytes::new(), None))
+}
+
+/// DELETEs every member session of `c` (by the member timeout); a
+/// member that fails is logged and left out.
+pub async fn end_members(vs: &VirtualServer, ctx: &RequestCtx, c: &Composite) {
     let deadline = Instant::now() + vs.member_timeout;
     let fwd = forwarded(ctx);
     let members = joined(vs, c);
@@ -149,7 +156,6 @@ pub(super) async fn delete(vs: &VirtualServer, ctx: &RequestCtx) -> Res<Done> {
             left_out(vs, ctx, m, "DELETE", &f.to_string());
         }
     }
-    Ok(Done::Answer(200, Bytes::new(), None))
 }
 
 /// A client's answer to a member's request: back to that member with
