@@ -76,9 +76,9 @@ pub struct RequestCtx {
     /// held until the body decides it (`ProxyHttp::response_held`).
     pub hold: bool,
     /// `request_filter`: a request to the legacy HTTP+SSE endpoint (`sse_front`).
-    pub front: Option<super::sse_front::Front>,
+    pub front: Option<super::sse_streams::Front>,
     /// `response_filter`: a legacy POST's answer goes to its stream.
-    pub divert: Option<super::sse_front::Divert>,
+    pub divert: Option<super::sse_streams::Divert>,
     /// `request_filter`: the virtual server the path names (federation).
     pub virtual_server: Option<Arc<crate::runtime::VirtualServer>>,
     /// `request_filter`: the opened token of a virtual server's session.

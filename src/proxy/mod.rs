@@ -13,6 +13,7 @@ mod reply;
 mod request;
 mod response;
 mod sse_front;
+mod sse_streams;
 
 use std::sync::Arc;
 
@@ -111,7 +112,7 @@ impl ProxyHttp for Gateway {
         }
         match request::admit(session, ctx).await {
             Ok(request::Admitted::Proxy) => Ok(false),
-            Ok(request::Admitted::LegacyStream) => match sse_front::register(ctx) {
+            Ok(request::Admitted::LegacyStream) => match sse_streams::register(ctx) {
                 Ok(stream) => sse_front::open(session, ctx, stream).await,
                 Err(refusal) => reply::respond(session, ctx, refusal).await,
             },
@@ -164,7 +165,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<()> {
         response::filter(upstream_response, ctx)?;
-        sse_front::divert_header(upstream_response, ctx)
+        sse_streams::divert_header(upstream_response, ctx)
     }
 
     fn response_body_filter(
@@ -175,7 +176,7 @@ impl ProxyHttp for Gateway {
         ctx: &mut RequestCtx,
     ) -> Result<Option<std::time::Duration>> {
         response::body_filter(body, end_of_stream, ctx);
-        sse_front::divert_body(body, end_of_stream, ctx);
+        sse_streams::divert_body(body, end_of_stream, ctx);
         Ok(None)
     }
 

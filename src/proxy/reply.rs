@@ -39,7 +39,7 @@ pub async fn respond(
         _ => jsonrpc::error_body(ctx.id_ref(), err.jsonrpc_code(), err.reason()),
     };
     let status = err.status();
-    if super::sse_front::divert_refusal(ctx, status, &body) {
+    if super::sse_streams::divert_refusal(ctx, status, &body) {
         // a legacy client reads this answer on its stream
         ctx.error = Some(err);
         let mut resp = ResponseHeader::build(202, Some(2))?;

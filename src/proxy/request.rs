@@ -83,7 +83,7 @@ pub async fn admit(
         }
     }
     steps(session, ctx, &rt).await?;
-    if super::sse_front::is_open(ctx) {
+    if super::sse_streams::is_open(ctx) {
         return Ok(Admitted::LegacyStream);
     }
     if ctx.virtual_server.is_some() {
@@ -188,11 +188,11 @@ async fn steps(
         Err(AuthError::Invalid) => return Err(GatewayError::BadCredentials),
     }
     // a legacy stream is its opener's only
-    super::sse_front::check_owner(ctx)?;
+    super::sse_streams::check_owner(ctx)?;
     // a session id is a routing hint sealed for this principal, never
     // authentication: it opens only after the credentials were accepted
     let pinned = open_session(rt, ctx, &session.req_header().headers)?;
-    if super::sse_front::is_open(ctx) {
+    if super::sse_streams::is_open(ctx) {
         // a legacy client's stream: the gateway serves it
         return Ok(());
     }

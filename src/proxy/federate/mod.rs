@@ -96,7 +96,7 @@ async fn write(
     body: Bytes,
     token: Option<String>,
 ) -> Result<()> {
-    if super::sse_front::divert_answer(ctx, status, &body, token.as_deref()) {
+    if super::sse_streams::divert_answer(ctx, status, &body, token.as_deref()) {
         // a legacy client's POST: the answer went to its stream
         let mut resp = super::reply::json_header(202, 0, ctx)?;
         resp.remove_header("content-type");
