@@ -21,16 +21,17 @@ drop=(.cargo-ok .cargo_vcs_info.json Cargo.lock Cargo.toml.orig)
 drop_proxy=(benches examples)
 
 work=$(mktemp -d)
-trap 'rm -rf "$work"' EXIT
+# downloads go beside the work tree, not in it (it is searched for leftovers)
+dl=$(mktemp -d)
+trap 'rm -rf "$work" "$dl"' EXIT
 
 pristine() { # crate -> directory of the pristine source
     local d
     for d in "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$1-$version"; do
         [ -f "$d/Cargo.toml" ] && { echo "$d"; return; }
     done
-    mkdir -p "$work/dl"
-    curl -sSfL "https://static.crates.io/crates/$1/$1-$version.crate" | tar -xz -C "$work/dl"
-    echo "$work/dl/$1-$version"
+    curl -sSfL "https://static.crates.io/crates/$1/$1-$version.crate" | tar -xz -C "$dl"
+    echo "$dl/$1-$version"
 }
 
 for c in "${crates[@]}"; do
