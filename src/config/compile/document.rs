@@ -27,6 +27,7 @@ const SECTIONS: &[&str] = &[
     "tunnel",
     "virtual_servers",
     "legacy_sse",
+    "tool_limits",
 ];
 
 /// Parses the text into its mapping of sections; an empty, unparsable or
@@ -49,6 +50,8 @@ pub(super) fn check_section_names(root: &Mapping, errs: &mut Errors) {
     for key in root.keys() {
         match key.as_str() {
             Some(k) if SECTIONS.contains(&k) => {}
+            // an empty name (`!!tag : x` reads as one) has no path of its own
+            Some("") => errs.push("(root)", "a section name is empty"),
             Some(k) => errs.push(
                 k,
                 format!("unknown section (known: {})", SECTIONS.join(", ")),
@@ -142,6 +145,11 @@ mod tests {
             "server.lisen: unknown field `lisen`",
         );
         one_error(&format!("{GOOD}\nbogus: 1\n"), "bogus: unknown section");
+        // found by the config_load fuzzer: a tagged empty key
+        one_error(
+            &format!("{GOOD}\n!!ch2 : a\n"),
+            "(root): a section name is empty",
+        );
         one_error(
             &GOOD.replace("    url:", "    colour: red\n    url:"),
             "upstreams[0].colour: unknown field `colour`",
