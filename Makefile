@@ -69,10 +69,10 @@ bench: bench-micro bench-load bench-sse bench-fanout bench-stdio ## criterion ho
 bench-micro: ## criterion benches of the hot paths
 	$(CARGO) bench --bench hot_paths -- --warm-up-time 1 --measurement-time 3
 
-bench-load: release ## wrk load: direct upstream, nginx proxy, bare Pingora, mcp-edge, a federated call (ratios)
+bench-load: release ## wrk load: direct upstream, nginx proxy, bare Pingora, mcp-edge, a federated call, a call under tool_limits (ratios)
 	scripts/deps.sh --system-only
 	$(CARGO) build --release --example bare-pingora
-	benches/load.py --gateway $(BIN_RELEASE) --bare $(CARGO_TARGET_DIR)/release/examples/bare-pingora --duration $(BENCH_SECS) --redis --sessions --jwt --tls --federated --repeat $(BENCH_REPEAT)
+	benches/load.py --gateway $(BIN_RELEASE) --bare $(CARGO_TARGET_DIR)/release/examples/bare-pingora --duration $(BENCH_SECS) --redis --sessions --jwt --tls --federated --tool-limits --repeat $(BENCH_REPEAT)
 
 bench-stdio: release ## gateway memory per idle stdio session (STDIO_SESSIONS, 500, processes the gateway runs)
 	benches/stdio_memory.py --gateway $(BIN_RELEASE) --sessions $(STDIO_SESSIONS)

@@ -395,8 +395,42 @@ fn bench_metrics(c: &mut Criterion) {
     });
 }
 
+/// What a `tools/call` under a `tool_limits` rule adds at admission: the
+/// first-match lookup over a few rules and the `max_concurrent` permit
+/// taken and released (issue 21: at most 2 us).
+fn bench_tool_limits(c: &mut Criterion) {
+    let text = r#"
+server: {listen: 127.0.0.1:1}
+upstreams: [{name: a, url: "http://127.0.0.1:9/mcp"}]
+routing: [{match: {method: "*"}, upstream: a}]
+tool_limits:
+  - {tools: ["git__log*", "git__blame"], timeout_ms: 10000, max_concurrent: 4}
+  - {tools: ["admin.*"], max_response_bytes: 4096}
+  - {tools: ["search.*"], timeout_ms: 30000, max_concurrent: 100000, max_response_bytes: 1048576}
+  - {tools: ["*"], timeout_ms: 60000}
+"#;
+    let Ok(rt) = mcp_edge::config::load_str(text, &|_| None) else {
+        eprintln!("tool_limits bench: the config does not compile");
+        return;
+    };
+    let principal = [7u8; 16];
+    c.bench_function("tool_limits/lookup_acquire_release", |b| {
+        b.iter(|| {
+            if let Some(rule) = rt.tool_limits.for_tool(black_box("search.documents")) {
+                let permit = rule.acquire(black_box(principal));
+                black_box(permit.is_ok());
+            }
+        })
+    });
+    let none = mcp_edge::tools::ToolLimits::default();
+    c.bench_function("tool_limits/no_rule", |b| {
+        b.iter(|| black_box(none.for_tool(black_box("search.documents")).is_some()))
+    });
+}
+
 criterion_group!(
     benches,
+    bench_tool_limits,
     bench_metrics,
     bench_session,
     bench_proxy_protocol,

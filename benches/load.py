@@ -9,7 +9,7 @@ Prints requests/s, p50/p99 latency and the proxy's CPU time per request
 (utime+stime of the whole process from /proc, all threads), with ratios to (b).
 Every run is bounded: fixed duration per scenario, processes killed at the end.
 
-Usage: benches/load.py --gateway target/release/mcp-edge [--bare target/release/examples/bare-pingora] [--also before=/path/to/older/mcp-edge] [--duration 10] [--connections 1,32] [--redis] [--sessions] [--jwt] [--tls] [--federated]
+Usage: benches/load.py --gateway target/release/mcp-edge [--bare target/release/examples/bare-pingora] [--also before=/path/to/older/mcp-edge] [--duration 10] [--connections 1,32] [--redis] [--sessions] [--jwt] [--tls] [--federated] [--tool-limits]
 
 --tls adds HTTPS: nginx (TLS proxy) and mcp-edge with the same certificate, keep-alive and one new
 connection per request (wrk), and full vs resumed handshakes per second (openssl s_time).
@@ -185,6 +185,9 @@ def main():
                     help="also compare HTTPS termination: nginx and mcp-edge with the same certificate")
     ap.add_argument("--federated", action="store_true",
                     help="also run the same tools/call through a virtual server with one member (the same nginx)")
+    ap.add_argument("--tool-limits", action="store_true",
+                    help="also run mcp-edge with a tool_limits rule naming the called tool "
+                         "(timeout, max_concurrent, max_response_bytes)")
     a = ap.parse_args()
     for tool in ("nginx", "wrk"):
         if not shutil.which(tool):
@@ -256,6 +259,15 @@ def main():
             urls["mcp-edge+fed"] = f"http://127.0.0.1:{fport}/tools"
             fed["port"] = fport
             ports.append(fport)
+        if a.tool_limits:
+            lport = free_port()
+            lconf = conf.replace("logging:", "tool_limits:\n  - tools: [\"search.*\"]\n"
+                                 "    timeout_ms: 30000\n    max_concurrent: 100000\n"
+                                 "    max_response_bytes: 1048576\nlogging:", 1)
+            spawn_variant(tmp, lconf, gw, lport, "gwl", a.gateway, procs)
+            pids["mcp-edge+limits"] = procs[-1].pid
+            urls["mcp-edge+limits"] = f"http://127.0.0.1:{lport}/mcp"
+            ports.append(lport)
         tls = None
         if a.tls:
             tls = start_tls(tmp, conf, gw, up, a.gateway, procs)
@@ -289,12 +301,13 @@ def main():
                     r.update(target=name, connections=conns)
                     runs[name].append(r)
             rows = {name: median_run(v) for name, v in runs.items()}
-            if "mcp-edge+fed" in runs:
-                # the same round's two runs side by side: drifts of a shared
-                # machine cancel better than in the difference of medians
-                d = sorted(f["cpu_us_per_req"] - m["cpu_us_per_req"]
-                           for f, m in zip(runs["mcp-edge+fed"], runs["mcp-edge"]))
-                rows["mcp-edge+fed"]["cpu_paired_deltas"] = d
+            for variant in ("mcp-edge+fed", "mcp-edge+limits"):
+                if variant in runs:
+                    # the same round's two runs side by side: drifts of a shared
+                    # machine cancel better than in the difference of medians
+                    d = sorted(f["cpu_us_per_req"] - m["cpu_us_per_req"]
+                               for f, m in zip(runs[variant], runs["mcp-edge"]))
+                    rows[variant]["cpu_paired_deltas"] = d
             results += list(rows.values())
         print_table(results)
         if tls:
@@ -357,6 +370,15 @@ def print_table(results):
             pd = fr.get("cpu_paired_deltas")
             if pd and len(pd) > 1:
                 print(f"      federated minus mcp-edge, CPU per round (paired runs): median {pd[len(pd) // 2]:+.1f}, "
+                      f"range {pd[0]:+.1f} .. {pd[-1]:+.1f} us/req over {len(pd)} rounds")
+        lim = next((r for r in rows if r["target"] == "mcp-edge+limits"), None)
+        if lim:
+            print(f"      tools/call under a tool_limits rule vs mcp-edge: CPU "
+                  f"{lim['cpu_us_per_req']-gw['cpu_us_per_req']:+.1f} us/req, rps x{lim['rps']/gw['rps']:.3f}, "
+                  f"p50 {lim['p50_ms']-gw['p50_ms']:+.3f} ms")
+            pd = lim.get("cpu_paired_deltas")
+            if pd and len(pd) > 1:
+                print(f"      tool_limits minus mcp-edge, CPU per round (paired runs): median {pd[len(pd) // 2]:+.1f}, "
                       f"range {pd[0]:+.1f} .. {pd[-1]:+.1f} us/req over {len(pd)} rounds")
         red = next((r for r in rows if r["target"] == "mcp-edge+redis"), None)
         if red:

@@ -427,6 +427,8 @@ pub enum Guard {
         buf: BytesMut,
         /// The inspection bound.
         max: usize,
+        /// The error's message when the body is larger.
+        too_large: &'static str,
         /// The verdict once the body ended (`None` before).
         verdict: Option<Verdict>,
     },
@@ -443,14 +445,27 @@ pub enum Verdict {
     Rewritten,
     /// Replaced by a JSON-RPC error (the message).
     Refused(&'static str),
+    /// Larger than its bound: replaced by a JSON-RPC error (the message),
+    /// decided as soon as the bound is passed.
+    TooLarge(&'static str),
 }
+
+/// The message of an answer larger than `server.limits.max_response_bytes`.
+pub const TOO_LARGE: &str = "upstream answer larger than server.limits.max_response_bytes";
 
 impl Guard {
     /// A guard for a JSON body of at most `max` bytes.
     pub fn json(max: usize) -> Guard {
+        Guard::json_bounded(max, TOO_LARGE)
+    }
+
+    /// A guard for a JSON body of at most `max` bytes, refused with
+    /// `too_large` beyond.
+    pub fn json_bounded(max: usize, too_large: &'static str) -> Guard {
         Guard::Json {
             buf: BytesMut::new(),
             max,
+            too_large,
             verdict: None,
         }
     }
@@ -470,15 +485,19 @@ impl Guard {
         error_id: Option<crate::jsonrpc::IdRef<'_>>,
     ) -> Bytes {
         match self {
-            Guard::Json { buf, max, verdict } => {
+            Guard::Json {
+                buf,
+                max,
+                too_large,
+                verdict,
+            } => {
                 if verdict.is_some() {
                     return Bytes::new();
                 }
                 if buf.len() + chunk.len() > *max {
                     buf.clear();
-                    let msg = "upstream answer larger than server.limits.max_response_bytes";
-                    *verdict = Some(Verdict::Refused(msg));
-                    return refused_body(error_id, msg);
+                    *verdict = Some(Verdict::TooLarge(too_large));
+                    return refused_body(error_id, too_large);
                 }
                 buf.extend_from_slice(chunk);
                 if !end {

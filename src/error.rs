@@ -94,6 +94,14 @@ pub enum GatewayError {
     ShuttingDown,
     /// 503: the process holds its most legacy SSE streams (`legacy_sse`).
     TooManyStreams,
+    /// 429: the principal has `tool_limits` `max_concurrent` calls of the
+    /// tool running.
+    ToolBusy,
+    /// A tool call still running at its `tool_limits` `timeout_ms`.
+    ToolTimeout,
+    /// An answer larger than `max_response_bytes` (the tool's or the
+    /// server's): never relayed in part.
+    AnswerTooLarge(&'static str),
     /// A bug or resource failure inside the gateway.
     Internal,
 }
@@ -133,6 +141,9 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => 504,
             GatewayError::ShuttingDown => 503,
             GatewayError::TooManyStreams => 503,
+            GatewayError::ToolBusy => 429,
+            GatewayError::ToolTimeout => 504,
+            GatewayError::AnswerTooLarge(_) => 502,
             GatewayError::Internal => 500,
         }
     }
@@ -174,6 +185,9 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => INTERNAL_ERROR,
             GatewayError::ShuttingDown => INTERNAL_ERROR,
             GatewayError::TooManyStreams => INTERNAL_ERROR,
+            GatewayError::ToolBusy => INVALID_REQUEST,
+            GatewayError::ToolTimeout => INTERNAL_ERROR,
+            GatewayError::AnswerTooLarge(_) => INTERNAL_ERROR,
             GatewayError::Internal => INTERNAL_ERROR,
         }
     }
@@ -214,6 +228,13 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => "upstream timed out",
             GatewayError::ShuttingDown => "gateway shutting down",
             GatewayError::TooManyStreams => "too many legacy SSE streams open; try again later",
+            GatewayError::ToolBusy => {
+                "too many calls of this tool running (tool_limits max_concurrent); retry later"
+            }
+            GatewayError::ToolTimeout => {
+                "tool call timed out (tool_limits timeout_ms); cancelled upstream"
+            }
+            GatewayError::AnswerTooLarge(m) => m,
             GatewayError::Internal => "internal gateway error",
         }
     }
@@ -229,6 +250,8 @@ impl GatewayError {
                 | GatewayError::RateLimitUnavailable
                 | GatewayError::ShuttingDown
                 | GatewayError::TooManyStreams
+                | GatewayError::ToolTimeout
+                | GatewayError::AnswerTooLarge(_)
                 | GatewayError::Internal
         )
     }
@@ -287,6 +310,9 @@ impl GatewayError {
             GatewayError::UpstreamTimeout => "upstream_timeout",
             GatewayError::ShuttingDown => "shutting_down",
             GatewayError::TooManyStreams => "legacy_streams_full",
+            GatewayError::ToolBusy => "tool_max_concurrent",
+            GatewayError::ToolTimeout => "tool_timeout",
+            GatewayError::AnswerTooLarge(_) => "response_too_large",
             GatewayError::Internal => "internal",
         }
     }

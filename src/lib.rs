@@ -31,6 +31,7 @@ pub mod server;
 pub mod session;
 pub mod telemetry;
 pub mod tls_material;
+pub mod tools;
 pub mod tunnel;
 pub mod upgrade;
 pub mod upstream;

@@ -118,6 +118,8 @@ pub struct Runtime {
     pub virtual_servers: Vec<Arc<VirtualServer>>,
     /// `legacy_sse.path` when the client-facing HTTP+SSE endpoint is on.
     pub legacy_sse: Option<String>,
+    /// `tool_limits:`: what one call of a tool may cost.
+    pub tool_limits: crate::tools::ToolLimits,
     /// Log level.
     pub log_level: String,
     /// Log format.

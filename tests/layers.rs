@@ -31,6 +31,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "ratelimit",
             "routing",
             "session",
+            "tools",
             "tunnel::protocol",
             "tunnel::registry",
             "tunnel::relay",

@@ -31,7 +31,12 @@ fn check_timing(events: &[(Duration, String)], n: usize, gap: Duration) {
 fn post_response_stream_is_not_buffered() {
     let gap = Duration::from_millis(300);
     let up = Upstream::start(Mode::Sse { n: 5, gap });
-    let g = Gateway::start(&Config::base(&up.url()));
+    // a tool under a size bound and a timeout (tool_limits): its events are
+    // counted, not held
+    let g = Gateway::start(&Config::base(&up.url()).insert(
+        "tool_limits",
+        yaml(r#"[{tools: ["*"], max_response_bytes: 1048576, timeout_ms: 60000}]"#),
+    ));
     let (resp, events) = sse_events(
         g.port,
         "POST",

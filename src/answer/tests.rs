@@ -195,7 +195,23 @@ fn json_body_whole_at_the_end() {
     let mut g = Guard::json(64);
     let out = g.push(TOOLS.as_bytes(), false, &allow, None);
     assert!(String::from_utf8_lossy(&out).contains("max_response_bytes"));
+    assert_eq!(
+        g.verdict(),
+        Some(&Verdict::TooLarge(crate::answer::TOO_LARGE))
+    );
     assert!(g.push(b"more", true, &allow, None).is_empty());
+    let mut g = Guard::json_bounded(64, "tool result too large");
+    let out = g.push(
+        TOOLS.as_bytes(),
+        false,
+        &allow,
+        Some(crate::jsonrpc::IdRef::Int(9)),
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(
+        (v["id"].as_i64(), v["error"]["message"].as_str()),
+        (Some(9), Some("tool result too large"))
+    );
 }
 
 fn sse(stream: &[u8], piece: usize) -> String {

@@ -115,8 +115,10 @@ pub struct Limits {
     pub max_json_depth: u32,
     /// Most client connections open at once; further ones are closed at accept.
     pub max_connections: u64,
-    /// Largest upstream answer the gateway inspects: a JSON body (or one SSE
-    /// event) larger than this is replaced by a JSON-RPC error.
+    /// Largest upstream answer the gateway relays: a JSON body, or all SSE
+    /// events of one POST's answer (and any one event of a GET stream);
+    /// beyond, a JSON-RPC error for the request (`tool_limits` may set
+    /// another bound per tool).
     pub max_response_bytes: u64,
     /// After answering before the request body was read (401, 413, ...),
     /// how long the rest of the body is read and discarded so the client
@@ -728,6 +730,26 @@ fn default_prefix_mode() -> String {
 }
 fn default_member_timeout() -> u64 {
     3000
+}
+
+/// `tool_limits[]`: what one call of the tools it names may cost; the first
+/// entry naming a tool applies. Each bound is optional.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolLimit {
+    /// Exposed tool names (globs, after federation prefixes).
+    pub tools: Vec<String>,
+    /// A call still running after this many milliseconds is answered with a
+    /// JSON-RPC error and cancelled upstream.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    /// Calls one principal may have running at once; beyond, 429.
+    #[serde(default)]
+    pub max_concurrent: Option<u32>,
+    /// The largest answer of a call (its JSON body, or all its SSE events);
+    /// replaces `server.limits.max_response_bytes` for these tools.
+    #[serde(default)]
+    pub max_response_bytes: Option<u64>,
 }
 
 /// `legacy_sse:`: the client-facing HTTP+SSE (2024-11-05) endpoint for

@@ -51,6 +51,29 @@ pub enum IdRef<'a> {
     Str(&'a str),
 }
 
+impl IdRef<'_> {
+    /// The id as a JSON value.
+    pub fn to_value(self) -> serde_json::Value {
+        match self {
+            IdRef::Int(n) => n.into(),
+            IdRef::Uint(n) => n.into(),
+            IdRef::Str(s) => s.into(),
+        }
+    }
+}
+
+/// `notifications/cancelled` for the request `id`, with a reason.
+pub fn cancelled_body(id: IdRef<'_>, reason: &str) -> Bytes {
+    Bytes::from(
+        serde_json::json!({
+            "jsonrpc": "2.0",
+            "method": "notifications/cancelled",
+            "params": {"requestId": id.to_value(), "reason": reason},
+        })
+        .to_string(),
+    )
+}
+
 fn push_json_string(out: &mut String, s: &str) {
     // serde_json's string escaping cannot fail for a &str.
     match serde_json::to_string(s) {

@@ -94,6 +94,19 @@ pub struct RequestCtx {
     /// `response_body_filter`: the header the held body decided: a status
     /// and the exact length of what was written instead.
     pub release: Option<(u16, usize)>,
+    /// `request_filter`: a `tools/call` under a `tool_limits` rule (its
+    /// deadline, answer bound and concurrency permit).
+    pub tool: Option<super::limits::ToolCall>,
+    /// `response_filter`: what a POST's SSE answer may still carry.
+    pub budget: Option<super::limits::Budget>,
+    /// `response_filter`: the upstream's response header arrived.
+    pub answer_started: bool,
+    /// `response_cut_short` / `response_body_filter`: a limit ends the
+    /// answer; the next body chunk is its error.
+    pub cut: Option<GatewayError>,
+    /// `response_body_filter`: the gateway ended the answer before the
+    /// upstream did (`ProxyHttp::response_body_ended`).
+    pub ended: bool,
 }
 
 impl RequestCtx {
@@ -133,6 +146,11 @@ impl RequestCtx {
             member: None,
             forward_body: None,
             left_out: std::sync::Mutex::new(Vec::new()),
+            tool: None,
+            budget: None,
+            answer_started: false,
+            cut: None,
+            ended: false,
         }
     }
 

@@ -7,6 +7,7 @@ mod ctx;
 mod federate;
 pub(crate) mod finish;
 pub mod legacy;
+mod limits;
 mod member;
 mod peer;
 mod reply;
@@ -59,6 +60,18 @@ impl ProxyHttp for Gateway {
         // a POST answered with SSE is a stream: `timeout_ms` bounds only the
         // wait for its header, then `sse_idle_timeout_ms` each silence
         ctx.upstream.as_ref().map(|u| u.sse_idle_timeout)
+    }
+
+    fn upstream_response_deadline(&self, ctx: &RequestCtx) -> Option<std::time::Instant> {
+        limits::deadline(ctx)
+    }
+
+    fn response_cut_short(&self, _e: &Error, ctx: &mut RequestCtx) -> bool {
+        limits::cut_short(ctx)
+    }
+
+    fn response_body_ended(&self, ctx: &RequestCtx) -> bool {
+        ctx.ended
     }
 
     fn upstream_stream_read_size(&self, _ctx: &RequestCtx) -> Option<usize> {

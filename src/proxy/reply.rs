@@ -58,6 +58,7 @@ pub async fn respond(
             let retry = ctx.rate.map_or(1, |d| d.retry_after_secs);
             resp.insert_header("retry-after", retry)?
         }
+        GatewayError::ToolBusy => resp.insert_header("retry-after", 1)?,
         GatewayError::RefusalsLimited => {
             resp.insert_header("retry-after", ctx.retry_after.unwrap_or(1))?
         }

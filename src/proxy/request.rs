@@ -230,6 +230,8 @@ async fn decide(
     let (rate, outcome) = verdict(rt, ctx, headers).await;
     ctx.rate = rate;
     let routed = outcome?;
+    // a tool call's bounds (tool_limits): its permit is taken last
+    super::limits::admit(rt, ctx)?;
     if ctx.virtual_server.is_some() {
         // a virtual server routes by what its members have
         return Ok(());

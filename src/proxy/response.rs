@@ -25,6 +25,7 @@ const PROBE_400_BYTES: usize = 64 * 1024;
 pub fn filter(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     let media = answer::media(resp.headers.get("content-type").map(|v| v.as_bytes()));
     ctx.sse = media == Media::Sse;
+    ctx.answer_started = true;
     if ctx.sse && ctx.sse_gauge.is_none() {
         ctx.sse_gauge = Some(crate::telemetry::metrics::SseStream::start());
     }
@@ -49,10 +50,10 @@ pub fn filter(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     if bodyless {
         return Ok(());
     }
-    let max = ctx
-        .runtime
-        .as_ref()
-        .map_or(8 << 20, |rt| rt.server.limits.max_response_bytes);
+    let (max, too_large) = match ctx.runtime.clone() {
+        Some(rt) => super::limits::answer_bound(&rt, ctx),
+        None => (8 << 20, answer::TOO_LARGE),
+    };
     let coded = resp
         .headers
         .get("content-encoding")
@@ -69,7 +70,7 @@ pub fn filter(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
     }
     match media {
         Media::Json => {
-            ctx.guard = Some(Guard::json(max));
+            ctx.guard = Some(Guard::json_bounded(max, too_large));
             ctx.hold = true;
         }
         Media::Sse => {
@@ -77,12 +78,18 @@ pub fn filter(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
             resp.remove_header("content-length");
             resp.insert_header("transfer-encoding", "chunked")?;
             ctx.guard = Some(Guard::sse(max));
+            if ctx.body.is_some() {
+                // a POST's answer: all its events together are bounded
+                if let Some(rt) = ctx.runtime.clone() {
+                    super::limits::start_budget(&rt, ctx);
+                }
+            }
         }
         // a POST answer the client will parse: without a content type it is
         // read as JSON; of another type it is not relayed (GET and DELETE
         // answers of other types are no MCP messages)
         Media::Absent if ctx.body.is_some() => {
-            ctx.guard = Some(Guard::json(max));
+            ctx.guard = Some(Guard::json_bounded(max, too_large));
             ctx.hold = true;
         }
         Media::Other if ctx.body.is_some() && (200..300).contains(&status) && status != 202 => {
@@ -200,6 +207,15 @@ pub fn body_filter(body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) {
         ctx.replacement = Some(Bytes::new());
         return;
     }
+    if ctx.ended {
+        *body = None;
+        return;
+    }
+    if ctx.cut.is_some() {
+        // a limit ends the answer here (`response_cut_short`)
+        *body = super::limits::final_chunk(ctx);
+        return;
+    }
     let mut chunk = body.take().unwrap_or_default();
     if let Some(mut seen) = ctx.probe_400.take() {
         seen.extend_from_slice(&chunk);
@@ -222,6 +238,11 @@ pub fn body_filter(body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) {
         // keeps a JSON body held to its end)
         chunk = seen.freeze();
         ctx.hold = matches!(ctx.guard, Some(Guard::Json { .. }));
+    }
+    if let Some(last) = super::limits::spend(ctx, chunk.len()) {
+        // past the bound: the call's error ends the answer
+        *body = Some(last);
+        return;
     }
     let Some(mut guard) = ctx.guard.take() else {
         ctx.hold = false;
@@ -247,6 +268,10 @@ pub fn body_filter(body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) {
                     let s = err.status();
                     ctx.error = Some(err);
                     s
+                }
+                Verdict::TooLarge(m) => {
+                    super::limits::too_large_json(ctx, m);
+                    GatewayError::AnswerTooLarge(m).status()
                 }
                 _ => 0,
             };
@@ -283,6 +308,7 @@ pub async fn fail(session: &mut Session, e: &Error, ctx: &mut RequestCtx) -> Fai
             can_reuse_downstream: false,
         };
     };
+    let err = super::limits::failed(err, ctx);
     let code = err.status();
     if ctx.error.is_none() {
         ctx.error = Some(err.clone());

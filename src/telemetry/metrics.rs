@@ -63,6 +63,7 @@ struct Families {
     upstream_in_flight: IntGaugeVec,
     sessions: IntCounterVec,
     members_left_out: IntCounterVec,
+    tool_limits: IntCounterVec,
     reloads: IntCounterVec,
     reload_ok: IntGauge,
     reload_time: IntGauge,
@@ -168,6 +169,11 @@ fn families(r: &Registry) -> prometheus::Result<Families> {
             "mcp_edge_federation_members_left_out_total",
             "Virtual server members left out of an answer (failed, slow past member_timeout_ms, session gone), by virtual server, member and reason.",
             &["server", "member", "reason"],
+        )?,
+        tool_limits: counter(
+            "mcp_edge_tool_limits_total",
+            "Tool calls a tool_limits bound or server.limits.max_response_bytes ended, by limit (timeout, max_concurrent, max_response_bytes).",
+            &["limit"],
         )?,
         reloads: counter(
             "mcp_edge_config_reloads_total",
@@ -339,6 +345,12 @@ pub fn record_member_left_out(server: &str, member: &str, why: &str) {
             .with_label_values(&[server, member, reason])
             .inc()
     });
+}
+
+/// A call ended or refused by a tool-call bound: `timeout`,
+/// `max_concurrent` or `max_response_bytes`.
+pub fn record_tool_limit(limit: &'static str) {
+    with(|f| f.tool_limits.with_label_values(&[limit]).inc());
 }
 
 /// A configuration reload attempt and whether it was applied.

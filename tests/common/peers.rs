@@ -90,11 +90,17 @@ impl Peer {
 
     /// The Python SDK `MCPServer` (tests/peers/py_server.py) on a reserved loopback port.
     pub fn python() -> Peer {
+        Peer::python_with(&[])
+    }
+
+    /// The same with more flags (`--json`: JSON answers instead of SSE).
+    pub fn python_with(flags: &[&str]) -> Peer {
         let reservation = Port::reserve();
         let port = reservation.get();
         let child = Command::new("python3")
             .arg(peers_dir().join("py_server.py"))
             .args(["--port", &port.to_string()])
+            .args(flags)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()

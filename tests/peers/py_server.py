@@ -13,7 +13,8 @@ initialize/session era (Mcp-Session-Id, GET stream, DELETE) and the stateless
 --json:      the SDK's json_response (plain JSON answers instead of SSE).
 --max-body:  request body limit (default 64 MiB; the SDK's own default is 4 MiB).
 Prints `READY <port>` on stdout once it accepts connections.
-Tools: echo(text), add(a, b), slow_progress(steps, interval_ms), big_echo(text).
+Tools: echo(text), add(a, b), slow_progress(steps, interval_ms), big_echo(text),
+slow_count(n, interval_ms), cancelled_calls(), big_text(n).
 Resource: demo://greeting. Prompt: greet(name).
 """
 import argparse
@@ -55,6 +56,35 @@ async def slow_progress(steps: int, interval_ms: int, ctx: Context) -> str:
 def big_echo(text: str) -> str:
     """Length and sha256 of the text (for large-body tests)."""
     return json.dumps({"len": len(text), "sha256": hashlib.sha256(text.encode()).hexdigest()})
+
+
+# request ids of slow_count calls that were cancelled (notifications/cancelled)
+CANCELLED = []
+
+
+@server.tool()
+async def slow_count(n: int, interval_ms: int, ctx: Context) -> str:
+    """Count to n, one step every interval_ms, reporting progress at each; a cancelled call is recorded (cancelled_calls)."""
+    try:
+        for i in range(1, n + 1):
+            await anyio.sleep(interval_ms / 1000)
+            await ctx.report_progress(i, n, f"count {i}")
+        return f"counted to {n}"
+    except anyio.get_cancelled_exc_class():
+        CANCELLED.append(str(ctx.request_id))
+        raise
+
+
+@server.tool()
+def cancelled_calls() -> str:
+    """The request ids of the slow_count calls cancelled so far (JSON list)."""
+    return json.dumps(CANCELLED)
+
+
+@server.tool()
+def big_text(n: int) -> str:
+    """A text of n letters (for answer-size tests)."""
+    return "x" * n
 
 
 @server.resource("demo://greeting")

@@ -25,6 +25,7 @@ mod stdio;
 #[cfg(test)]
 mod test_support;
 mod tls;
+mod tools;
 mod tunnel;
 mod upstreams;
 mod virtual_servers;
@@ -116,6 +117,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         );
         l.path.clone()
     });
+    let tool_limits = tools::compile_tool_limits(root.get("tool_limits"), &mut errs);
     errs.into_result()?;
     let Some(server) = server else {
         return Err(ConfigError(vec![Problem::new("server", "invalid")]));
@@ -140,6 +142,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         tunnel,
         virtual_servers,
         legacy_sse,
+        tool_limits,
         log_level: logging.level,
         log_format: logging.format,
     })

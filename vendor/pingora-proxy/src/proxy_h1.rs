@@ -45,6 +45,8 @@ where
         // mcp-edge patch: an event-stream response body is a stream, not a
         // response: its own read timeout and (smaller) read size
         client_session.event_stream_read_timeout = self.inner.upstream_stream_read_timeout(ctx);
+        // mcp-edge patch: a deadline for the whole response
+        client_session.read_deadline = self.inner.upstream_response_deadline(ctx);
         client_session.event_stream_body_buf_size = self.inner.upstream_stream_read_size(ctx);
 
         // phase 2 send to upstream
@@ -337,6 +339,13 @@ where
                     }
                 },
 
+                // mcp-edge patch: the downstream half ended the response before the
+                // upstream did (ProxyHttp::response_body_ended) and dropped its end
+                // of the pipe: the rest is not read, the connection is not reused
+                () = tx.closed(), if !response_done && !client_session.was_upgraded() => {
+                    return Ok(false);
+                }
+
                 body = rx.recv(), if !request_done => {
                     match send_body_to1(client_session, body).await {
                         Ok(send_done) => {
@@ -439,7 +448,14 @@ where
                     return Err(e);
                 }
             }
+            // mcp-edge patch: nothing follows the end of the response (an
+            // upstream sends nothing after it; ProxyHttp::response_body_ended
+            // may end it before the upstream did)
+            let ended = task.is_end();
             filtered_tasks.push(task);
+            if ended {
+                break;
+            }
         }
 
         if !serve_from_cache.should_send_to_downstream() {
@@ -1013,6 +1029,8 @@ where
                     trace!("delaying downstream response for {:?}", duration);
                     time::sleep(duration).await;
                 }
+                // mcp-edge patch: the application may end the response here
+                let end = end || (!from_cache && self.inner.response_body_ended(ctx));
 
                 Ok(HttpTask::Body(data, end))
             }
@@ -1036,6 +1054,14 @@ where
             }
             HttpTask::Trailer(h) => Ok(HttpTask::Trailer(h)), // TODO: support trailers for h1
             HttpTask::Done => Ok(task),
+            // mcp-edge patch: the application may end the response where the
+            // upstream failed, with a last chunk from response_body_filter
+            HttpTask::Failed(e) if !from_cache && self.inner.response_cut_short(&e, ctx) => {
+                let mut data = None;
+                self.inner
+                    .response_body_filter(session, &mut data, true, ctx)?;
+                Ok(HttpTask::Body(data, true))
+            }
             HttpTask::Failed(_) => Ok(task), // Do nothing just pass the error down
         };
         // On end, check if the response (based on file size) can be considered cacheable again

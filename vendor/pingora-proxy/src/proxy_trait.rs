@@ -144,6 +144,33 @@ pub trait ProxyHttp {
     /// body it rewrote while the header was held.
     fn response_release(&self, _header: &mut ResponseHeader, _ctx: &mut Self::CTX) {}
 
+    /// mcp-edge patch: a deadline for the whole upstream response (HTTP/1
+    /// upstreams): every read of its header and body waits at most until then
+    /// (and at most the peer's `read_timeout`, or
+    /// [`Self::upstream_stream_read_timeout`]); past it a read fails with
+    /// `ReadTimedout`. `None` (the default): no deadline.
+    fn upstream_response_deadline(&self, _ctx: &Self::CTX) -> Option<std::time::Instant> {
+        None
+    }
+
+    /// mcp-edge patch: the upstream failed (`e`) while its response was being
+    /// relayed. `true` ends the response downstream as if the upstream body
+    /// had ended there: [`Self::response_body_filter`] is called once more with
+    /// no data and `end_of_stream`, and what it leaves is the last chunk. Only
+    /// for a response whose header came from the upstream. `false` (the
+    /// default) fails the request as Pingora does.
+    fn response_cut_short(&self, _e: &Error, _ctx: &mut Self::CTX) -> bool {
+        false
+    }
+
+    /// mcp-edge patch: asked after each [`Self::response_body_filter`] call:
+    /// `true` makes the chunk just filtered the last one of the response
+    /// downstream; the rest of the upstream body is not read and the upstream
+    /// connection is closed. `false` (the default) relays to the end.
+    fn response_body_ended(&self, _ctx: &Self::CTX) -> bool {
+        false
+    }
+
     /// mcp-edge patch: how long a kept-alive connection that is waiting for
     /// its next request keeps waiting once the service shuts down (graceful
     /// upgrade or stop). A request that arrives in that window is served and

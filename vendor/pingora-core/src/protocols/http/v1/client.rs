@@ -77,6 +77,10 @@ pub struct HttpSession {
     /// body, replacing `read_timeout` once its header is read: the stream's
     /// idle limit rather than the wait for an answer.
     pub event_stream_read_timeout: Option<Duration>,
+    /// mcp-edge patch: a deadline for the whole response: every read (header
+    /// and body) waits at most until then, as well as at most `read_timeout`;
+    /// past it, a read fails with `ReadTimedout`.
+    pub read_deadline: Option<std::time::Instant>,
 }
 
 /// HTTP 1.x client session
@@ -113,6 +117,19 @@ impl HttpSession {
             defer_header_write: false,
             event_stream_body_buf_size: None,
             event_stream_read_timeout: None,
+            read_deadline: None,
+        }
+    }
+
+    /// mcp-edge patch: the wait one read may take: `read_timeout`, shortened
+    /// to what is left until `read_deadline`.
+    fn read_wait(&self) -> Option<Duration> {
+        let left = self
+            .read_deadline
+            .map(|d| d.saturating_duration_since(std::time::Instant::now()));
+        match (self.read_timeout, left) {
+            (Some(t), Some(l)) => Some(t.min(l)),
+            (t, l) => t.or(l),
         }
     }
 
@@ -429,10 +446,12 @@ impl HttpSession {
                 self.response_header_read_buf.reserve(INIT_HEADER_BUF_SIZE);
             }
 
+            // mcp-edge patch: read_wait (read_timeout, read_deadline)
+            let wait = self.read_wait();
             let read_fut = self
                 .underlying_stream
                 .read_buf(&mut self.response_header_read_buf);
-            let read_result = match self.read_timeout {
+            let read_result = match wait {
                 Some(t) => match timeout(t, read_fut).await {
                     Ok(res) => res,
                     Err(_) => {
@@ -521,7 +540,8 @@ impl HttpSession {
     /// Return `Ok(Some(ref)) after a successful read.
     /// Return `Ok(None)` if there is no more body to read.
     pub async fn read_body_ref(&mut self) -> Result<Option<&[u8]>> {
-        let result = match self.read_timeout {
+        // mcp-edge patch: read_wait (read_timeout, read_deadline)
+        let result = match self.read_wait() {
             Some(t) => match timeout(t, self.do_read_body()).await {
                 Ok(res) => res,
                 Err(_) => Error::e_explain(ReadTimedout, format!("reading body, timeout: {t:?}")),

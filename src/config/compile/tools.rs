@@ -1,0 +1,121 @@
+//! The `tool_limits` section (docs/tool-safety.md): a list of rules, each
+//! entry read on its own. Checked: the patterns (non-empty), at least one
+//! bound per rule, `timeout_ms` within a day, `max_concurrent` and
+//! `max_response_bytes` at least 1 and 1024.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_yaml::Value;
+
+use super::document::section;
+use super::errors::Errors;
+use super::policy::compile_globs;
+use crate::config::raw;
+use crate::tools::{Rule, ToolLimits};
+
+/// Longest `timeout_ms` (a day).
+const MAX_TIMEOUT_MS: u64 = 86_400_000;
+
+/// Every `tool_limits` entry.
+pub(super) fn compile_tool_limits(value: Option<&Value>, errs: &mut Errors) -> ToolLimits {
+    let list = match value {
+        None | Some(Value::Null) => return ToolLimits::default(),
+        Some(Value::Sequence(list)) => list,
+        Some(_) => {
+            errs.push("tool_limits", "expected a list");
+            return ToolLimits::default();
+        }
+    };
+    let mut rules = Vec::new();
+    for (i, item) in list.iter().enumerate() {
+        let at = format!("tool_limits[{i}]");
+        let Some(r) = section::<raw::ToolLimit>(item, &at, errs) else {
+            continue;
+        };
+        if let Some(rule) = compile_rule(&r, &at, errs) {
+            rules.push(rule);
+        }
+    }
+    ToolLimits::new(rules)
+}
+
+fn compile_rule(r: &raw::ToolLimit, at: &str, errs: &mut Errors) -> Option<Rule> {
+    let before = errs.len();
+    if r.tools.is_empty() {
+        errs.push(
+            format!("{at}.tools"),
+            "must name at least one tool (a glob)",
+        );
+    }
+    let tools = compile_globs(&r.tools, &format!("{at}.tools"), errs);
+    if r.timeout_ms.is_none() && r.max_concurrent.is_none() && r.max_response_bytes.is_none() {
+        errs.push(
+            at,
+            "sets no bound (timeout_ms, max_concurrent or max_response_bytes)",
+        );
+    }
+    if let Some(t) = r.timeout_ms {
+        if t == 0 || t > MAX_TIMEOUT_MS {
+            errs.push(
+                format!("{at}.timeout_ms"),
+                format!("must be between 1 and {MAX_TIMEOUT_MS}"),
+            );
+        }
+    }
+    if r.max_concurrent == Some(0) {
+        errs.push(format!("{at}.max_concurrent"), "must be at least 1");
+    }
+    if let Some(b) = r.max_response_bytes {
+        if b < 1024 {
+            errs.push(format!("{at}.max_response_bytes"), "must be at least 1024");
+        }
+    }
+    if errs.len() > before {
+        return None;
+    }
+    Some(Rule {
+        tools,
+        key: Arc::from(r.tools.join("\n")),
+        timeout: r.timeout_ms.map(Duration::from_millis),
+        max_concurrent: r.max_concurrent,
+        max_response_bytes: r
+            .max_response_bytes
+            .map(|b| usize::try_from(b).unwrap_or(usize::MAX)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::test_support::{errors, GOOD};
+
+    #[test]
+    fn tool_limits_compile_and_every_problem_has_its_path() {
+        let ok = format!(
+            "{GOOD}\ntool_limits:\n  - {{tools: [\"git__log*\"], timeout_ms: 10000, max_concurrent: 4, max_response_bytes: 1048576}}\n  - {{tools: [\"*\"], timeout_ms: 60000}}\n"
+        );
+        let rt = crate::config::compile::compile(&ok, &|_| None).unwrap();
+        let rule = rt.tool_limits.for_tool("git__log_all").unwrap();
+        assert_eq!(rule.max_concurrent, Some(4));
+        assert_eq!(rule.max_response_bytes, Some(1 << 20));
+        assert_eq!(
+            rt.tool_limits.for_tool("x").unwrap().timeout,
+            Some(std::time::Duration::from_secs(60))
+        );
+        let bad = format!(
+            "{GOOD}\ntool_limits:\n  - {{tools: [], timeout_ms: 0}}\n  - {{tools: [\"a\"]}}\n  - {{tools: [\"\"], max_concurrent: 0, max_response_bytes: 10}}\n  - {{tools: [\"b\"], timeout: 5}}\n"
+        );
+        let e = errors(&bad);
+        for want in [
+            "tool_limits[0].tools: must name at least one tool",
+            "tool_limits[0].timeout_ms: must be between 1 and 86400000",
+            "tool_limits[1]: sets no bound",
+            "tool_limits[2].tools[0]: empty pattern",
+            "tool_limits[2].max_concurrent: must be at least 1",
+            "tool_limits[2].max_response_bytes: must be at least 1024",
+            "tool_limits[3].timeout: unknown field `timeout`",
+        ] {
+            assert!(e.iter().any(|l| l.contains(want)), "{want} not in {e:#?}");
+        }
+    }
+}
