@@ -88,8 +88,37 @@ pub enum Checked {
 /// Who may see what: `(kind, name or normalized URI)`.
 pub type Allowed<'a> = dyn Fn(Item, &str) -> bool + 'a;
 
+/// What a client sees of a tool a list result carries (`tool_overrides`):
+/// asked for every tool the principal may see, with its name and the item
+/// as the upstream wrote it.
+pub trait ToolView: Send + Sync + fmt::Debug {
+    /// The tool as it is, another text for it, or nothing.
+    fn view(&self, name: &str, item: &str) -> ItemView;
+}
+
+/// One tool item of a list, as a [`ToolView`] shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ItemView {
+    /// As the upstream wrote it.
+    Keep,
+    /// Left out of the list.
+    Drop,
+    /// This JSON object instead.
+    Replace(String),
+}
+
 /// Checks one JSON-RPC message from an upstream.
 pub fn check_message(json: &[u8], allowed: &Allowed<'_>) -> Checked {
+    check_message_with(json, allowed, None)
+}
+
+/// [`check_message`], with the tools of a list result shown through
+/// `tools`.
+pub fn check_message_with(
+    json: &[u8],
+    allowed: &Allowed<'_>,
+    tools: Option<&dyn ToolView>,
+) -> Checked {
     // Skipped strings are not checked by serde_json: without this, bytes a
     // client decodes as U+FFFD (or refuses) would pass unread.
     if std::str::from_utf8(json).is_err() {
@@ -126,7 +155,7 @@ pub fn check_message(json: &[u8], allowed: &Allowed<'_>) -> Checked {
         let Some(raw) = json.get(start..end).filter(|_| start >= at) else {
             return Checked::Refused("upstream list could not be filtered");
         };
-        let Some(kept) = filter_list(raw, which, allowed) else {
+        let Some(kept) = filter_list(raw, which, allowed, tools) else {
             return Checked::Refused("upstream list is not an array");
         };
         out.extend_from_slice(&json[at..start]);
@@ -187,7 +216,12 @@ fn replacement(json: &[u8], message: &str) -> Vec<u8> {
 }
 
 /// Filters one list array: `None` when it is not an array of JSON values.
-fn filter_list(raw: &[u8], which: usize, allowed: &Allowed<'_>) -> Option<Vec<u8>> {
+fn filter_list(
+    raw: &[u8],
+    which: usize,
+    allowed: &Allowed<'_>,
+    tools: Option<&dyn ToolView>,
+) -> Option<Vec<u8>> {
     let items: Vec<&RawValue> = serde_json::from_slice(raw).ok()?;
     let (_, key, kind) = LISTS[which];
     let mut out = Vec::with_capacity(raw.len());
@@ -195,20 +229,31 @@ fn filter_list(raw: &[u8], which: usize, allowed: &Allowed<'_>) -> Option<Vec<u8
     let mut first = true;
     for item in items {
         let text = item.get();
-        let keep = match item_key(text, key) {
+        let name = item_key(text, key);
+        let keep = match &name {
             Some(name) => match kind {
-                Item::Resource => crate::uri::normalize(&name).is_ok_and(|n| allowed(kind, &n)),
-                _ => allowed(kind, &name),
+                Item::Resource => crate::uri::normalize(name).is_ok_and(|n| allowed(kind, &n)),
+                _ => allowed(kind, name),
             },
             None => false,
         };
-        if keep {
-            if !first {
-                out.push(b',');
-            }
-            first = false;
-            out.extend_from_slice(text.as_bytes());
+        if !keep {
+            continue;
         }
+        let shown = match (kind, tools, &name) {
+            (Item::Tool, Some(v), Some(name)) => v.view(name, text),
+            _ => ItemView::Keep,
+        };
+        let text = match &shown {
+            ItemView::Keep => text,
+            ItemView::Drop => continue,
+            ItemView::Replace(t) => t.as_str(),
+        };
+        if !first {
+            out.push(b',');
+        }
+        first = false;
+        out.extend_from_slice(text.as_bytes());
     }
     out.push(b']');
     Some(out)
@@ -429,6 +474,8 @@ pub enum Guard {
         max: usize,
         /// The error's message when the body is larger.
         too_large: &'static str,
+        /// How list results show tools.
+        tools: Option<std::sync::Arc<dyn ToolView>>,
         /// The verdict once the body ended (`None` before).
         verdict: Option<Verdict>,
     },
@@ -466,8 +513,18 @@ impl Guard {
             buf: BytesMut::new(),
             max,
             too_large,
+            tools: None,
             verdict: None,
         }
+    }
+
+    /// The same guard, showing the tools of list results through `view`.
+    pub fn with_tools(mut self, view: std::sync::Arc<dyn ToolView>) -> Guard {
+        match &mut self {
+            Guard::Json { tools, .. } => *tools = Some(view),
+            Guard::Sse(g) => g.tools = Some(view),
+        }
+        self
     }
 
     /// A guard for an SSE stream whose events are at most `max` bytes.
@@ -489,6 +546,7 @@ impl Guard {
                 buf,
                 max,
                 too_large,
+                tools,
                 verdict,
             } => {
                 if verdict.is_some() {
@@ -508,7 +566,7 @@ impl Guard {
                     *verdict = Some(Verdict::Pass);
                     return body;
                 }
-                match check_message(&body, allowed) {
+                match check_message_with(&body, allowed, tools.as_deref()) {
                     Checked::Pass => {
                         *verdict = Some(Verdict::Pass);
                         body
@@ -553,6 +611,8 @@ pub struct SseGuard {
     has_data: bool,
     /// The current event grew past `max`: its lines are dropped until it ends.
     oversized: bool,
+    /// How list results show tools.
+    tools: Option<std::sync::Arc<dyn ToolView>>,
 }
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
@@ -569,7 +629,14 @@ impl SseGuard {
             data: Vec::new(),
             has_data: false,
             oversized: false,
+            tools: None,
         }
+    }
+
+    /// The same parser, showing the tools of list results through `view`.
+    pub fn with_tools(mut self, view: std::sync::Arc<dyn ToolView>) -> SseGuard {
+        self.tools = Some(view);
+        self
     }
 
     /// Feeds a chunk, returns the complete events, checked and written
@@ -729,7 +796,7 @@ impl SseGuard {
             let checked = if data.iter().all(u8::is_ascii_whitespace) {
                 Checked::Pass
             } else {
-                check_message(&data, allowed)
+                check_message_with(&data, allowed, self.tools.as_deref())
             };
             let text: Cow<'_, [u8]> = match checked {
                 Checked::Pass => Cow::Borrowed(&data),

@@ -120,6 +120,8 @@ pub struct Runtime {
     pub legacy_sse: Option<String>,
     /// `tool_limits:`: what one call of a tool may cost.
     pub tool_limits: crate::tools::ToolLimits,
+    /// `tool_overrides:`: what clients see of a tool.
+    pub tool_overrides: Arc<crate::tools::ToolOverrides>,
     /// Log level.
     pub log_level: String,
     /// Log format.

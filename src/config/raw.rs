@@ -752,6 +752,20 @@ pub struct ToolLimit {
     pub max_response_bytes: Option<u64>,
 }
 
+/// `tool_overrides[]`: what clients see of one tool.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolOverride {
+    /// The tool's exposed name (exact, after federation prefixes).
+    pub tool: String,
+    /// The name clients see and call instead (the old one is not callable).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The description clients see instead.
+    #[serde(default)]
+    pub description: Option<String>,
+}
+
 /// `legacy_sse:`: the client-facing HTTP+SSE (2024-11-05) endpoint for
 /// clients that speak nothing newer (off by default).
 #[derive(Debug, Clone, Deserialize)]

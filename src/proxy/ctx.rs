@@ -107,6 +107,9 @@ pub struct RequestCtx {
     /// `response_body_filter`: the gateway ended the answer before the
     /// upstream did (`ProxyHttp::response_body_ended`).
     pub ended: bool,
+    /// `request_filter`: a renamed tool's call (`tool_overrides`): the
+    /// name the client called (the body now names the tool).
+    pub called_as: Option<String>,
 }
 
 impl RequestCtx {
@@ -151,6 +154,7 @@ impl RequestCtx {
             answer_started: false,
             cut: None,
             ended: false,
+            called_as: None,
         }
     }
 

@@ -187,6 +187,7 @@ fn audit_event(session: &Session, ctx: &RequestCtx) {
         path: Capped(session.req_header().uri.path()),
         method: ctx.method().map(Capped),
         target: target.as_deref().map(Capped),
+        called_as: ctx.called_as.as_deref().map(Capped),
         upstream: ctx.upstream.as_ref().map(|u| &*u.name),
         member_name: ctx
             .member

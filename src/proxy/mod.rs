@@ -9,6 +9,7 @@ pub(crate) mod finish;
 pub mod legacy;
 mod limits;
 mod member;
+mod names;
 mod peer;
 mod reply;
 mod request;

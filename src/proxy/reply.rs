@@ -27,7 +27,13 @@ pub async fn respond(
         GatewayError::UnknownTool => jsonrpc::error_body(
             ctx.id_ref(),
             err.jsonrpc_code(),
-            &format!("Unknown tool: {}", ctx.target().unwrap_or_default()),
+            &format!(
+                "Unknown tool: {}",
+                ctx.called_as
+                    .as_deref()
+                    .or(ctx.target())
+                    .unwrap_or_default()
+            ),
         ),
         GatewayError::UnsupportedProtocolVersion => crate::mcp::unsupported_version_body(
             session

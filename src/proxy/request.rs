@@ -214,6 +214,8 @@ async fn steps(
             InspectError::Invalid(r) => GatewayError::InvalidRequest(r),
         })?,
     );
+    // a renamed tool's call names the tool from here on (tool_overrides)
+    super::names::overridden(session, ctx, rt)?;
     // 4.-6. what it asks for, header agreement, authorize, rate limit, route
     decide(rt, ctx, &session.req_header().headers, pinned).await
 }

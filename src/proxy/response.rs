@@ -68,16 +68,25 @@ pub fn filter(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         ctx.probe_400 = Some(bytes::BytesMut::new());
         ctx.hold = true;
     }
+    let tools = ctx
+        .runtime
+        .as_ref()
+        .filter(|rt| !rt.tool_overrides.is_empty())
+        .map(|rt| rt.tool_overrides.clone() as std::sync::Arc<dyn answer::ToolView>);
+    let shown = |g: Guard| match &tools {
+        Some(t) => g.with_tools(t.clone()),
+        None => g,
+    };
     match media {
         Media::Json => {
-            ctx.guard = Some(Guard::json_bounded(max, too_large));
+            ctx.guard = Some(shown(Guard::json_bounded(max, too_large)));
             ctx.hold = true;
         }
         Media::Sse => {
             // events are rewritten canonically: their length changes
             resp.remove_header("content-length");
             resp.insert_header("transfer-encoding", "chunked")?;
-            ctx.guard = Some(Guard::sse(max));
+            ctx.guard = Some(shown(Guard::sse(max)));
             if ctx.body.is_some() {
                 // a POST's answer: all its events together are bounded
                 if let Some(rt) = ctx.runtime.clone() {
@@ -89,7 +98,7 @@ pub fn filter(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         // read as JSON; of another type it is not relayed (GET and DELETE
         // answers of other types are no MCP messages)
         Media::Absent if ctx.body.is_some() => {
-            ctx.guard = Some(Guard::json_bounded(max, too_large));
+            ctx.guard = Some(shown(Guard::json_bounded(max, too_large)));
             ctx.hold = true;
         }
         Media::Other if ctx.body.is_some() && (200..300).contains(&status) && status != 202 => {

@@ -147,6 +147,10 @@ pub struct Event<'a> {
     /// Tool name, resource URI or prompt name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub target: Option<Capped<'a>>,
+    /// A renamed tool's call (`tool_overrides`): the name the client
+    /// called (`target` is the tool's exposed name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub called_as: Option<Capped<'a>>,
     /// Upstream name.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub upstream: Option<&'a str>,
@@ -222,6 +226,7 @@ mod tests {
             path: Capped("/mcp"),
             method: Some(Capped(&long)),
             target: None,
+            called_as: None,
             upstream: None,
             member_name: None,
             left_out: Vec::new(),

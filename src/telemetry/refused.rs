@@ -54,6 +54,7 @@ fn refusal_lines(
         path: Capped("-"),
         method: None,
         target: None,
+        called_as: None,
         upstream: None,
         member_name: None,
         left_out: Vec::new(),

@@ -28,6 +28,7 @@ const SECTIONS: &[&str] = &[
     "virtual_servers",
     "legacy_sse",
     "tool_limits",
+    "tool_overrides",
 ];
 
 /// Parses the text into its mapping of sections; an empty, unparsable or

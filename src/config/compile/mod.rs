@@ -118,6 +118,10 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         l.path.clone()
     });
     let tool_limits = tools::compile_tool_limits(root.get("tool_limits"), &mut errs);
+    let tool_overrides = std::sync::Arc::new(tools::compile_tool_overrides(
+        root.get("tool_overrides"),
+        &mut errs,
+    ));
     errs.into_result()?;
     let Some(server) = server else {
         return Err(ConfigError(vec![Problem::new("server", "invalid")]));
@@ -143,6 +147,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         virtual_servers,
         legacy_sse,
         tool_limits,
+        tool_overrides,
         log_level: logging.level,
         log_format: logging.format,
     })

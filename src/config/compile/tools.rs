@@ -1,7 +1,9 @@
-//! The `tool_limits` section (docs/tool-safety.md): a list of rules, each
-//! entry read on its own. Checked: the patterns (non-empty), at least one
-//! bound per rule, `timeout_ms` within a day, `max_concurrent` and
-//! `max_response_bytes` at least 1 and 1024.
+//! The `tool_limits` and `tool_overrides` sections (docs/tool-safety.md),
+//! lists read entry by entry. `tool_limits`: the patterns (non-empty), at
+//! least one bound per rule, `timeout_ms` within a day, `max_concurrent`
+//! and `max_response_bytes` at least 1 and 1024. `tool_overrides`: each
+//! tool once, a new name in the MCP tool-name alphabet (1 to 128 of
+//! `A-Z a-z 0-9 _ - .`), unique, and not another entry's tool.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +14,7 @@ use super::document::section;
 use super::errors::Errors;
 use super::policy::compile_globs;
 use crate::config::raw;
-use crate::tools::{Rule, ToolLimits};
+use crate::tools::{Override, Rule, ToolLimits, ToolOverrides};
 
 /// Longest `timeout_ms` (a day).
 const MAX_TIMEOUT_MS: u64 = 86_400_000;
@@ -38,6 +40,78 @@ pub(super) fn compile_tool_limits(value: Option<&Value>, errs: &mut Errors) -> T
         }
     }
     ToolLimits::new(rules)
+}
+
+/// Every `tool_overrides` entry.
+pub(super) fn compile_tool_overrides(value: Option<&Value>, errs: &mut Errors) -> ToolOverrides {
+    let list = match value {
+        None | Some(Value::Null) => return ToolOverrides::default(),
+        Some(Value::Sequence(list)) => list,
+        Some(_) => {
+            errs.push("tool_overrides", "expected a list");
+            return ToolOverrides::default();
+        }
+    };
+    let entries: Vec<(String, raw::ToolOverride)> = list
+        .iter()
+        .enumerate()
+        .filter_map(|(i, item)| {
+            let at = format!("tool_overrides[{i}]");
+            section::<raw::ToolOverride>(item, &at, errs).map(|o| (at, o))
+        })
+        .collect();
+    let tools: std::collections::HashSet<&str> =
+        entries.iter().map(|(_, o)| o.tool.as_str()).collect();
+    let mut seen_tools = std::collections::HashSet::new();
+    let mut seen_names = std::collections::HashSet::new();
+    let before = errs.len();
+    for (at, o) in &entries {
+        if o.tool.is_empty() {
+            errs.push(format!("{at}.tool"), "must name a tool (its exposed name)");
+        }
+        if !seen_tools.insert(o.tool.as_str()) {
+            errs.push(
+                format!("{at}.tool"),
+                format!("{:?} has another entry", o.tool),
+            );
+        }
+        if o.name.is_none() && o.description.is_none() {
+            errs.push(at, "changes nothing (name or description)");
+        }
+        if let Some(n) = &o.name {
+            let at = format!("{at}.name");
+            if n.is_empty()
+                || n.len() > 128
+                || !n
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+            {
+                errs.push(
+                    &at,
+                    "must be 1 to 128 of A-Z a-z 0-9 _ - . (an MCP tool name)",
+                );
+            }
+            if *n == o.tool || tools.contains(n.as_str()) {
+                errs.push(&at, format!("{n:?} is a tool an entry names"));
+            }
+            if !seen_names.insert(n.as_str()) {
+                errs.push(&at, format!("{n:?} is another entry's new name"));
+            }
+        }
+    }
+    if errs.len() > before {
+        return ToolOverrides::default();
+    }
+    ToolOverrides::new(
+        entries
+            .into_iter()
+            .map(|(_, o)| Override {
+                tool: o.tool,
+                name: o.name,
+                description: o.description,
+            })
+            .collect(),
+    )
 }
 
 fn compile_rule(r: &raw::ToolLimit, at: &str, errs: &mut Errors) -> Option<Rule> {
@@ -114,6 +188,32 @@ mod tests {
             "tool_limits[2].max_concurrent: must be at least 1",
             "tool_limits[2].max_response_bytes: must be at least 1024",
             "tool_limits[3].timeout: unknown field `timeout`",
+        ] {
+            assert!(e.iter().any(|l| l.contains(want)), "{want} not in {e:#?}");
+        }
+    }
+
+    #[test]
+    fn tool_overrides_compile_and_every_problem_has_its_path() {
+        let ok = format!(
+            "{GOOD}\ntool_overrides:\n  - {{tool: math__add, description: \"Add (audited)\"}}\n  - {{tool: git__git_log, name: git__history}}\n"
+        );
+        let rt = crate::config::compile::compile(&ok, &|_| None).unwrap();
+        assert_eq!(
+            rt.tool_overrides.called("git__history"),
+            crate::tools::Called::Renamed("git__git_log")
+        );
+        let bad = format!(
+            "{GOOD}\ntool_overrides:\n  - {{tool: a, name: b}}\n  - {{tool: a, description: x}}\n  - {{tool: c}}\n  - {{tool: d, name: a}}\n  - {{tool: e, name: b}}\n  - {{tool: f, name: \"has space\"}}\n  - {{tool: \"\", descripton: y}}\n"
+        );
+        let e = errors(&bad);
+        for want in [
+            "tool_overrides[1].tool: \"a\" has another entry",
+            "tool_overrides[2]: changes nothing",
+            "tool_overrides[3].name: \"a\" is a tool an entry names",
+            "tool_overrides[4].name: \"b\" is another entry's new name",
+            "tool_overrides[5].name: must be 1 to 128",
+            "tool_overrides[6].descripton: unknown field",
         ] {
             assert!(e.iter().any(|l| l.contains(want)), "{want} not in {e:#?}");
         }

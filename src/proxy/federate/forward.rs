@@ -34,34 +34,8 @@ pub(super) async fn forward_named(
     let Some((i, m, ms)) = session_member(vs, c, e.member) else {
         return Err(unknown);
     };
-    let rewritten = with_own_name(ctx, body, &e.own)?;
+    let rewritten = super::super::names::with_name(ctx, body, &e.own)?;
     forward(ctx, i, m, ms, rewritten, Some(e.own))
-}
-
-/// The body with `params.name` set to the member's own name: the one
-/// string the inspector read (it refuses a second `name`, or one that
-/// case-folds to it) written over in place when it had no escapes, else
-/// the object rewritten member by member. Either way every other byte is
-/// the client's.
-fn with_own_name(ctx: &RequestCtx, body: &Bytes, own: &str) -> Res<Bytes> {
-    let quoted = json::string(own);
-    if let Some(crate::jsonrpc::Text::Span(s, e)) =
-        ctx.envelope.as_ref().and_then(|e| e.name.as_ref())
-    {
-        let (s, e) = (*s as usize, *e as usize);
-        let quotes = s > 0 && body.get(s - 1) == Some(&b'"') && body.get(e) == Some(&b'"');
-        if quotes {
-            let mut out = Vec::with_capacity(body.len() + quoted.len());
-            out.extend_from_slice(&body[..s - 1]);
-            out.extend_from_slice(quoted.as_bytes());
-            out.extend_from_slice(&body[e + 1..]);
-            return Ok(Bytes::from(out));
-        }
-    }
-    let text = std::str::from_utf8(body).map_err(|_| GatewayError::Parse)?;
-    json::set_path(text, &["params", "name"], &quoted)
-        .map(Bytes::from)
-        .ok_or(GatewayError::Internal)
 }
 
 pub(super) async fn forward_uri(

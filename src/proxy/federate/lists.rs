@@ -164,7 +164,9 @@ pub(super) async fn list(
         return Err(GatewayError::Internal);
     };
     let allowed = |item, name: &str| rt.policy.item_allowed(p, item, name);
-    let out = match crate::answer::check_message(&out, &allowed) {
+    let tools = (!rt.tool_overrides.is_empty())
+        .then(|| &*rt.tool_overrides as &dyn crate::answer::ToolView);
+    let out = match crate::answer::check_message_with(&out, &allowed, tools) {
         crate::answer::Checked::Pass => out,
         crate::answer::Checked::Rewritten(v) => Bytes::from(v),
         crate::answer::Checked::Refused(m) => crate::answer::refused_body(ctx.id_ref(), m),

@@ -100,7 +100,7 @@ pub(super) async fn relay(
         }
     }
     let _gauge = crate::telemetry::metrics::SseStream::start();
-    let mut merged = Merged::new(streams, max_bytes(ctx));
+    let mut merged = Merged::new(streams, max_bytes(ctx)).shown(ctx);
     let (rt, principal) = (ctx.runtime.clone(), ctx.principal.clone());
     let allowed = |item, name: &str| match (&rt, &principal) {
         (Some(rt), Some(p)) => rt.policy.item_allowed(p, item, name),
@@ -149,6 +149,8 @@ pub struct Merged {
     >,
     guards: std::collections::HashMap<usize, crate::answer::SseGuard>,
     max: usize,
+    /// How list results show tools (`tool_overrides`).
+    tools: Option<std::sync::Arc<dyn crate::answer::ToolView>>,
 }
 
 impl Merged {
@@ -169,7 +171,19 @@ impl Merged {
             all: stream::select_all(reads),
             guards: std::collections::HashMap::new(),
             max,
+            tools: None,
         }
+    }
+
+    /// The same, showing the tools of list results through the runtime's
+    /// `tool_overrides`.
+    fn shown(mut self, ctx: &RequestCtx) -> Merged {
+        self.tools = ctx
+            .runtime
+            .as_ref()
+            .filter(|rt| !rt.tool_overrides.is_empty())
+            .map(|rt| rt.tool_overrides.clone() as std::sync::Arc<dyn crate::answer::ToolView>);
+        self
     }
 
     /// The next checked events (canonical SSE text) of stream `i`;
@@ -180,11 +194,14 @@ impl Merged {
     ) -> Option<(usize, Vec<u8>)> {
         use futures_util::stream::StreamExt;
         while let Some((i, chunk)) = self.all.next().await {
-            let max = self.max;
-            let g = self
-                .guards
-                .entry(i)
-                .or_insert_with(|| crate::answer::SseGuard::new(max));
+            let (max, tools) = (self.max, self.tools.clone());
+            let g = self.guards.entry(i).or_insert_with(|| {
+                let g = crate::answer::SseGuard::new(max);
+                match tools {
+                    Some(t) => g.with_tools(t),
+                    None => g,
+                }
+            });
             let out = g.push(
                 chunk.as_deref().unwrap_or_default(),
                 chunk.is_none(),
@@ -241,7 +258,7 @@ pub async fn open_listener(ctx: &RequestCtx, token: &str) -> Option<Listener> {
             return None;
         }
         return Some(Listener {
-            merged: Merged::new(streams, max_bytes(ctx)),
+            merged: Merged::new(streams, max_bytes(ctx)).shown(ctx),
             composite: Some((vs, c)),
         });
     }
