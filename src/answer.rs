@@ -7,7 +7,9 @@
 //! - a result that carries `tools`, `prompts`, `resources` or
 //!   `resourceTemplates` keeps only the items the principal may use (by
 //!   `name`, `uri` normalized, `uriTemplate`); an item whose key is missing,
-//!   not a string, duplicated or spelled in another case is dropped;
+//!   not a string, duplicated or spelled in another case is dropped, and
+//!   so are all items that share a name (or URI) with another item of the
+//!   list;
 //! - a message that is not a JSON object, a list that is not an array, a
 //!   duplicated or case-variant `result` or list key becomes a JSON-RPC
 //!   error (case-insensitive client parsers would read what was not
@@ -224,12 +226,22 @@ fn filter_list(
 ) -> Option<Vec<u8>> {
     let items: Vec<&RawValue> = serde_json::from_slice(raw).ok()?;
     let (_, key, kind) = LISTS[which];
+    let names: Vec<Option<String>> = items.iter().map(|i| item_key(i.get(), key)).collect();
+    // a name listed twice is ambiguous (clients keep the first or the
+    // last; a pin or an override would hold for one of them): neither is
+    let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+    for n in names.iter().flatten() {
+        *counts.entry(n.as_str()).or_default() += 1;
+    }
+    let twice = |n: &str| counts.get(n).is_some_and(|c| *c > 1);
     let mut out = Vec::with_capacity(raw.len());
     out.push(b'[');
     let mut first = true;
-    for item in items {
+    for (item, name) in items.iter().zip(names.iter().cloned()) {
         let text = item.get();
-        let name = item_key(text, key);
+        if name.as_deref().is_some_and(twice) {
+            continue;
+        }
         let keep = match &name {
             Some(name) => match kind {
                 Item::Resource => crate::uri::normalize(name).is_ok_and(|n| allowed(kind, &n)),

@@ -133,6 +133,34 @@ enum Command {
         /// The key.
         key: String,
     },
+    /// Tool pins (`tool_integrity.pins_file`): list them with the changes
+    /// waiting for approval, or approve changes (then reload the gateways).
+    Pins {
+        #[command(subcommand)]
+        action: PinsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PinsAction {
+    /// Every pin, and every changed definition waiting for approval.
+    List {
+        /// Configuration file (its `tool_integrity.pins_file`).
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+    },
+    /// Pin the changed definitions seen (all, or of one upstream / tool).
+    Approve {
+        /// Configuration file (its `tool_integrity.pins_file`).
+        #[arg(short = 'c', long = "config")]
+        config: PathBuf,
+        /// Only this upstream's changes.
+        #[arg(long)]
+        upstream: Option<String>,
+        /// Only this tool's changes (the upstream's own name).
+        #[arg(long)]
+        tool: Option<String>,
+    },
 }
 
 /// Parses arguments and runs the command; returns the process exit code.
@@ -174,6 +202,82 @@ pub fn run() -> i32 {
         cmd @ Command::Tunnel { .. } => tunnel(cmd),
         Command::HashKey { key } => {
             println!("{}", crate::auth::apikey::hash_form(key.as_bytes()));
+            0
+        }
+        Command::Pins { action } => pins(action),
+    }
+}
+
+/// `mcp-edge pins list|approve`: reads and edits the pins file the
+/// configuration names; the running gateways read it at their next reload.
+fn pins(action: PinsAction) -> i32 {
+    use crate::tools::integrity::PinsFile;
+    let config = match &action {
+        PinsAction::List { config } | PinsAction::Approve { config, .. } => config,
+    };
+    let rt = match config::load_file(config) {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("{}: {e}", config.display());
+            return 2;
+        }
+    };
+    let Some(path) = rt.tool_integrity.pins_file.clone() else {
+        eprintln!(
+            "{}: tool_integrity.pins_file is not set (pins are kept in memory only)",
+            config.display()
+        );
+        return 2;
+    };
+    let mut file = match PinsFile::read(&path) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("{e}");
+            return 2;
+        }
+    };
+    match action {
+        PinsAction::List { .. } => {
+            println!("{:<20} {:<32} {:<10} digest", "upstream", "tool", "state");
+            for (up, tools) in &file.pins {
+                for (tool, pin) in tools {
+                    let change = file.changes.get(up).and_then(|c| c.get(tool));
+                    let state = if change.is_some() {
+                        "changed"
+                    } else {
+                        "pinned"
+                    };
+                    println!("{up:<20} {tool:<32} {state:<10} {}", pin.digest);
+                    if let Some(c) = change {
+                        println!("{:<20} {:<32} {:<10} {}", "", "", "listed", c.seen);
+                    }
+                }
+            }
+            let waiting: usize = file.changes.values().map(|c| c.len()).sum();
+            println!(
+                "{} pinned, {waiting} changed (approve: mcp-edge pins approve -c FILE [--upstream U] [--tool T])",
+                file.pins.values().map(|p| p.len()).sum::<usize>()
+            );
+            0
+        }
+        PinsAction::Approve { upstream, tool, .. } => {
+            let done = file.approve(upstream.as_deref(), tool.as_deref());
+            if done.is_empty() {
+                eprintln!("no changed definition matches");
+                return 1;
+            }
+            if let Err(e) = file.write(&path) {
+                eprintln!("{e}");
+                return 2;
+            }
+            for (u, t) in &done {
+                println!("approved {u}/{t}");
+            }
+            println!(
+                "{} approved in {}; reload the gateways (SIGHUP) to serve them",
+                done.len(),
+                path.display()
+            );
             0
         }
     }

@@ -102,6 +102,9 @@ pub enum GatewayError {
     /// An answer larger than `max_response_bytes` (the tool's or the
     /// server's): never relayed in part.
     AnswerTooLarge(&'static str),
+    /// `tool_integrity: block`: a call to a tool whose definition changed
+    /// since it was pinned (answered like a tool nobody has).
+    ToolChanged,
     /// A bug or resource failure inside the gateway.
     Internal,
 }
@@ -144,6 +147,7 @@ impl GatewayError {
             GatewayError::ToolBusy => 429,
             GatewayError::ToolTimeout => 504,
             GatewayError::AnswerTooLarge(_) => 502,
+            GatewayError::ToolChanged => 200,
             GatewayError::Internal => 500,
         }
     }
@@ -188,6 +192,7 @@ impl GatewayError {
             GatewayError::ToolBusy => INVALID_REQUEST,
             GatewayError::ToolTimeout => INTERNAL_ERROR,
             GatewayError::AnswerTooLarge(_) => INTERNAL_ERROR,
+            GatewayError::ToolChanged => INVALID_PARAMS,
             GatewayError::Internal => INTERNAL_ERROR,
         }
     }
@@ -235,6 +240,7 @@ impl GatewayError {
                 "tool call timed out (tool_limits timeout_ms); cancelled upstream"
             }
             GatewayError::AnswerTooLarge(m) => m,
+            GatewayError::ToolChanged => "Unknown tool",
             GatewayError::Internal => "internal gateway error",
         }
     }
@@ -313,6 +319,7 @@ impl GatewayError {
             GatewayError::ToolBusy => "tool_max_concurrent",
             GatewayError::ToolTimeout => "tool_timeout",
             GatewayError::AnswerTooLarge(_) => "response_too_large",
+            GatewayError::ToolChanged => "tool_definition_changed",
             GatewayError::Internal => "internal",
         }
     }

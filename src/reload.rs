@@ -36,6 +36,12 @@ impl Reloader {
                 e,
             )]));
         }
+        if let Err(e) = new.open_pins() {
+            return Err(config::ConfigError(vec![config::Problem::new(
+                "tool_integrity.pins_file",
+                e,
+            )]));
+        }
         let old = self.runtime.load();
         listener_compatible(&old, &new)?;
         if new.server.listen != old.server.listen || new.server.threads != old.server.threads {

@@ -122,6 +122,8 @@ pub struct Runtime {
     pub tool_limits: crate::tools::ToolLimits,
     /// `tool_overrides:`: what clients see of a tool.
     pub tool_overrides: Arc<crate::tools::ToolOverrides>,
+    /// `tool_integrity:`: tool definitions pinned per upstream.
+    pub tool_integrity: crate::tools::integrity::Settings,
     /// Log level.
     pub log_level: String,
     /// Log format.
@@ -302,6 +304,12 @@ impl Runtime {
         };
         let _ = self.audit.set(audit);
         Ok(())
+    }
+
+    /// The process's tool pins keep to `tool_integrity.pins_file` (read
+    /// and merged: its approvals win), at start and at every reload.
+    pub fn open_pins(&self) -> Result<(), String> {
+        crate::tools::integrity::pins().open(self.tool_integrity.pins_file.as_deref())
     }
 
     /// The audit writer, if audit is on.

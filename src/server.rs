@@ -111,6 +111,8 @@ pub fn server_conf(rt: &Runtime, opts: &RunOptions) -> ServerConf {
 pub fn build(rt: Runtime, config_path: &Path, opts: &RunOptions) -> std::io::Result<Server> {
     rt.open_audit()
         .map_err(|e| std::io::Error::other(format!("audit.path: {e}")))?;
+    rt.open_pins()
+        .map_err(|e| std::io::Error::other(format!("tool_integrity.pins_file: {e}")))?;
     let conf = server_conf(&rt, opts);
     let opt = Opt {
         upgrade: opts.upgrade,

@@ -171,7 +171,14 @@ fn python_client_session_era_through_gateway_to_python_server() {
     assert_streamed(&steps, 400.0);
     assert_eq!(
         listed(&steps),
-        ["echo", "slow_progress", "big_echo"],
+        [
+            "echo",
+            "slow_progress",
+            "big_echo",
+            "slow_count",
+            "cancelled_calls",
+            "big_text"
+        ],
         "hidden tool listed"
     );
     let lines = access(&g);
@@ -189,7 +196,14 @@ fn python_client_stateless_2026_07_28_through_gateway() {
     assert_streamed(&steps, 400.0);
     assert_eq!(
         listed(&steps),
-        ["echo", "slow_progress", "big_echo"],
+        [
+            "echo",
+            "slow_progress",
+            "big_echo",
+            "slow_count",
+            "cancelled_calls",
+            "big_text"
+        ],
         "hidden tool listed"
     );
     let lines = access(&g);

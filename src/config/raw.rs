@@ -766,6 +766,23 @@ pub struct ToolOverride {
     pub description: Option<String>,
 }
 
+/// `tool_integrity:`: tool definitions pinned per upstream.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ToolIntegrity {
+    /// `off` | `warn` | `block`.
+    #[serde(default = "default_integrity_mode")]
+    pub mode: String,
+    /// Where pins are kept across restarts and shared by replicas (absent:
+    /// in memory only).
+    #[serde(default)]
+    pub pins_file: Option<String>,
+}
+
+fn default_integrity_mode() -> String {
+    "off".into()
+}
+
 /// `legacy_sse:`: the client-facing HTTP+SSE (2024-11-05) endpoint for
 /// clients that speak nothing newer (off by default).
 #[derive(Debug, Clone, Deserialize)]

@@ -110,6 +110,9 @@ pub struct RequestCtx {
     /// `request_filter`: a renamed tool's call (`tool_overrides`): the
     /// name the client called (the body now names the tool).
     pub called_as: Option<String>,
+    /// `response_body_filter` and list fan-out: tool definitions seen
+    /// changed since they were pinned (`tool_integrity`), for the audit line.
+    pub tool_changes: super::integrity::Changes,
 }
 
 impl RequestCtx {
@@ -155,6 +158,7 @@ impl RequestCtx {
             cut: None,
             ended: false,
             called_as: None,
+            tool_changes: Default::default(),
         }
     }
 

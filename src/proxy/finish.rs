@@ -195,6 +195,11 @@ fn audit_event(session: &Session, ctx: &RequestCtx) {
             .and_then(|m| m.own.as_deref())
             .map(Capped),
         left_out: ctx.left_out.lock().map(|v| v.clone()).unwrap_or_default(),
+        tool_changes: ctx
+            .tool_changes
+            .lock()
+            .map(|v| v.clone())
+            .unwrap_or_default(),
         decision,
         reason,
         status,

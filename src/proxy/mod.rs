@@ -6,6 +6,7 @@
 mod ctx;
 mod federate;
 pub(crate) mod finish;
+mod integrity;
 pub mod legacy;
 mod limits;
 mod member;

@@ -24,7 +24,7 @@ pub async fn respond(
 ) -> Result<bool> {
     let body = match &err {
         // the same words an MCP server uses for a tool it does not have
-        GatewayError::UnknownTool => jsonrpc::error_body(
+        GatewayError::UnknownTool | GatewayError::ToolChanged => jsonrpc::error_body(
             ctx.id_ref(),
             err.jsonrpc_code(),
             &format!(

@@ -246,7 +246,8 @@ async fn decide(
     ctx.route = taken;
     ctx.upstream = Some(upstream);
     choose_endpoint(ctx);
-    Ok(())
+    // a tool whose definition changed is refused until approved (block)
+    super::integrity::check_routed_call(rt, ctx)
 }
 
 /// The decision on the call `ctx` holds (nothing when it has no body), read

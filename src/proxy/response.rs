@@ -68,11 +68,7 @@ pub fn filter(resp: &mut ResponseHeader, ctx: &mut RequestCtx) -> Result<()> {
         ctx.probe_400 = Some(bytes::BytesMut::new());
         ctx.hold = true;
     }
-    let tools = ctx
-        .runtime
-        .as_ref()
-        .filter(|rt| !rt.tool_overrides.is_empty())
-        .map(|rt| rt.tool_overrides.clone() as std::sync::Arc<dyn answer::ToolView>);
+    let tools = super::integrity::view_for(ctx);
     let shown = |g: Guard| match &tools {
         Some(t) => g.with_tools(t.clone()),
         None => g,
@@ -269,6 +265,7 @@ pub fn body_filter(body: &mut Option<Bytes>, end: bool, ctx: &mut RequestCtx) {
         Some(m) if !out.is_empty() => super::federate::member_answer(ctx, m, &guard, out),
         _ => out,
     };
+    super::integrity::on_relayed(ctx, &out);
     if let Some(verdict) = guard.verdict() {
         if ctx.hold {
             let status = match verdict {

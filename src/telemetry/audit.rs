@@ -161,6 +161,10 @@ pub struct Event<'a> {
     /// Virtual server members left out of this answer (failed or late).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<String>,
+    /// Tool definitions this answer listed that changed since they were
+    /// pinned (`upstream/tool sha256:pinned -> sha256:listed`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub tool_changes: Vec<String>,
     /// `allow` or `deny` (the gateway refused) or `error` (upstream failed).
     pub decision: &'static str,
     /// Why, when not simply allowed.
@@ -230,6 +234,7 @@ mod tests {
             upstream: None,
             member_name: None,
             left_out: Vec::new(),
+            tool_changes: Vec::new(),
             decision: "deny",
             reason: Some("x"),
             status: 400,

@@ -64,6 +64,7 @@ struct Families {
     sessions: IntCounterVec,
     members_left_out: IntCounterVec,
     tool_limits: IntCounterVec,
+    tool_pins: IntCounterVec,
     reloads: IntCounterVec,
     reload_ok: IntGauge,
     reload_time: IntGauge,
@@ -174,6 +175,11 @@ fn families(r: &Registry) -> prometheus::Result<Families> {
             "mcp_edge_tool_limits_total",
             "Tool calls a tool_limits bound or server.limits.max_response_bytes ended, by limit (timeout, max_concurrent, max_response_bytes).",
             &["limit"],
+        )?,
+        tool_pins: counter(
+            "mcp_edge_tool_pins_total",
+            "Tool definitions checked against their pins (tool_integrity), by event: pinned (first seen), changed_served (warn), changed_blocked (block).",
+            &["event"],
         )?,
         reloads: counter(
             "mcp_edge_config_reloads_total",
@@ -351,6 +357,12 @@ pub fn record_member_left_out(server: &str, member: &str, why: &str) {
 /// `max_concurrent` or `max_response_bytes`.
 pub fn record_tool_limit(limit: &'static str) {
     with(|f| f.tool_limits.with_label_values(&[limit]).inc());
+}
+
+/// A tool definition checked against its pin: `pinned`,
+/// `changed_served` or `changed_blocked`.
+pub fn record_tool_pin(event: &'static str) {
+    with(|f| f.tool_pins.with_label_values(&[event]).inc());
 }
 
 /// A configuration reload attempt and whether it was applied.

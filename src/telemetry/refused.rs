@@ -58,6 +58,7 @@ fn refusal_lines(
         upstream: None,
         member_name: None,
         left_out: Vec::new(),
+        tool_changes: Vec::new(),
         decision: "deny",
         reason: Some(reason),
         status,

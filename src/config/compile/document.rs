@@ -29,6 +29,7 @@ const SECTIONS: &[&str] = &[
     "legacy_sse",
     "tool_limits",
     "tool_overrides",
+    "tool_integrity",
 ];
 
 /// Parses the text into its mapping of sections; an empty, unparsable or
@@ -96,6 +97,7 @@ pub(super) struct Sections {
     pub admin: Option<raw::Admin>,
     pub tunnel: Option<raw::Tunnel>,
     pub legacy_sse: Option<raw::LegacySse>,
+    pub tool_integrity: Option<raw::ToolIntegrity>,
     pub tls: Option<raw::Tls>,
     pub sessions: Option<raw::Sessions>,
     pub proxy_protocol: Option<raw::ProxyProtocol>,
@@ -126,6 +128,7 @@ impl Sections {
             admin: opt(root, "admin", errs),
             tunnel: opt(root, "tunnel", errs),
             legacy_sse: opt(root, "legacy_sse", errs),
+            tool_integrity: opt(root, "tool_integrity", errs),
             tls: opt(root, "tls", errs),
             sessions: opt(root, "sessions", errs),
             proxy_protocol: opt(root, "proxy_protocol", errs),

@@ -118,6 +118,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         l.path.clone()
     });
     let tool_limits = tools::compile_tool_limits(root.get("tool_limits"), &mut errs);
+    let tool_integrity = tools::compile_tool_integrity(raw.tool_integrity.as_ref(), &mut errs);
     let tool_overrides = std::sync::Arc::new(tools::compile_tool_overrides(
         root.get("tool_overrides"),
         &mut errs,
@@ -148,6 +149,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         legacy_sse,
         tool_limits,
         tool_overrides,
+        tool_integrity,
         log_level: logging.level,
         log_format: logging.format,
     })

@@ -4,6 +4,7 @@
 //! and `max_response_bytes` at least 1 and 1024. `tool_overrides`: each
 //! tool once, a new name in the MCP tool-name alphabet (1 to 128 of
 //! `A-Z a-z 0-9 _ - .`), unique, and not another entry's tool.
+//! `tool_integrity`: the mode, and the pins file's directory.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +15,7 @@ use super::document::section;
 use super::errors::Errors;
 use super::policy::compile_globs;
 use crate::config::raw;
+use crate::tools::integrity::{Mode, Settings};
 use crate::tools::{Override, Rule, ToolLimits, ToolOverrides};
 
 /// Longest `timeout_ms` (a day).
@@ -40,6 +42,42 @@ pub(super) fn compile_tool_limits(value: Option<&Value>, errs: &mut Errors) -> T
         }
     }
     ToolLimits::new(rules)
+}
+
+/// The `tool_integrity` section.
+pub(super) fn compile_tool_integrity(
+    raw: Option<&raw::ToolIntegrity>,
+    errs: &mut Errors,
+) -> Settings {
+    let Some(r) = raw else {
+        return Settings::default();
+    };
+    let mode = match r.mode.as_str() {
+        "off" => Mode::Off,
+        "warn" => Mode::Warn,
+        "block" => Mode::Block,
+        other => {
+            errs.push(
+                "tool_integrity.mode",
+                format!("unknown mode {other:?} (off, warn or block)"),
+            );
+            Mode::Off
+        }
+    };
+    let pins_file = r.pins_file.as_ref().map(std::path::PathBuf::from);
+    if let Some(p) = &pins_file {
+        if p.as_os_str().is_empty() || crate::base::hermetic::is_dir(p) {
+            errs.push("tool_integrity.pins_file", "must be a file path");
+        } else if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !crate::base::hermetic::is_dir(dir) {
+                errs.push(
+                    "tool_integrity.pins_file",
+                    format!("directory {} does not exist", dir.display()),
+                );
+            }
+        }
+    }
+    Settings { mode, pins_file }
 }
 
 /// Every `tool_overrides` entry.

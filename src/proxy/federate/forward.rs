@@ -34,6 +34,9 @@ pub(super) async fn forward_named(
     let Some((i, m, ms)) = session_member(vs, c, e.member) else {
         return Err(unknown);
     };
+    if let (Named::Tool, Some(rt)) = (kind, ctx.runtime.as_ref()) {
+        super::super::integrity::check_call(rt, &m.upstream.name, &e.own)?;
+    }
     let rewritten = super::super::names::with_name(ctx, body, &e.own)?;
     forward(ctx, i, m, ms, rewritten, Some(e.own))
 }

@@ -86,6 +86,15 @@ pub(super) async fn list(
             Ok(Page::Kept(t)) => Ok(t),
             Ok(Page::Fresh(r)) => {
                 let t = result_of(&r);
+                // pinned definitions are checked before the page is kept or merged
+                let t = match (t, kind) {
+                    (Ok(t), ListKind::Tools) => Ok(super::super::integrity::member_page(
+                        ctx,
+                        &m.upstream.name,
+                        t,
+                    )),
+                    (t, _) => t,
+                };
                 if let (Ok(t), true) = (&t, kind != ListKind::Tasks) {
                     vs.lists.put(*i, kind, cur.as_deref(), principal, t);
                 }
