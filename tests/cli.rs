@@ -42,7 +42,7 @@ fn every_shipped_config_validates() {
     yaml_files(&root().join("packaging"), &mut files);
     assert!(files.len() >= 3, "{files:?}");
     // the packaged config logs to /var/log/mcp-edge, which the package
-    // creates; here that directory is a temporary one
+    // creates; here that directory (and /var/lib/mcp-edge) is a temporary one
     let logs = tempfile::tempdir().expect("tmp");
     for shipped in files {
         let mut cfg = Config::load(&shipped);
@@ -52,6 +52,14 @@ fn every_shipped_config_validates() {
             .map(str::to_string);
         if let Some(name) = packaged {
             cfg = cfg.set("audit.path", logs.path().join(name));
+        }
+        // and keeps tool pins in /var/lib/mcp-edge, which the package creates too
+        let pins = cfg
+            .try_get("tool_integrity.pins_file")
+            .and_then(|p| p.as_str()?.strip_prefix("/var/lib/mcp-edge/"))
+            .map(str::to_string);
+        if let Some(name) = pins {
+            cfg = cfg.set("tool_integrity.pins_file", logs.path().join(name));
         }
         let f = logs.path().join(shipped.file_name().expect("file name"));
         cfg.write(&f);
