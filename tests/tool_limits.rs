@@ -254,7 +254,7 @@ fn max_concurrent_bounds_running_calls_per_principal_and_every_ending_releases()
     let g = Gateway::start(
         &limited(
             &py.url(),
-            r#"[{tools: ["slow_count"], max_concurrent: 1, timeout_ms: 1500}]"#,
+            r#"[{tools: ["slow_count"], max_concurrent: 1, timeout_ms: 3000}]"#,
         )
         .api_keys(vec![
             api_key("alice", "alice-key-0123456789", "acme", Some("alice")),
@@ -264,7 +264,7 @@ fn max_concurrent_bounds_running_calls_per_principal_and_every_ending_releases()
     let alice = session_as(g.port, "alice-key-0123456789");
     let bob = session_as(g.port, "bob-key-0123456789");
     let port = g.port;
-    // alice's first call runs 600 ms
+    // alice's first call runs 1.2 s
     let first = {
         let t = alice.clone();
         std::thread::spawn(move || {
@@ -272,11 +272,11 @@ fn max_concurrent_bounds_running_calls_per_principal_and_every_ending_releases()
                 port,
                 &t,
                 "alice-key-0123456789",
-                &call_body("a1", "slow_count", json!({"n": 3, "interval_ms": 200})),
+                &call_body("a1", "slow_count", json!({"n": 4, "interval_ms": 300})),
             )
         })
     };
-    std::thread::sleep(Duration::from_millis(250));
+    std::thread::sleep(Duration::from_millis(400));
     // her second is refused while it runs; an unlimited tool is not
     let second = call_as(
         port,
@@ -306,7 +306,7 @@ fn max_concurrent_bounds_running_calls_per_principal_and_every_ending_releases()
     );
     assert_eq!(text_of(b.reply("b1")), "counted to 1");
     // a result releases the permit
-    assert_eq!(text_of(first.join().unwrap().reply("a1")), "counted to 3");
+    assert_eq!(text_of(first.join().unwrap().reply("a1")), "counted to 4");
     let again = call_as(
         port,
         &alice,
@@ -319,7 +319,7 @@ fn max_concurrent_bounds_running_calls_per_principal_and_every_ending_releases()
         port,
         &alice,
         "alice-key-0123456789",
-        &call_body("a4", "slow_count", json!({"n": 30, "interval_ms": 100})),
+        &call_body("a4", "slow_count", json!({"n": 60, "interval_ms": 100})),
     );
     assert_eq!(late.reply("a4")["error"]["code"], -32603);
     let after = call_as(
@@ -331,7 +331,7 @@ fn max_concurrent_bounds_running_calls_per_principal_and_every_ending_releases()
     assert_eq!(text_of(after.reply("a5")), "counted to 1");
     // a client that goes away releases it
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    let body = call_body("a6", "slow_count", json!({"n": 30, "interval_ms": 100}));
+    let body = call_body("a6", "slow_count", json!({"n": 60, "interval_ms": 100}));
     write!(
         s,
         "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nAccept: application/json, text/event-stream\r\nX-API-Key: alice-key-0123456789\r\nMcp-Session-Id: {alice}\r\nContent-Length: {}\r\n\r\n",
@@ -342,7 +342,8 @@ fn max_concurrent_bounds_running_calls_per_principal_and_every_ending_releases()
     let mut first_bytes = [0u8; 64];
     s.read_exact(&mut first_bytes).unwrap();
     drop(s);
-    let deadline = Instant::now() + Duration::from_secs(5);
+    // sooner than the call's 3 s timeout: the client's going released it
+    let deadline = Instant::now() + Duration::from_secs(2);
     loop {
         let r = call_as(
             port,
