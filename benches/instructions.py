@@ -8,7 +8,10 @@ cannot time: the same ~300-byte tools/call through
   mcp-edge+fed      a virtual server with one member (load.py --federated):
                     the client's composite token opened, the call resolved
                     to the member and its name rewritten, the member's own
-                    session id sent.
+                    session id sent;
+  pingora-bare      (--bare) stock Pingora proxying to the same upstream with
+                    no logic (benches/bare_pingora.rs): mcp-edge minus this is
+                    the instructions of mcp-edge's own work per request.
 
 Each gateway runs under `valgrind --tool=callgrind` behind the same nginx
 upstream as benches/load.py (its configurations are load.py's). After a
@@ -17,7 +20,7 @@ warm-up of --warmup requests the counters are dumped (`callgrind_control
 counters dumped again: instructions per request = the second dump / requests
 (all threads; the idle background between requests is included and small).
 
-Usage: benches/instructions.py --gateway target/release/mcp-edge [--requests 2000] [--warmup 200] [--keep DIR]
+Usage: benches/instructions.py --gateway target/release/mcp-edge [--bare target/release/examples/bare-pingora] [--requests 2000] [--warmup 200] [--keep DIR]
 Bounded: fixed request counts, socket timeouts, processes killed at the end.
 """
 import argparse, glob, http.client, os, re, shutil, signal, subprocess, sys, tempfile, time
@@ -68,6 +71,7 @@ def main():
     ap.add_argument("--requests", type=int, default=2000)
     ap.add_argument("--warmup", type=int, default=200)
     ap.add_argument("--keep", help="copy each target's measured dump here (for callgrind_annotate)")
+    ap.add_argument("--bare", help="also count bare Pingora (cargo build --release --example bare-pingora)")
     a = ap.parse_args()
     for tool in ("nginx", "valgrind", "callgrind_control"):
         if not shutil.which(tool):
@@ -85,7 +89,7 @@ def main():
             default_type application/json; return 200 '{reply}'; }}""" + load.FED_LOCATION + " }"))
         wrapper = f"{tmp}/under-callgrind.sh"
         open(wrapper, "w").write(f"""#!/bin/sh
-exec valgrind --tool=callgrind --callgrind-out-file={tmp}/cg-$MCP_EDGE_TAG.out "{os.path.abspath(a.gateway)}" "$@"
+exec valgrind --tool=callgrind --callgrind-out-file={tmp}/cg-$MCP_EDGE_TAG.out "${{MCP_EDGE_BIN:-{os.path.abspath(a.gateway)}}}" "$@"
 """)
         os.chmod(wrapper, 0o755)
         conf = load.gateway_conf(tmp, gw, up)
@@ -111,9 +115,18 @@ exec valgrind --tool=callgrind --callgrind-out-file={tmp}/cg-$MCP_EDGE_TAG.out "
             fconf = load.federated_conf(conf, up).replace("member_timeout_ms: 3000", "member_timeout_ms: 120000")
             p = load.spawn_variant(tmp, fconf, gw, port, "fed", wrapper, procs)
             return {"port": port, "pid": p.pid, "path": "/tools", "body": load.FED_BODY, "kind": "fed"}
+        def bare():
+            port = load.free_port()
+            os.environ["MCP_EDGE_BIN"] = os.path.abspath(a.bare)
+            procs.append(subprocess.Popen([wrapper, f"127.0.0.1:{port}", f"127.0.0.1:{up}"],
+                                          stderr=subprocess.DEVNULL))
+            del os.environ["MCP_EDGE_BIN"]
+            return {"port": port, "pid": procs[-1].pid, "path": "/mcp", "body": load.BODY}
         start("mcp-edge", plain)
         start("mcp-edge+session", session)
         start("mcp-edge+fed", fed)
+        if a.bare:
+            start("pingora-bare", bare)
         for t in targets.values():
             load.wait_port(t["port"], timeout=120)
         for t in targets.values():
@@ -138,6 +151,9 @@ exec valgrind --tool=callgrind --callgrind-out-file={tmp}/cg-$MCP_EDGE_TAG.out "
         print(f"{'target':<18} {'instr/req':>10} {'vs mcp-edge':>12} {'non-200':>8}")
         for tag, per, bad in rows:
             print(f"{tag:<18} {per:>10.0f} {per - base:>+12.0f} {bad:>8}")
+        bare_row = next((r for r in rows if r[0] == "pingora-bare"), None)
+        if bare_row:
+            print(f"mcp-edge's own work over bare Pingora: {base - bare_row[1]:+.0f} instructions per request")
     finally:
         for p in procs:
             p.send_signal(signal.SIGKILL)
