@@ -118,6 +118,10 @@ pub struct Runtime {
     pub virtual_servers: Vec<Arc<VirtualServer>>,
     /// `legacy_sse.path` when the client-facing HTTP+SSE endpoint is on.
     pub legacy_sse: Option<String>,
+    /// With `legacy_sse`: each legacy front (where a stream opens, the MCP
+    /// endpoint it speaks to): `<path>` for `server.path`, `<vs.path><path>`
+    /// for each virtual server ([`legacy_fronts`]).
+    pub legacy_fronts: Vec<(String, String)>,
     /// `tool_limits:`: what one call of a tool may cost.
     pub tool_limits: crate::tools::ToolLimits,
     /// `tool_overrides:`: what clients see of a tool.
@@ -128,6 +132,23 @@ pub struct Runtime {
     pub log_level: String,
     /// Log format.
     pub log_format: LogFormat,
+}
+
+/// The legacy fronts of `legacy_sse.path` `base`: (where a stream opens,
+/// its MCP endpoint), `server.path` first.
+pub fn legacy_fronts(
+    base: &str,
+    mcp_path: &str,
+    virtual_servers: &[Arc<VirtualServer>],
+) -> Vec<(String, String)> {
+    let mut out = vec![(base.to_string(), mcp_path.to_string())];
+    for vs in virtual_servers {
+        out.push((
+            format!("{}{base}", vs.path.trim_end_matches('/')),
+            vs.path.clone(),
+        ));
+    }
+    out
 }
 
 /// `tunnel:`: where tunnels connect and who may register what.

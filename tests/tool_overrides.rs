@@ -9,86 +9,16 @@
 
 mod common;
 
+use common::mcp::{
+    answer as message, call_tool as call, initialize as session, list_tools as tools, post, text_of,
+};
 use common::*;
 use serde_json::{json, Value};
-
-const INIT: &str = r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#;
 
 const OVERRIDES: &str = r#"[
   {tool: add, name: sum},
   {tool: echo, description: "Echo the text back (audited)"}
 ]"#;
-
-fn post(port: u16, path: &str, body: &str, headers: &[(&str, &str)]) -> Response {
-    let mut h = vec![
-        ("Content-Type", "application/json"),
-        ("Accept", "application/json, text/event-stream"),
-    ];
-    h.extend_from_slice(headers);
-    request(port, "POST", path, &h, body.as_bytes()).expect("POST")
-}
-
-/// The JSON-RPC message with an id of a JSON or SSE answer.
-fn message(r: &Response) -> Value {
-    let text = String::from_utf8_lossy(&r.body).to_string();
-    for line in text.lines() {
-        if let Some(d) = line.strip_prefix("data: ") {
-            if let Ok(v) = serde_json::from_str::<Value>(d) {
-                if v.get("id").is_some() && v.get("method").is_none() {
-                    return v;
-                }
-            }
-        }
-    }
-    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
-}
-
-fn session(port: u16, path: &str) -> String {
-    let r = post(port, path, INIT, &[]);
-    assert_eq!(r.status, 200, "{}", String::from_utf8_lossy(&r.body));
-    let token = r.header("mcp-session-id").unwrap().to_string();
-    let n = post(
-        port,
-        path,
-        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
-        &[("Mcp-Session-Id", &token)],
-    );
-    assert_eq!(n.status, 202);
-    token
-}
-
-fn tools(port: u16, path: &str, token: &str) -> Vec<Value> {
-    let r = post(
-        port,
-        path,
-        r#"{"jsonrpc":"2.0","id":"l","method":"tools/list"}"#,
-        &[
-            ("Mcp-Session-Id", token),
-            ("MCP-Protocol-Version", "2025-11-25"),
-        ],
-    );
-    message(&r)["result"]["tools"].as_array().unwrap().clone()
-}
-
-fn call(port: u16, path: &str, token: &str, name: &str, args: Value) -> Value {
-    let body = json!({"jsonrpc":"2.0","id":"c","method":"tools/call","params":{"name":name,"arguments":args}});
-    message(&post(
-        port,
-        path,
-        &body.to_string(),
-        &[
-            ("Mcp-Session-Id", token),
-            ("MCP-Protocol-Version", "2025-11-25"),
-        ],
-    ))
-}
-
-fn text_of(m: &Value) -> String {
-    m["result"]["content"][0]["text"]
-        .as_str()
-        .unwrap_or_default()
-        .to_string()
-}
 
 #[test]
 fn clients_see_the_overrides_and_calls_by_new_names_reach_the_python_server() {

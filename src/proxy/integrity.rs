@@ -150,47 +150,23 @@ pub fn on_relayed(ctx: &RequestCtx, out: &Bytes) {
     if rt.tool_integrity.mode == Mode::Off || !out.windows(NEEDLE.len()).any(|w| w == NEEDLE) {
         return;
     }
-    let (Some(up), Some(ep)) = (ctx.upstream.clone(), ctx.endpoint.as_ref()) else {
+    let Some(up) = ctx.upstream.as_ref().map(|u| u.name.clone()) else {
         return;
     };
-    let endpoint = ep.0.clone();
-    let session = ctx.session.as_ref().map(|s| s.session.clone());
-    let version = ctx.member.as_ref().map(|m| m.version.clone());
-    let request_id = ctx.request_id.clone();
     let mode = rt.tool_integrity.mode;
     let changes = ctx.tool_changes.clone();
-    tokio::spawn(async move {
-        let call = super::member::Call {
-            session: session.as_deref(),
-            version: version.as_deref(),
-            request_id: &request_id,
-            method: Some("tools/list"),
-            ..super::member::Call::default()
-        };
-        let body = Bytes::from_static(
-            br#"{"jsonrpc":"2.0","id":"mcp-edge-integrity","method":"tools/list"}"#,
-        );
-        let deadline = tokio::time::Instant::now() + up.timeout;
-        let max = 8 << 20;
-        let reply = match super::member::post(&up, &endpoint, &call, body, deadline, max).await {
-            Ok(r) => r,
-            Err(e) => {
-                log::debug!(
-                    "{request_id}: tool_integrity: listing {} after list_changed: {e}",
-                    up.name
-                );
-                return;
-            }
-        };
-        let Some(msg) = reply.message else {
-            return;
-        };
-        let Ok(v) = serde_json::from_slice::<serde_json::Value>(&msg) else {
+    let body =
+        Bytes::from_static(br#"{"jsonrpc":"2.0","id":"mcp-edge-integrity","method":"tools/list"}"#);
+    super::member::post_beside(ctx, "tools/list", body, 8 << 20, move |reply| {
+        let Some(v) = reply
+            .message
+            .and_then(|m| serde_json::from_slice::<serde_json::Value>(&m).ok())
+        else {
             return;
         };
         for t in v["result"]["tools"].as_array().into_iter().flatten() {
             let name = t.get("name").and_then(|n| n.as_str()).unwrap_or_default();
-            keep(&up.name, name, &t.to_string(), mode, &changes);
+            keep(&up, name, &t.to_string(), mode, &changes);
         }
     });
 }

@@ -97,9 +97,11 @@ pub fn answer_bound(rt: &Runtime, ctx: &RequestCtx) -> (usize, &'static str) {
 /// `response_filter` of a POST's SSE answer: its events are counted
 /// against the bound.
 pub fn start_budget(rt: &Runtime, ctx: &mut RequestCtx) {
-    let (left, message) = match answer_bound(rt, ctx) {
-        (b, TOOL_TOO_LARGE) => (b, TOOL_TOO_LARGE),
-        (b, _) => (b, SSE_TOO_LARGE),
+    let (left, message) = answer_bound(rt, ctx);
+    let message = if message == crate::answer::TOO_LARGE {
+        SSE_TOO_LARGE
+    } else {
+        message
     };
     ctx.budget = Some(Budget { left, message });
 }
@@ -180,30 +182,8 @@ pub fn too_large_json(ctx: &mut RequestCtx, message: &'static str) {
 /// Tells the upstream to stop working on the call (`notifications/cancelled`
 /// with its session), in the background; only for calls with an id.
 fn cancel_upstream(ctx: &RequestCtx, reason: &'static str) {
-    let (Some(up), Some(ep), Some(id)) =
-        (ctx.upstream.clone(), ctx.endpoint.as_ref(), ctx.id_ref())
-    else {
-        return;
-    };
-    let endpoint = ep.0.clone();
-    let body = crate::jsonrpc::cancelled_body(id, reason);
-    let session = ctx.session.as_ref().map(|s| s.session.clone());
-    // a federated call's member chose its version; a routed call's
-    // upstream takes a notification without one
-    let version = ctx.member.as_ref().map(|m| m.version.clone());
-    let request_id = ctx.request_id.clone();
-    tokio::spawn(async move {
-        let call = super::member::Call {
-            session: session.as_deref(),
-            version: version.as_deref(),
-            request_id: &request_id,
-            method: Some("notifications/cancelled"),
-            ..super::member::Call::default()
-        };
-        let deadline = tokio::time::Instant::now() + up.timeout;
-        if let Err(e) = super::member::post(&up, &endpoint, &call, body, deadline, 64 * 1024).await
-        {
-            log::debug!("{request_id}: notifications/cancelled upstream: {e}");
-        }
-    });
+    if let Some(id) = ctx.id_ref() {
+        let body = crate::jsonrpc::cancelled_body(id, reason);
+        super::member::post_beside(ctx, "notifications/cancelled", body, 64 * 1024, |_| {});
+    }
 }

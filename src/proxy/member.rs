@@ -92,6 +92,42 @@ pub async fn post(
     }
 }
 
+/// POSTs `body` (JSON-RPC `method`) in the background to the upstream
+/// endpoint this request was forwarded to, with its session's own id (and
+/// a federated member's version), bounded by the upstream's `timeout_ms`;
+/// `then` gets the reply. Nothing when the request has no upstream yet.
+pub fn post_beside(
+    ctx: &super::RequestCtx,
+    method: &'static str,
+    body: Bytes,
+    max: usize,
+    then: impl FnOnce(Reply) + Send + 'static,
+) {
+    let (Some(up), Some(ep)) = (ctx.upstream.clone(), ctx.endpoint.as_ref()) else {
+        return;
+    };
+    let endpoint = ep.0.clone();
+    let session = ctx.session.as_ref().map(|s| s.session.clone());
+    // a federated call's member chose its version; a routed call's
+    // upstream takes a request without one
+    let version = ctx.member.as_ref().map(|m| m.version.clone());
+    let request_id = ctx.request_id.clone();
+    tokio::spawn(async move {
+        let call = Call {
+            session: session.as_deref(),
+            version: version.as_deref(),
+            request_id: &request_id,
+            method: Some(method),
+            ..Call::default()
+        };
+        let deadline = Instant::now() + up.timeout;
+        match post(&up, &endpoint, &call, body, deadline, max).await {
+            Ok(r) => then(r),
+            Err(e) => log::debug!("{request_id}: {method} to {}: {e}", up.name),
+        }
+    });
+}
+
 /// DELETEs a member's session; its status by `deadline`.
 pub async fn delete(
     up: &Upstream,

@@ -49,65 +49,53 @@ use crate::error::GatewayError;
 /// noticed: the next write fails).
 const HEARTBEAT: Duration = Duration::from_secs(5);
 
-/// The legacy paths: `<path>` for `server.path`, `<vs.path><path>` for
-/// each virtual server; (where the stream opens, its MCP endpoint).
-fn fronts(rt: &crate::runtime::Runtime, base: &str) -> Vec<(String, String)> {
-    let mut out = vec![(base.to_string(), rt.server.path.clone())];
-    for vs in &rt.virtual_servers {
-        out.push((
-            format!("{}{base}", vs.path.trim_end_matches('/')),
-            vs.path.clone(),
-        ));
-    }
-    out
-}
-
 /// Before admission: whether the request is for the legacy endpoint; if
 /// so, its path becomes the MCP endpoint's (so the same admission
 /// applies) and a POST gets its stream's session id.
 pub fn prepare(session: &mut Session, ctx: &mut RequestCtx) -> Option<Result<(), GatewayError>> {
     let rt = ctx.runtime.clone()?;
-    let base = rt.legacy_sse.as_deref()?;
+    rt.legacy_sse.as_ref()?;
     let req = session.req_header();
     let path = req.uri.path();
-    let (front, target) =
-        if let Some((at, target)) = fronts(&rt, base).into_iter().find(|(at, _)| at == path) {
-            if req.method != Method::GET {
-                return Some(Err(GatewayError::MethodNotAllowed("GET")));
-            }
-            (
-                Front::Open {
-                    at,
-                    target: target.clone(),
-                },
-                target,
-            )
-        } else if let Some((_, target)) = fronts(&rt, base)
-            .into_iter()
-            .find(|(at, _)| path.strip_prefix(at.as_str()) == Some("/message"))
+    let fronts = &rt.legacy_fronts;
+    let (front, target) = if let Some((at, target)) = fronts.iter().find(|(at, _)| at == path) {
+        if req.method != Method::GET {
+            return Some(Err(GatewayError::MethodNotAllowed("GET")));
+        }
+        (
+            Front::Open {
+                at: at.clone(),
+                target: target.clone(),
+            },
+            target.clone(),
+        )
+    } else if let Some((_, target)) = fronts
+        .iter()
+        .find(|(at, _)| path.strip_prefix(at.as_str()) == Some("/message"))
+    {
+        let target = target.clone();
+        if req.method != Method::POST {
+            return Some(Err(GatewayError::MethodNotAllowed("POST")));
+        }
+        let reference = req
+            .uri
+            .query()
+            .unwrap_or_default()
+            .split('&')
+            .find_map(|kv| kv.strip_prefix("session="))
+            .unwrap_or_default();
+        // a stream answers at the paths it was opened for only
+        match streams()
+            .get(reference)
+            .filter(|s| s.target == target)
+            .cloned()
         {
-            if req.method != Method::POST {
-                return Some(Err(GatewayError::MethodNotAllowed("POST")));
-            }
-            let reference = req
-                .uri
-                .query()
-                .unwrap_or_default()
-                .split('&')
-                .find_map(|kv| kv.strip_prefix("session="))
-                .unwrap_or_default();
-            // a stream answers at the paths it was opened for only
-            match streams()
-                .get(reference)
-                .filter(|s| s.target == target)
-                .cloned()
-            {
-                Some(s) => (Front::Post(s), target),
-                None => return Some(Err(GatewayError::SessionNotFound("legacy_stream_unknown"))),
-            }
-        } else {
-            return None;
-        };
+            Some(s) => (Front::Post(s), target),
+            None => return Some(Err(GatewayError::SessionNotFound("legacy_stream_unknown"))),
+        }
+    } else {
+        return None;
+    };
     let token = match &front {
         Front::Post(s) => s
             .token

@@ -10,6 +10,7 @@ pub mod client;
 pub mod config;
 pub mod fault;
 pub mod launcher;
+pub mod mcp;
 pub mod peers;
 pub mod ports;
 pub mod procfs;

@@ -63,6 +63,23 @@ pub(super) fn check_section_names(root: &Mapping, errs: &mut Errors) {
     }
 }
 
+/// The entries of an optional list section (absent or null: none; not a
+/// list: reported under `path`, none).
+pub(super) fn optional_list<'v>(
+    value: Option<&'v Value>,
+    path: &str,
+    errs: &mut Errors,
+) -> &'v [Value] {
+    match value {
+        None | Some(Value::Null) => &[],
+        Some(Value::Sequence(list)) => list,
+        Some(_) => {
+            errs.push(path, "expected a list");
+            &[]
+        }
+    }
+}
+
 /// Deserializes `value` as `T`, reporting a failure under `path` plus the inner path.
 pub(super) fn section<T: DeserializeOwned>(
     value: &Value,

@@ -104,7 +104,6 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         &mut errs,
     );
     let legacy_sse = raw.legacy_sse.as_ref().filter(|l| l.enabled).map(|l| {
-        let vs_paths: Vec<&str> = virtual_servers.iter().map(|v| v.path.as_str()).collect();
         virtual_servers::check_legacy_path(
             &l.path,
             &virtual_servers::Taken {
@@ -112,7 +111,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
                 tunnel: tunnel.as_ref().map(|t| t.path.as_str()),
                 metadata,
             },
-            &vs_paths,
+            &virtual_servers,
             &mut errs,
         );
         l.path.clone()
@@ -127,6 +126,9 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
     let Some(server) = server else {
         return Err(ConfigError(vec![Problem::new("server", "invalid")]));
     };
+    let legacy_fronts = legacy_sse.as_deref().map_or_else(Vec::new, |base| {
+        crate::runtime::legacy_fronts(base, &server.path, &virtual_servers)
+    });
     Ok(Runtime {
         server,
         routes: Routes::new(rules),
@@ -147,6 +149,7 @@ pub fn compile(text: &str, env: &dyn Fn(&str) -> Option<String>) -> Result<Runti
         tunnel,
         virtual_servers,
         legacy_sse,
+        legacy_fronts,
         tool_limits,
         tool_overrides,
         tool_integrity,

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_yaml::Value;
 
-use super::document::section;
+use super::document::{optional_list, section};
 use super::errors::Errors;
 use super::policy::compile_globs;
 use crate::config::raw;
@@ -23,14 +23,7 @@ const MAX_TIMEOUT_MS: u64 = 86_400_000;
 
 /// Every `tool_limits` entry.
 pub(super) fn compile_tool_limits(value: Option<&Value>, errs: &mut Errors) -> ToolLimits {
-    let list = match value {
-        None | Some(Value::Null) => return ToolLimits::default(),
-        Some(Value::Sequence(list)) => list,
-        Some(_) => {
-            errs.push("tool_limits", "expected a list");
-            return ToolLimits::default();
-        }
-    };
+    let list = optional_list(value, "tool_limits", errs);
     let mut rules = Vec::new();
     for (i, item) in list.iter().enumerate() {
         let at = format!("tool_limits[{i}]");
@@ -82,14 +75,7 @@ pub(super) fn compile_tool_integrity(
 
 /// Every `tool_overrides` entry.
 pub(super) fn compile_tool_overrides(value: Option<&Value>, errs: &mut Errors) -> ToolOverrides {
-    let list = match value {
-        None | Some(Value::Null) => return ToolOverrides::default(),
-        Some(Value::Sequence(list)) => list,
-        Some(_) => {
-            errs.push("tool_overrides", "expected a list");
-            return ToolOverrides::default();
-        }
-    };
+    let list = optional_list(value, "tool_overrides", errs);
     let entries: Vec<(String, raw::ToolOverride)> = list
         .iter()
         .enumerate()

@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use serde_yaml::Value;
 
-use super::document::section;
+use super::document::{optional_list, section};
 use super::errors::Errors;
 use crate::config::raw;
 use crate::federation::{self, Naming, PrefixMode};
@@ -27,6 +27,9 @@ pub(super) struct Taken<'a> {
     pub metadata: &'a [String],
 }
 
+/// The public health paths (`proxy::request`).
+const HEALTH_PATHS: [&str; 2] = ["/healthz", "/health"];
+
 /// Characters of an MCP tool name (2025-11-25 recommends these).
 fn name_char(c: char) -> bool {
     c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
@@ -41,14 +44,7 @@ pub(super) fn compile_virtual_servers(
     taken: &Taken<'_>,
     errs: &mut Errors,
 ) -> Vec<Arc<VirtualServer>> {
-    let list = match value {
-        None | Some(Value::Null) => return Vec::new(),
-        Some(Value::Sequence(list)) => list,
-        Some(_) => {
-            errs.push("virtual_servers", "expected a list");
-            return Vec::new();
-        }
-    };
+    let list = optional_list(value, "virtual_servers", errs);
     let mut out = Vec::new();
     let mut paths = HashSet::new();
     for (i, item) in list.iter().enumerate() {
@@ -72,21 +68,16 @@ pub(super) fn compile_virtual_servers(
 pub(super) fn check_legacy_path(
     path: &str,
     taken: &Taken<'_>,
-    vs_paths: &[&str],
+    virtual_servers: &[Arc<VirtualServer>],
     errs: &mut Errors,
 ) {
     let at = "legacy_sse.path";
     let mut paths: HashSet<String> = HashSet::new();
     check_path(path, at, taken, &mut paths, errs);
-    let mut fronts = vec![path.to_string()];
-    fronts.extend(
-        vs_paths
-            .iter()
-            .map(|v| format!("{}{path}", v.trim_end_matches('/'))),
-    );
-    let reserved = ["/healthz", "/health"];
+    let vs_paths: Vec<&str> = virtual_servers.iter().map(|v| v.path.as_str()).collect();
+    let mcp = taken.mcp.unwrap_or_default();
     let mut seen: HashSet<String> = HashSet::new();
-    for front in &fronts {
+    for (front, _) in crate::runtime::legacy_fronts(path, mcp, virtual_servers) {
         for p in [front.clone(), format!("{front}/message")] {
             let clash = if vs_paths.contains(&p.as_str()) {
                 Some("a virtual server's path")
@@ -94,7 +85,7 @@ pub(super) fn check_legacy_path(
                 Some("server.path")
             } else if Some(p.as_str()) == taken.tunnel {
                 Some("tunnel.path")
-            } else if reserved.contains(&p.as_str()) || taken.metadata.contains(&p) {
+            } else if HEALTH_PATHS.contains(&p.as_str()) || taken.metadata.contains(&p) {
                 Some("a path the gateway answers itself")
             } else if !seen.insert(p.clone()) {
                 Some("another legacy endpoint's path")
@@ -121,8 +112,6 @@ fn check_path(
             "must be an absolute path without query, escapes or spaces",
         );
     }
-    // the public health paths (`proxy::request`)
-    let reserved = ["/healthz", "/health"];
     if Some(path) == taken.mcp {
         errs.push(
             at,
@@ -130,7 +119,7 @@ fn check_path(
         );
     } else if Some(path) == taken.tunnel {
         errs.push(at, "must differ from tunnel.path");
-    } else if reserved.contains(&path) || taken.metadata.iter().any(|m| m == path) {
+    } else if HEALTH_PATHS.contains(&path) || taken.metadata.iter().any(|m| m == path) {
         errs.push(at, "is a path the gateway answers itself");
     }
     if !paths.insert(path.to_string()) {

@@ -175,14 +175,10 @@ impl Merged {
         }
     }
 
-    /// The same, showing the tools of list results through the runtime's
-    /// `tool_overrides`.
+    /// The same, showing the tools of list results as the request's
+    /// answers show them (`tool_overrides`).
     fn shown(mut self, ctx: &RequestCtx) -> Merged {
-        self.tools = ctx
-            .runtime
-            .as_ref()
-            .filter(|rt| !rt.tool_overrides.is_empty())
-            .map(|rt| rt.tool_overrides.clone() as std::sync::Arc<dyn crate::answer::ToolView>);
+        self.tools = super::super::integrity::view_for(ctx);
         self
     }
 
